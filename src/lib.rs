@@ -1,0 +1,17 @@
+//! NoiseFS core library: an Owner-Free filesystem in which every stored block is noise.
+//!
+//! Data flows one way: `cli` -> `transfer` (files and folders) -> `descriptor` / `block` -> `store` and
+//! `state` -> disk. Each module owns one concern and says so in its doc comment.
+
+pub mod block;
+pub mod cli;
+pub mod crypto;
+pub mod descriptor;
+pub mod error;
+pub mod pool;
+pub mod repo;
+pub mod state;
+pub mod store;
+pub mod transfer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,284 @@
+//! The embedded repository: its folder (`$NOISEFS_HOME`, else `$XDG_DATA_HOME/noisefs`, else
+//! `~/.local/share/noisefs`; mode 0700), `config.toml`, the lock that makes one process its owner, and the
+//! composed block store and state. Created on first use.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::BlockSize;
+use crate::error::IoContext;
+use crate::pool::Pool;
+use crate::state::State;
+use crate::store::{BlockStore, CachedStore, DiskStore};
+use crate::{Error, Result};
+
+/// Version of the repository layout and config.
+pub const REPO_VERSION: u32 = 1;
+
+/// `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Layout version.
+    pub version: u32,
+    /// Block size in bytes, fixed at init.
+    pub block_size: BlockSize,
+    /// Blocks per tuple: one stored block plus `tuple_size - 1` randomizers.
+    pub tuple_size: u8,
+    /// Size of the in-memory block cache, in MiB.
+    pub cache_mib: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: REPO_VERSION,
+            block_size: BlockSize::DEFAULT,
+            tuple_size: 3,
+            cache_mib: 64,
+        }
+    }
+}
+
+impl Config {
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let bad = |reason: String| Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let cfg: Config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if cfg.version > REPO_VERSION {
+            return Err(bad(format!(
+                "layout version {} is newer than this noisefs supports ({REPO_VERSION}); upgrade noisefs",
+                cfg.version
+            )));
+        }
+        if !(2..=8).contains(&cfg.tuple_size) {
+            return Err(bad(format!("tuple_size {} must be from 2 to 8", cfg.tuple_size)));
+        }
+        Ok(cfg)
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string(self).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let body = format!("# NoiseFS repository configuration (see docs/formats.md)\n{text}");
+        std::fs::write(path, body).at(path)
+    }
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").field("root", &self.root).field("config", &self.config).finish()
+    }
+}
+
+/// An open repository. Holding it means holding the repository's lock.
+pub struct Repo {
+    root: PathBuf,
+    config: Config,
+    state: State,
+    disk: Arc<DiskStore>,
+    store: Arc<dyn BlockStore>,
+    pool: Mutex<Option<Pool>>,
+    _lock: File,
+}
+
+impl Repo {
+    /// The default repository folder for this user.
+    pub fn default_path() -> Result<PathBuf> {
+        if let Some(p) = std::env::var_os("NOISEFS_HOME").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        if let Some(p) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p).join("noisefs"));
+        }
+        match std::env::var_os("HOME").filter(|p| !p.is_empty()) {
+            Some(home) => Ok(PathBuf::from(home).join(".local/share/noisefs")),
+            None => Err(Error::Config {
+                path: PathBuf::from("$HOME"),
+                reason: "neither NOISEFS_HOME, XDG_DATA_HOME nor HOME is set; pass --repo".into(),
+            }),
+        }
+    }
+
+    /// Creates a repository at `root` with `config`; refuses one that exists.
+    pub fn init(root: &Path, config: Config) -> Result<Repo> {
+        if root.join("config.toml").exists() {
+            return Err(Error::AlreadyInitialized {
+                path: root.to_path_buf(),
+            });
+        }
+        std::fs::create_dir_all(root).at(root)?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).at(root)?;
+        let lock = Self::lock(root)?;
+        config.save(&root.join("config.toml"))?;
+        Self::assemble(root, config, lock)
+    }
+
+    /// Opens the repository at `root`, creating it with the default config on first use.
+    pub fn open(root: &Path) -> Result<Repo> {
+        if !root.join("config.toml").exists() {
+            tracing::info!(path = %root.display(), "creating repository on first use");
+            return Self::init(root, Config::default());
+        }
+        Self::open_existing(root)
+    }
+
+    /// Opens an existing repository; [`Error::NotInitialized`] when there is none.
+    pub fn open_existing(root: &Path) -> Result<Repo> {
+        let cfg_path = root.join("config.toml");
+        if !cfg_path.exists() {
+            return Err(Error::NotInitialized {
+                path: root.to_path_buf(),
+            });
+        }
+        let lock = Self::lock(root)?;
+        let config = Config::load(&cfg_path)?;
+        Self::assemble(root, config, lock)
+    }
+
+    fn assemble(root: &Path, config: Config, lock: File) -> Result<Repo> {
+        let state = State::open(&root.join("state"))?;
+        let disk = Arc::new(DiskStore::open(root.join("blocks"))?);
+        let store = Arc::new(CachedStore::new(disk.clone(), config.cache_mib << 20));
+        Ok(Repo {
+            root: root.to_path_buf(),
+            config,
+            state,
+            disk,
+            store,
+            pool: Mutex::new(None),
+            _lock: lock,
+        })
+    }
+
+    /// Takes the repository lock, recording this process's id in it.
+    fn lock(root: &Path) -> Result<File> {
+        let path = root.join("repo.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(Error::Locked {
+                    path: root.to_path_buf(),
+                    pid: match pid.trim() {
+                        "" => "unknown".into(),
+                        p => p.to_string(),
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        file.set_len(0).at(&path)?;
+        file.rewind().at(&path)?;
+        write!(file, "{}", std::process::id()).at(&path)?;
+        Ok(file)
+    }
+
+    /// The repository folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The block size in bytes.
+    pub fn block_size(&self) -> usize {
+        self.config.block_size.get()
+    }
+
+    /// The state databases.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The block store (cache over disk).
+    pub fn store(&self) -> &Arc<dyn BlockStore> {
+        &self.store
+    }
+
+    /// The disk store under the cache.
+    pub fn disk(&self) -> &DiskStore {
+        &self.disk
+    }
+
+    /// The randomizer pool, loaded from the state on first use.
+    pub fn pool(&self) -> Result<MutexGuard<'_, Option<Pool>>> {
+        let mut guard = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let mut pool = Pool::new();
+            for (id, rec) in self.state.blocks()? {
+                pool.add(id, rec.popularity);
+            }
+            *guard = Some(pool);
+        }
+        Ok(guard)
+    }
+
+    /// Drops the in-memory pool so the next use reloads it (after `gc`).
+    pub fn reset_pool(&self) {
+        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_open_lock_and_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let cfg = Config {
+            block_size: BlockSize::new(4096).unwrap(),
+            ..Config::default()
+        };
+        let repo = Repo::init(&root, cfg.clone()).unwrap();
+        assert_eq!(repo.config(), &cfg);
+        assert_eq!(repo.block_size(), 4096);
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // A second owner is refused with our pid named (flock locks are per open file description).
+        match Repo::open(&root) {
+            Err(Error::Locked { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            Err(e) => panic!("wrong error {e}"),
+            Ok(_) => panic!("opened a locked repository"),
+        }
+        drop(repo);
+        assert!(matches!(Repo::init(&root, Config::default()), Err(Error::AlreadyInitialized { .. })));
+        let again = Repo::open(&root).unwrap();
+        assert_eq!(again.config().block_size.get(), 4096);
+        assert!(again.pool().unwrap().as_ref().unwrap().is_empty());
+        drop(again);
+
+        std::fs::write(root.join("config.toml"), "version = 9\nblock_size = 4096\ntuple_size = 3\ncache_mib = 1\n").unwrap();
+        assert!(Repo::open(&root).unwrap_err().to_string().contains("newer"));
+        std::fs::write(root.join("config.toml"), "version = 1\nblock_size = 4096\ntuple_size = 1\ncache_mib = 1\n").unwrap();
+        assert!(Repo::open(&root).unwrap_err().to_string().contains("tuple_size"));
+        std::fs::write(root.join("config.toml"), "version = 1\nblock_size = 1000\ntuple_size = 3\ncache_mib = 1\n").unwrap();
+        assert!(Repo::open(&root).is_err());
+        assert!(matches!(
+            Repo::open_existing(&dir.path().join("none")),
+            Err(Error::NotInitialized { .. })
+        ));
+    }
+}

@@ -1,0 +1,403 @@
+//! Retrieving: opening a link (password links included), streaming a file's blocks back in order with
+//! several blocks in flight, and materializing folders into a temporary sibling that is renamed into place
+//! only when everything arrived, so a failed or refused `get` changes nothing.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::{Progress, PARALLEL_BLOCKS};
+use crate::block::{self, BlockId};
+use crate::crypto::{ContentCipher, Key};
+use crate::descriptor::node::check_name;
+use crate::descriptor::{fetch_node, Body, DirEntry, EntryKind, Link, LinkSecret, Meta, TreeReader};
+use crate::error::IoContext;
+use crate::store::BlockStore;
+use crate::{Error, Result};
+
+/// Deepest folder nesting `get` materializes.
+pub const MAX_FOLDER_DEPTH: usize = 256;
+
+/// An opened link: its root metadata and a reader over its tree.
+pub struct Opened {
+    pub root: BlockId,
+    pub key: Key,
+    pub meta: Meta,
+    pub tree: TreeReader,
+}
+
+impl Opened {
+    /// The name recorded in the root.
+    pub fn name(&self) -> &str {
+        match &self.meta {
+            Meta::File { name, .. } | Meta::Dir { name, .. } => name,
+            Meta::Wrapped { .. } => "",
+        }
+    }
+
+    /// Every leaf entry of a folder, in order, refusing unsafe or duplicate names.
+    pub async fn entries(&self) -> Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut leaves = self.tree.leaves();
+        while let Some(body) = leaves.next().await? {
+            let Body::Entries(entries) = body else {
+                return Err(self.malformed("a folder tree holds file tuples"));
+            };
+            for e in entries {
+                if !seen.insert(e.name.clone()) {
+                    return Err(Error::UnsafeName {
+                        name: e.name,
+                        reason: "appears twice in one folder".into(),
+                    });
+                }
+                out.push(e);
+            }
+        }
+        if let Meta::Dir { entries, .. } = &self.meta {
+            if *entries != out.len() as u64 {
+                return Err(self.malformed("the folder's entry count does not match its entries"));
+            }
+        }
+        Ok(out)
+    }
+
+    fn malformed(&self, reason: &str) -> Error {
+        Error::Descriptor {
+            id: self.root,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Opens `link`, asking `password` for the key of a password link.
+pub async fn open(store: &Arc<dyn BlockStore>, link: &Link, password: Option<&str>) -> Result<Opened> {
+    let (root, key) = match &link.secret {
+        LinkSecret::Key(k) => (link.root, k.clone()),
+        LinkSecret::Password(salt) => {
+            let password = password.ok_or_else(|| Error::InvalidLink {
+                input: format!("noisefs://{}", link.root),
+                reason: "it is protected by a password; pass --password".into(),
+            })?;
+            let pw = password.to_string();
+            let salt = *salt;
+            let pw_key = tokio::task::spawn_blocking(move || Key::from_password(&pw, &salt))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            let wrapper = fetch_node(&**store, &pw_key, &link.root, true).await?;
+            match wrapper.meta {
+                Some(Meta::Wrapped { root, key }) => {
+                    let bytes: [u8; 32] = key.as_slice().try_into().map_err(|_| Error::Descriptor {
+                        id: link.root,
+                        reason: "the wrapped key has the wrong length".into(),
+                    })?;
+                    (root, Key::from_bytes(bytes))
+                }
+                _ => {
+                    return Err(Error::Descriptor {
+                        id: link.root,
+                        reason: "a password link must point at a password wrapper".into(),
+                    })
+                }
+            }
+        }
+    };
+    let node = fetch_node(&**store, &key, &root, true).await?;
+    let meta = node.meta.ok_or(Error::Descriptor {
+        id: root,
+        reason: "the root has no metadata".into(),
+    })?;
+    if matches!(meta, Meta::Wrapped { .. }) {
+        return Err(Error::Descriptor {
+            id: root,
+            reason: "a password wrapper where a file or folder was expected".into(),
+        });
+    }
+    let tree = TreeReader::new(store.clone(), key.clone(), root, node.body);
+    Ok(Opened { root, key, meta, tree })
+}
+
+/// Streams an opened file's content into `out` (on a writer thread). Returns the bytes written.
+pub async fn read_to(
+    store: &Arc<dyn BlockStore>,
+    opened: &Opened,
+    out: Box<dyn Write + Send>,
+    out_name: PathBuf,
+    progress: &Progress,
+) -> Result<u64> {
+    let Meta::File { size, block_size, tuple_size, .. } = &opened.meta else {
+        return Err(Error::Unsupported {
+            what: "reading a folder as a file".into(),
+            reason: "use `noisefs get` or `noisefs ls` for folders".into(),
+        });
+    };
+    let (size, bs, tuple_size) = (*size, *block_size as usize, usize::from(*tuple_size));
+    let blocks = size.div_ceil(bs as u64);
+    let cipher = Arc::new(ContentCipher::new(&opened.key));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(PARALLEL_BLOCKS);
+    let writer = std::thread::spawn(move || -> Result<()> {
+        let mut out = out;
+        for chunk in rx {
+            out.write_all(&chunk).at(&out_name)?;
+        }
+        out.flush().at(&out_name)
+    });
+
+    let root = opened.root;
+    let start = (opened.tree.leaves(), Vec::<Vec<BlockId>>::new().into_iter(), 0u64, false);
+    let tuples = futures::stream::unfold(start, move |(mut leaves, mut cur, index, failed)| async move {
+        if failed {
+            return None;
+        }
+        loop {
+            if let Some(t) = cur.next() {
+                return Some((Ok((index, t)), (leaves, cur, index + 1, false)));
+            }
+            let err = match leaves.next().await {
+                Ok(Some(Body::Tuples(t))) => {
+                    cur = t.into_iter();
+                    continue;
+                }
+                Ok(None) => return None,
+                Ok(Some(_)) => Error::Descriptor {
+                    id: root,
+                    reason: "a file tree holds folder entries".into(),
+                },
+                Err(e) => e,
+            };
+            return Some((Err(err), (leaves, cur, index, true)));
+        }
+    });
+    let mut opened_blocks = std::pin::pin!(tuples
+        .map(|item| {
+            let cipher = cipher.clone();
+            let store = store.clone();
+            async move {
+                let (index, tuple) = item?;
+                if tuple.len() != tuple_size {
+                    return Err(Error::Descriptor {
+                        id: root,
+                        reason: format!("tuple {index} has {} blocks, expected {tuple_size}", tuple.len()),
+                    });
+                }
+                if index >= blocks {
+                    return Err(Error::Descriptor { id: root, reason: "more tuples than the file size needs".into() });
+                }
+                let parts = futures::future::try_join_all(tuple.iter().map(|id| store.get(id))).await?;
+                for p in &parts {
+                    if p.len() != bs {
+                        return Err(Error::BlockSize { expected: bs, actual: p.len() });
+                    }
+                }
+                let cipher = cipher.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut data = parts[0].to_vec();
+                    for p in &parts[1..] {
+                        block::xor_into(&mut data, p);
+                    }
+                    cipher.apply(index, &mut data);
+                    let keep = (size - index * bs as u64).min(bs as u64) as usize;
+                    data.truncate(keep);
+                    bytes::Bytes::from(data)
+                })
+                .await
+                .map_err(|e| Error::Task(e.to_string()))
+            }
+        })
+        .buffered(PARALLEL_BLOCKS));
+    let mut written = 0u64;
+    let mut failure = None;
+    while let Some(item) = opened_blocks.next().await {
+        match item {
+            Ok(chunk) => {
+                written += chunk.len() as u64;
+                progress(chunk.len() as u64);
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(opened_blocks);
+    drop(tx);
+    let wrote = writer.join().map_err(|_| Error::Task("the writer thread panicked".into()))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    wrote?;
+    if written != size {
+        return Err(Error::Descriptor {
+            id: root,
+            reason: format!("the tuples give {written} bytes but the descriptor says {size}"),
+        });
+    }
+    Ok(written)
+}
+
+/// Writes an opened file to stdout.
+pub async fn cat(store: &Arc<dyn BlockStore>, opened: &Opened, progress: &Progress) -> Result<u64> {
+    read_to(store, opened, Box::new(std::io::stdout()), PathBuf::from("<stdout>"), progress).await
+}
+
+/// Materializes `opened` (file or folder) at `target`. An existing target is refused unless `force`.
+pub async fn get_to(
+    store: &Arc<dyn BlockStore>,
+    opened: &Opened,
+    target: &Path,
+    force: bool,
+    progress: &Progress,
+) -> Result<u64> {
+    let exists = std::fs::symlink_metadata(target).is_ok();
+    if exists && !force {
+        return Err(Error::TargetExists { path: target.to_path_buf() });
+    }
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = parent.join(format!(".noisefs-get-{:016x}", rand::random::<u64>()));
+    let result = materialize(store, opened, &tmp, progress).await;
+    let bytes = match result {
+        Ok(b) => b,
+        Err(e) => {
+            remove_any(&tmp);
+            return Err(e);
+        }
+    };
+    if exists {
+        let old = parent.join(format!(".noisefs-old-{:016x}", rand::random::<u64>()));
+        std::fs::rename(target, &old).at(target)?;
+        if let Err(e) = std::fs::rename(&tmp, target) {
+            let _ = std::fs::rename(&old, target);
+            remove_any(&tmp);
+            return Err(Error::io(target, e));
+        }
+        remove_any(&old);
+    } else if let Err(e) = std::fs::rename(&tmp, target) {
+        remove_any(&tmp);
+        return Err(Error::io(target, e));
+    }
+    Ok(bytes)
+}
+
+fn remove_any(path: &Path) {
+    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+}
+
+/// Writes a file or folder at `path`, which must not exist.
+async fn materialize(store: &Arc<dyn BlockStore>, opened: &Opened, path: &Path, progress: &Progress) -> Result<u64> {
+    if let Meta::File { mtime, mode, .. } = &opened.meta {
+        return write_file(store, opened, path, *mtime, *mode, progress).await;
+    }
+    let mut total = 0u64;
+    let mut seen_dirs = HashSet::new();
+    // Folders whose times are set after their content is written, deepest last.
+    let mut dir_times: Vec<(PathBuf, i64, u32)> = Vec::new();
+    let mut stack: Vec<(Opened, PathBuf, usize)> = Vec::new();
+    let Meta::Dir { mtime, mode, .. } = &opened.meta else {
+        unreachable!("open() refuses wrappers and files returned above");
+    };
+    std::fs::create_dir(path).at(path)?;
+    dir_times.push((path.to_path_buf(), *mtime, *mode));
+    seen_dirs.insert(opened.root);
+    for e in opened.entries().await? {
+        total += materialize_entry(store, e, path, 1, &mut stack, &mut seen_dirs, progress).await?;
+    }
+    while let Some((dir, dir_path, depth)) = stack.pop() {
+        if let Meta::Dir { mtime, mode, .. } = &dir.meta {
+            dir_times.push((dir_path.clone(), *mtime, *mode));
+        }
+        for e in dir.entries().await? {
+            total += materialize_entry(store, e, &dir_path, depth + 1, &mut stack, &mut seen_dirs, progress).await?;
+        }
+    }
+    for (p, mtime, mode) in dir_times.into_iter().rev() {
+        set_times_and_mode(&p, mtime, mode)?;
+    }
+    Ok(total)
+}
+
+async fn materialize_entry(
+    store: &Arc<dyn BlockStore>,
+    e: DirEntry,
+    parent: &Path,
+    depth: usize,
+    stack: &mut Vec<(Opened, PathBuf, usize)>,
+    seen_dirs: &mut HashSet<BlockId>,
+    progress: &Progress,
+) -> Result<u64> {
+    check_name(&e.name)?;
+    let path = parent.join(&e.name);
+    match e.kind {
+        EntryKind::Symlink => {
+            let target = e.target.unwrap_or_default();
+            std::os::unix::fs::symlink(&target, &path).at(&path)?;
+            Ok(0)
+        }
+        EntryKind::File | EntryKind::Dir => {
+            let link = e.link().ok_or_else(|| Error::UnsafeName {
+                name: e.name.clone(),
+                reason: "an entry without a valid link".into(),
+            })?;
+            let child = open(store, &link, None).await?;
+            match (&child.meta, e.kind) {
+                (Meta::File { mtime, mode, .. }, EntryKind::File) => {
+                    let (mtime, mode) = (*mtime, *mode);
+                    write_file(store, &child, &path, mtime, mode, progress).await
+                }
+                (Meta::Dir { .. }, EntryKind::Dir) => {
+                    if depth > MAX_FOLDER_DEPTH {
+                        return Err(Error::Descriptor {
+                            id: child.root,
+                            reason: format!("folders nested deeper than {MAX_FOLDER_DEPTH}"),
+                        });
+                    }
+                    if !seen_dirs.insert(child.root) {
+                        return Err(Error::Descriptor {
+                            id: child.root,
+                            reason: "the same folder appears twice in one tree (a loop or a copy bomb)".into(),
+                        });
+                    }
+                    std::fs::create_dir(&path).at(&path)?;
+                    stack.push((child, path, depth));
+                    Ok(0)
+                }
+                _ => Err(Error::Descriptor {
+                    id: link.root,
+                    reason: format!("entry {:?} says {:?} but its link says otherwise", e.name, e.kind),
+                }),
+            }
+        }
+    }
+}
+
+async fn write_file(
+    store: &Arc<dyn BlockStore>,
+    opened: &Opened,
+    path: &Path,
+    mtime: i64,
+    mode: u32,
+    progress: &Progress,
+) -> Result<u64> {
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).at(path)?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let n = read_to(store, opened, Box::new(out), path.to_path_buf(), progress).await?;
+    set_times_and_mode(path, mtime, mode)?;
+    Ok(n)
+}
+
+fn set_times_and_mode(path: &Path, mtime: i64, mode: u32) -> Result<()> {
+    let f = std::fs::File::open(path).at(path)?;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
+    f.set_modified(t).at(path)?;
+    // Only permission bits: never setuid, setgid or sticky from a manifest.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o777)).at(path)
+}

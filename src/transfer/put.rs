@@ -1,0 +1,507 @@
+//! Storing: a [`Session`] streams files and folders into sealed tuples and descriptor trees, committing the
+//! state in small batches after the blocks are durable, and pins what it was asked to store.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_bytes::ByteBuf;
+
+use super::{Progress, COMMIT_EVERY, PARALLEL_BLOCKS};
+use crate::block::{self, BlockId};
+use crate::crypto::{self, ContentCipher, Key};
+use crate::descriptor::node::{check_name, Meta};
+use crate::descriptor::{DirEntry, EntryKind, Link, SealedNode, TreeWriter};
+use crate::error::IoContext;
+use crate::pool::set_key;
+use crate::repo::Repo;
+use crate::state::{Batch, BlockKind, PinRecord};
+use crate::{Error, Result};
+
+/// What storing one path produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PutResult {
+    /// The link, with its key (or salt for password links).
+    pub link: String,
+    /// The name recorded in the descriptor.
+    pub name: String,
+    /// Bytes of content (for folders, of every file below).
+    pub size: u64,
+    /// Whether it is a folder.
+    pub dir: bool,
+    /// Files stored (1 for a file).
+    pub files: u64,
+}
+
+/// The metadata of a file being stored.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub name: String,
+    pub mtime: i64,
+    pub mode: u32,
+    pub media_type: String,
+}
+
+/// A storing session over one repository: shares the pending state batch and randomizer choices across
+/// every file it stores, and commits them after the blocks they name are durable.
+pub struct Session {
+    repo: Arc<Repo>,
+    batch: Mutex<Batch>,
+    pending_sets: Mutex<HashSet<[u8; 32]>>,
+    since_commit: Mutex<usize>,
+    progress: Progress,
+}
+
+impl Session {
+    /// A session reporting stored bytes to `progress`.
+    pub fn new(repo: Arc<Repo>, progress: Progress) -> Self {
+        Session {
+            repo,
+            batch: Mutex::new(Batch::default()),
+            pending_sets: Mutex::new(HashSet::new()),
+            since_commit: Mutex::new(0),
+            progress,
+        }
+    }
+
+    /// Stores the file or folder at `path` (following a symlink given here), pins it and returns its link.
+    pub async fn put_path(&self, path: &Path) -> Result<PutResult> {
+        let meta = std::fs::metadata(path).at(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (link, size, files) = if meta.is_dir() {
+            let (link, size, files) = self.put_dir(path, &name).await?;
+            (link, size, files)
+        } else if meta.is_file() {
+            let file = std::fs::File::open(path).at(path)?;
+            let info = file_info(path, &name, &meta);
+            let (link, size) = self.put_reader(file, info).await?;
+            (link, size, 1)
+        } else {
+            return Err(Error::Unsupported {
+                what: format!("storing {}", path.display()),
+                reason: "only regular files and folders can be stored".into(),
+            });
+        };
+        self.finish(&link, &name, size, meta.is_dir()).await?;
+        Ok(PutResult {
+            link: link.to_string(),
+            name,
+            size,
+            dir: meta.is_dir(),
+            files,
+        })
+    }
+
+    /// Stores a byte stream as a file; returns its link and size. Not pinned until [`Session::finish`].
+    pub async fn put_reader(&self, reader: impl Read + Send + 'static, info: FileInfo) -> Result<(Link, u64)> {
+        let repo = self.repo.clone();
+        let bs = repo.block_size();
+        let key = Key::random();
+        let cipher = Arc::new(ContentCipher::new(&key));
+        let mut rx = spawn_reader(reader, bs);
+        let chunks = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut sealed = chunks
+            .map(|chunk| {
+                let cipher = cipher.clone();
+                async move {
+                    let (index, data, len) = chunk?;
+                    let tuple = self.seal_block(index, data, len, &cipher).await?;
+                    Ok::<_, Error>((tuple, len))
+                }
+            })
+            .buffered(PARALLEL_BLOCKS);
+        let mut tree = TreeWriter::<Vec<BlockId>>::new(key.clone(), bs);
+        let mut size = 0u64;
+        while let Some(item) = sealed.next().await {
+            let (tuple, len) = item?;
+            size += len as u64;
+            (self.progress)(len as u64);
+            let nodes = tree.push(tuple)?;
+            self.store_nodes(nodes).await?;
+            self.maybe_commit().await?;
+        }
+        let meta = Meta::File {
+            name: info.name,
+            size,
+            block_size: bs as u64,
+            tuple_size: repo.config().tuple_size,
+            mtime: info.mtime,
+            mode: info.mode,
+            media_type: info.media_type,
+        };
+        let (root, nodes) = tree.finish(meta)?;
+        self.store_nodes(nodes).await?;
+        Ok((Link::new(root, key), size))
+    }
+
+    /// Stores a folder and everything below it; returns its link, content bytes and file count.
+    async fn put_dir(&self, dir: &Path, name: &str) -> Result<(Link, u64, u64)> {
+        // Depth-first with an explicit stack so deep trees do not recurse.
+        struct Frame {
+            name: String,
+            meta: std::fs::Metadata,
+            pending: std::vec::IntoIter<std::fs::DirEntry>,
+            entries: Vec<DirEntry>,
+            size: u64,
+            files: u64,
+        }
+        let open = |path: &Path, name: String| -> Result<Frame> {
+            let meta = std::fs::symlink_metadata(path).at(path)?;
+            let mut children: Vec<std::fs::DirEntry> =
+                std::fs::read_dir(path).at(path)?.collect::<std::io::Result<_>>().at(path)?;
+            children.sort_by_key(|e| e.file_name());
+            Ok(Frame {
+                name,
+                meta,
+                pending: children.into_iter(),
+                entries: Vec::new(),
+                size: 0,
+                files: 0,
+            })
+        };
+        let mut stack = vec![open(dir, name.to_string())?];
+        loop {
+            let Some(top) = stack.last_mut() else {
+                unreachable!("the stack always holds the root frame until it returns");
+            };
+            let Some(child) = top.pending.next() else {
+                let done = stack.pop().unwrap_or_else(|| unreachable!());
+                let entry_count = done.entries.len() as u64;
+                let key = Key::random();
+                let mut tree = TreeWriter::<DirEntry>::new(key.clone(), self.repo.block_size());
+                for e in done.entries {
+                    let nodes = tree.push(e)?;
+                    self.store_nodes(nodes).await?;
+                }
+                let (root, nodes) = tree.finish(Meta::Dir {
+                    name: done.name.clone(),
+                    mtime: done.meta.mtime(),
+                    mode: done.meta.permissions().mode() & 0o7777,
+                    entries: entry_count,
+                })?;
+                self.store_nodes(nodes).await?;
+                let link = Link::new(root, key);
+                match stack.last_mut() {
+                    None => return Ok((link, done.size, done.files)),
+                    Some(parent) => {
+                        parent.size += done.size;
+                        parent.files += done.files;
+                        parent.entries.push(entry_for(&done.name, EntryKind::Dir, done.size, &done.meta, Some(&link), None));
+                    }
+                }
+                continue;
+            };
+            let path = child.path();
+            let name = match child.file_name().into_string() {
+                Ok(n) => n,
+                Err(raw) => {
+                    tracing::warn!(path = %path.display(), "skipping a name that is not UTF-8: {raw:?}");
+                    continue;
+                }
+            };
+            if let Err(e) = check_name(&name) {
+                tracing::warn!(path = %path.display(), "skipping: {e}");
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).at(&path)?;
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let frame = open(&path, name)?;
+                stack.push(frame);
+            } else if ft.is_file() {
+                let file = std::fs::File::open(&path).at(&path)?;
+                let (link, size) = self.put_reader(file, file_info(&path, &name, &meta)).await?;
+                let top = stack.last_mut().unwrap_or_else(|| unreachable!());
+                top.size += size;
+                top.files += 1;
+                top.entries.push(entry_for(&name, EntryKind::File, size, &meta, Some(&link), None));
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&path).at(&path)?;
+                let target = target.to_string_lossy().into_owned();
+                let top = stack.last_mut().unwrap_or_else(|| unreachable!());
+                top.entries.push(entry_for(&name, EntryKind::Symlink, 0, &meta, None, Some(target)));
+            } else {
+                tracing::warn!(path = %path.display(), "skipping a special file (fifo, socket or device)");
+            }
+        }
+    }
+
+    /// Seals content block `index`: encrypt, XOR with a fresh randomizer set, store.
+    async fn seal_block(&self, index: u64, mut data: Vec<u8>, len: usize, cipher: &Arc<ContentCipher>) -> Result<Vec<BlockId>> {
+        let rands = self.choose_randomizers().await?;
+        let blocks = futures::future::try_join_all(rands.iter().map(|id| self.repo.store().get(id))).await?;
+        let cipher = cipher.clone();
+        let (id, data) = tokio::task::spawn_blocking(move || {
+            if len < data.len() {
+                crypto::fill_random(&mut data[len..]);
+            }
+            cipher.apply(index, &mut data);
+            for r in &blocks {
+                block::xor_into(&mut data, r);
+            }
+            (BlockId::of(&data), Bytes::from(data))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        self.repo.store().put(id, data).await?;
+        let mut tuple = Vec::with_capacity(rands.len() + 1);
+        tuple.push(id);
+        tuple.extend(rands);
+        {
+            let mut batch = self.lock_batch();
+            batch.new_blocks.push((id, BlockKind::Data));
+            batch.refs.extend(tuple.iter().copied());
+        }
+        if let Some(pool) = self.repo.pool()?.as_mut() {
+            pool.add(id, 0);
+        }
+        Ok(tuple)
+    }
+
+    /// Picks a randomizer set never used before, adding fresh random blocks while the pool is too small.
+    async fn choose_randomizers(&self) -> Result<Vec<BlockId>> {
+        let n = usize::from(self.repo.config().tuple_size) - 1;
+        loop {
+            let chosen = {
+                let mut guard = self.repo.pool()?;
+                let Some(pool) = guard.as_mut() else {
+                    unreachable!("Repo::pool loads the pool before returning");
+                };
+                let mut pending = self.pending_sets.lock().unwrap_or_else(|p| p.into_inner());
+                let state = self.repo.state();
+                let set = pool.choose(n, &mut rand::thread_rng(), |k| {
+                    pending.contains(k) || state.set_used(k).unwrap_or(true)
+                });
+                if let Some(set) = &set {
+                    pending.insert(set_key(set));
+                }
+                set
+            };
+            if let Some(set) = chosen {
+                let mut batch = self.lock_batch();
+                batch.used_sets.push(set_key(&set));
+                batch.uses.extend(set.iter().copied());
+                return Ok(set);
+            }
+            self.add_random_block().await?;
+        }
+    }
+
+    /// Makes, stores and pools one fresh random block.
+    async fn add_random_block(&self) -> Result<()> {
+        let bs = self.repo.block_size();
+        let (id, data) = tokio::task::spawn_blocking(move || {
+            let mut data = vec![0u8; bs];
+            crypto::fill_random(&mut data);
+            (BlockId::of(&data), Bytes::from(data))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        self.repo.store().put(id, data).await?;
+        self.lock_batch().new_blocks.push((id, BlockKind::Random));
+        if let Some(pool) = self.repo.pool()?.as_mut() {
+            pool.add(id, 0);
+        }
+        tracing::debug!(block = %id, "added a fresh random block to the pool");
+        Ok(())
+    }
+
+    async fn store_nodes(&self, nodes: Vec<SealedNode>) -> Result<()> {
+        for n in nodes {
+            self.repo.store().put(n.id, n.data).await?;
+            let mut batch = self.lock_batch();
+            batch.new_blocks.push((n.id, BlockKind::Descriptor));
+            batch.refs.push(n.id);
+            drop(batch);
+            if let Some(pool) = self.repo.pool()?.as_mut() {
+                pool.add(n.id, 0);
+            }
+        }
+        Ok(())
+    }
+
+    async fn maybe_commit(&self) -> Result<()> {
+        let due = {
+            let mut n = self.since_commit.lock().unwrap_or_else(|p| p.into_inner());
+            *n += 1;
+            if *n >= COMMIT_EVERY {
+                *n = 0;
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Makes every stored block durable, then records them in the state.
+    pub async fn commit(&self) -> Result<()> {
+        let batch = std::mem::take(&mut *self.lock_batch());
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.repo.store().flush().await?;
+        let repo = self.repo.clone();
+        tokio::task::spawn_blocking(move || repo.state().apply(&batch))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        self.pending_sets.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
+    }
+
+    /// Commits and pins `link` so `gc` keeps it.
+    pub async fn finish(&self, link: &Link, name: &str, size: u64, dir: bool) -> Result<()> {
+        self.commit().await?;
+        let record = PinRecord {
+            link: link.to_string(),
+            name: name.to_string(),
+            size,
+            dir,
+            created: now(),
+        };
+        self.repo.state().pin(&link.root, &record)
+    }
+
+    /// Wraps `link` for a password: a descriptor block sealed under the Argon2id key of `password`.
+    pub async fn wrap_with_password(&self, link: &Link, password: &str) -> Result<Link> {
+        let salt = crypto::random_salt();
+        let pw_key = Key::from_password(password, &salt)?;
+        let inner_key = link.key().ok_or_else(|| Error::Unsupported {
+            what: "wrapping a password link again".into(),
+            reason: "give the link that carries its key".into(),
+        })?;
+        let tree = TreeWriter::<DirEntry>::new(pw_key, self.repo.block_size());
+        let (root, nodes) = tree.finish(Meta::Wrapped {
+            root: link.root,
+            key: ByteBuf::from(inner_key.as_bytes().to_vec()),
+        })?;
+        self.store_nodes(nodes).await?;
+        self.commit().await?;
+        Ok(Link {
+            root,
+            secret: crate::descriptor::LinkSecret::Password(salt),
+        })
+    }
+
+    fn lock_batch(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn entry_for(
+    name: &str,
+    kind: EntryKind,
+    size: u64,
+    meta: &std::fs::Metadata,
+    link: Option<&Link>,
+    target: Option<String>,
+) -> DirEntry {
+    DirEntry {
+        name: name.to_string(),
+        kind,
+        size,
+        mtime: meta.mtime(),
+        mode: meta.permissions().mode() & 0o7777,
+        root: link.map(|l| l.root),
+        key: link.and_then(|l| l.key()).map(|k| ByteBuf::from(k.as_bytes().to_vec())),
+        target,
+    }
+}
+
+fn file_info(path: &Path, name: &str, meta: &std::fs::Metadata) -> FileInfo {
+    FileInfo {
+        name: name.to_string(),
+        mtime: meta.mtime(),
+        mode: meta.permissions().mode() & 0o7777,
+        media_type: media_type(path),
+    }
+}
+
+/// A media type guessed from the file name.
+pub fn media_type(path: &Path) -> String {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "text" | "log" => "text/plain",
+        "md" | "markdown" => "text/markdown",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "flac" => "audio/flac",
+        "mp4" => "video/mp4",
+        "mkv" => "video/x-matroska",
+        "webm" => "video/webm",
+        "rs" | "py" | "c" | "h" | "cpp" | "go" | "js" | "ts" | "java" | "sh" | "toml" | "yaml" | "yml" => "text/plain",
+        _ => "application/octet-stream",
+    }
+    .to_string()
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+type Chunk = Result<(u64, Vec<u8>, usize)>;
+
+/// Reads `reader` on its own thread in block-size chunks `(index, buffer, bytes filled)`. An empty
+/// stream yields no chunk; the last chunk may be short.
+fn spawn_reader(mut reader: impl Read + Send + 'static, bs: usize) -> tokio::sync::mpsc::Receiver<Chunk> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(PARALLEL_BLOCKS);
+    std::thread::spawn(move || {
+        let mut index = 0u64;
+        loop {
+            let mut buf = vec![0u8; bs];
+            let mut filled = 0;
+            while filled < bs {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Error::io("<input>", e)));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            if tx.blocking_send(Ok((index, buf, filled))).is_err() || filled < bs {
+                return;
+            }
+            index += 1;
+        }
+    });
+    rx
+}

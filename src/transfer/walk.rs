@@ -1,0 +1,61 @@
+//! Walking what a link needs: every descriptor node and every tuple block of a file, folder or password
+//! wrapper, counted per block. `gc` keeps what pinned links need and recounts references from the walk.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::get::open;
+use crate::block::BlockId;
+use crate::descriptor::{Body, EntryKind, Link};
+use crate::store::BlockStore;
+use crate::Result;
+
+/// References per block found by walking.
+#[derive(Debug, Default)]
+pub struct Marks {
+    pub refs: HashMap<BlockId, u64>,
+}
+
+impl Marks {
+    fn add(&mut self, id: BlockId) {
+        *self.refs.entry(id).or_insert(0) += 1;
+    }
+}
+
+/// Adds every block `link` needs to `marks`. Folders reached twice are walked once.
+pub async fn mark(store: &Arc<dyn BlockStore>, link: &Link, marks: &mut Marks) -> Result<()> {
+    let mut pending = vec![link.clone()];
+    let mut seen: HashSet<BlockId> = HashSet::new();
+    if link.key().is_none() {
+        // A pinned password link is recorded with its inner link; nothing else to walk.
+        marks.add(link.root);
+        return Ok(());
+    }
+    while let Some(link) = pending.pop() {
+        if !seen.insert(link.root) {
+            continue;
+        }
+        let opened = open(store, &link, None).await?;
+        marks.add(opened.root);
+        let mut leaves = opened.tree.leaves();
+        while let Some(body) = leaves.next().await? {
+            match body {
+                Body::Tuples(tuples) => tuples.into_iter().flatten().for_each(|id| marks.add(id)),
+                Body::Entries(entries) => {
+                    for e in entries {
+                        if matches!(e.kind, EntryKind::File | EntryKind::Dir) {
+                            if let Some(l) = e.link() {
+                                pending.push(l);
+                            }
+                        }
+                    }
+                }
+                Body::Children(_) => {}
+            }
+        }
+        for id in leaves.visited() {
+            marks.add(*id);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The command line: every command, option and help text of `noisefs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// NoiseFS: a privacy-preserving filesystem in which every stored block is noise.
+///
+/// Files become fixed-size blocks, encrypted and XORed with randomizer blocks shared with other files;
+/// a `noisefs://` link (with its key) is all it takes to get them back.
+#[derive(Debug, Parser)]
+#[command(name = "noisefs", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Examples:\n  noisefs put ~/Documents/report.pdf\n  noisefs get 'noisefs://bafk…#key' -o report.pdf\n  noisefs repo stats")]
+pub struct Cli {
+    /// Repository folder [default: $NOISEFS_HOME, else $XDG_DATA_HOME/noisefs, else ~/.local/share/noisefs]
+    #[arg(long, global = true, env = "NOISEFS_HOME", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors: no progress bars or notes
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository (otherwise created with defaults on first use)
+    #[command(after_help = "Example:\n  noisefs init --block-size 256K")]
+    Init {
+        /// Block size: a power of two from 4K to 1M
+        #[arg(long, default_value = "128K")]
+        block_size: crate::block::BlockSize,
+    },
+    /// Store files or folders and print one link per argument
+    #[command(after_help = "Examples:\n  noisefs put photo.jpg notes/\n  noisefs put --json big.iso\n  NOISEFS_PASSWORD=secret noisefs put --password diary.txt")]
+    Put {
+        /// Files or folders (folders are stored recursively; symlinks inside them are kept as symlinks)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Protect the link with a password (read from NOISEFS_PASSWORD, else asked for)
+        #[arg(long)]
+        password: bool,
+        /// Do not pin what is stored (`gc` may then remove it)
+        #[arg(long)]
+        no_pin: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Retrieve a file or folder from its link
+    #[command(after_help = "Examples:\n  noisefs get 'noisefs://bafk…#key'\n  noisefs get 'noisefs://bafk…#key' -o ~/restored --force")]
+    Get {
+        /// The link
+        link: String,
+        /// Where to write it [default: its stored name in the current folder]
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Replace the output if it exists
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        password: PasswordFlag,
+    },
+    /// Write a file's content to standard output
+    #[command(after_help = "Example:\n  noisefs cat 'noisefs://bafk…#key' | less")]
+    Cat {
+        /// The link of a file
+        link: String,
+        #[command(flatten)]
+        password: PasswordFlag,
+    },
+    /// List a folder's entries (or describe a file)
+    #[command(after_help = "Example:\n  noisefs ls 'noisefs://bafk…#key'")]
+    Ls {
+        /// The link
+        link: String,
+        #[command(flatten)]
+        password: PasswordFlag,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show what a link points at: kind, size, blocks, times
+    #[command(after_help = "Example:\n  noisefs stat --json 'noisefs://bafk…#key'")]
+    Stat {
+        /// The link
+        link: String,
+        #[command(flatten)]
+        password: PasswordFlag,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Keep a link's blocks through `gc`
+    #[command(after_help = "Example:\n  noisefs pin 'noisefs://bafk…#key'")]
+    Pin {
+        /// The link
+        link: String,
+        #[command(flatten)]
+        password: PasswordFlag,
+    },
+    /// Stop keeping a link's blocks (`gc` removes what nothing else needs)
+    #[command(after_help = "Example:\n  noisefs unpin 'noisefs://bafk…#key' && noisefs gc")]
+    Unpin {
+        /// The link
+        link: String,
+    },
+    /// Remove blocks that no pinned link needs
+    #[command(after_help = "Example:\n  noisefs gc --dry-run")]
+    Gc {
+        /// Only report what would be removed
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Repository statistics and checks
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Print a shell completion script
+    #[command(after_help = "Example:\n  noisefs completions bash > /etc/bash_completion.d/noisefs")]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Blocks, bytes, storage overhead and block reuse
+    #[command(after_help = "Example:\n  noisefs repo stats --json")]
+    Stats {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Rehash every block and report corrupt or missing ones (exit status 1 if any)
+    #[command(after_help = "Example:\n  noisefs repo verify")]
+    Verify {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Machine-readable JSON on standard output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordFlag {
+    /// The link needs a password (read from NOISEFS_PASSWORD, else asked for)
+    #[arg(long)]
+    pub password: bool,
+}

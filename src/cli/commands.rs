@@ -1,0 +1,497 @@
+//! What each `noisefs` command does, on top of the library.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::CommandFactory;
+use futures::StreamExt;
+use serde_json::json;
+
+use super::args::{Cli, Command, RepoCommand};
+use super::progress::{bytes_bar, size_of_path};
+use crate::block::BlockId;
+use crate::descriptor::{Link, Meta};
+use crate::error::Error;
+use crate::repo::{Config, Repo};
+use crate::state::PinRecord;
+use crate::store::BlockStore;
+use crate::transfer::{self, no_progress, Marks, Opened, Session};
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
+    let root = match &cli.repo {
+        Some(p) => p.clone(),
+        None => Repo::default_path()?,
+    };
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { block_size } => {
+            let config = Config {
+                block_size,
+                ..Config::default()
+            };
+            Repo::init(&root, config)?;
+            println!("initialized NoiseFS repository at {} (block size {block_size})", root.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            let repo = Arc::new(Repo::open(&root)?);
+            dispatch(repo, command, quiet).await
+        }
+    }
+}
+
+async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Put { paths, password, no_pin, out } => {
+            put(repo, &paths, password, no_pin, out.json, quiet).await?;
+        }
+        Command::Get { link, output, force, password } => {
+            let opened = open_link(&repo, &link, password.password).await?;
+            let target = match output {
+                Some(p) => p,
+                None => default_target(&opened)?,
+            };
+            let total = match &opened.meta {
+                Meta::File { size, .. } => *size,
+                _ => 0,
+            };
+            let (bar, progress) = bytes_bar(total, quiet, "getting");
+            let n = transfer::get_to(repo.store(), &opened, &target, force, &progress).await;
+            bar.finish_and_clear();
+            let n = n?;
+            if !quiet {
+                eprintln!("wrote {} ({})", target.display(), human_bytes(n));
+            }
+        }
+        Command::Cat { link, password } => {
+            let opened = open_link(&repo, &link, password.password).await?;
+            transfer::cat(repo.store(), &opened, &no_progress()).await?;
+        }
+        Command::Ls { link, password, out } => {
+            let opened = open_link(&repo, &link, password.password).await?;
+            ls(&opened, out.json).await?;
+        }
+        Command::Stat { link, password, out } => {
+            let opened = open_link(&repo, &link, password.password).await?;
+            stat(&opened, out.json)?;
+        }
+        Command::Pin { link, password } => {
+            let opened = open_link(&repo, &link, password.password).await?;
+            let inner = Link::new(opened.root, opened.key.clone());
+            let mut marks = Marks::default();
+            transfer::mark(repo.store(), &inner, &mut marks)
+                .await
+                .context("cannot pin: not every block of this link is in the repository")?;
+            let (size, dir) = match &opened.meta {
+                Meta::File { size, .. } => (*size, false),
+                _ => (0, true),
+            };
+            repo.state().pin(
+                &opened.root,
+                &PinRecord {
+                    link: inner.to_string(),
+                    name: opened.name().to_string(),
+                    size,
+                    dir,
+                    created: now(),
+                },
+            )?;
+            if !quiet {
+                eprintln!("pinned {} ({} blocks)", opened.root, marks.refs.len());
+            }
+        }
+        Command::Unpin { link } => {
+            let link: Link = link.parse()?;
+            let mut removed = repo.state().unpin(&link.root)?;
+            if !removed {
+                // A password link is pinned under the root of the link it wraps.
+                for (root, rec) in repo.state().pins()? {
+                    if rec.link == link.to_string() {
+                        removed = repo.state().unpin(&root)?;
+                    }
+                }
+            }
+            if !removed {
+                bail!("{} is not pinned (see `noisefs repo stats`)", link.root);
+            }
+            if !quiet {
+                eprintln!("unpinned {}; run `noisefs gc` to free its blocks", link.root);
+            }
+        }
+        Command::Gc { dry_run, out } => gc(&repo, dry_run, out.json, quiet).await?,
+        Command::Repo(RepoCommand::Stats { out }) => repo_stats(&repo, out.json).await?,
+        Command::Repo(RepoCommand::Verify { out }) => return repo_verify(&repo, out.json, quiet).await,
+        Command::Init { .. } | Command::Completions { .. } => unreachable!("handled before opening the repository"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn put(repo: Arc<Repo>, paths: &[PathBuf], password: bool, no_pin: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
+    let password = if password { Some(read_password(true)?) } else { None };
+    let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
+    let (bar, progress) = bytes_bar(total, quiet, "storing");
+    let session = Session::new(repo.clone(), progress);
+    let mut results = Vec::new();
+    for path in paths {
+        let mut res = session
+            .put_path(path)
+            .await
+            .with_context(|| format!("cannot store {}", path.display()))?;
+        if no_pin {
+            let link: Link = res.link.parse()?;
+            repo.state().unpin(&link.root)?;
+        }
+        if let Some(pw) = &password {
+            let link: Link = res.link.parse()?;
+            res.link = session.wrap_with_password(&link, pw).await?.to_string();
+        }
+        if !json {
+            bar.suspend(|| println!("{}", res.link));
+        }
+        results.push(res);
+    }
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(())
+}
+
+async fn open_link(repo: &Repo, link: &str, password: bool) -> anyhow::Result<Opened> {
+    let link: Link = link.parse()?;
+    let pw = if password || link.key().is_none() {
+        Some(read_password(false)?)
+    } else {
+        None
+    };
+    Ok(transfer::open(repo.store(), &link, pw.as_deref()).await?)
+}
+
+fn read_password(confirm: bool) -> anyhow::Result<String> {
+    if let Ok(pw) = std::env::var("NOISEFS_PASSWORD") {
+        if pw.is_empty() {
+            bail!("NOISEFS_PASSWORD is set but empty");
+        }
+        return Ok(pw);
+    }
+    let pw = rpassword::prompt_password("Password: ").context("cannot read a password (set NOISEFS_PASSWORD)")?;
+    if pw.is_empty() {
+        bail!("an empty password protects nothing");
+    }
+    if confirm && rpassword::prompt_password("Repeat password: ")? != pw {
+        bail!("the passwords differ");
+    }
+    Ok(pw)
+}
+
+fn default_target(opened: &Opened) -> anyhow::Result<PathBuf> {
+    let name = opened.name();
+    if name.is_empty() {
+        return Ok(PathBuf::from(opened.root.to_string()));
+    }
+    crate::descriptor::node::check_name(name).context("the stored name is unsafe; choose one with -o")?;
+    Ok(PathBuf::from(name))
+}
+
+async fn ls(opened: &Opened, json: bool) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = match &opened.meta {
+        Meta::File { name, size, mtime, mode, .. } => {
+            vec![json!({"name": name, "kind": "file", "size": size, "mtime": mtime, "mode": mode})]
+        }
+        _ => opened
+            .entries()
+            .await?
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime, "mode": e.mode,
+                    "link": e.link().map(|l| l.to_string()), "target": e.target,
+                })
+            })
+            .collect(),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(());
+    }
+    for r in rows {
+        let kind = match r["kind"].as_str() {
+            Some("dir") => 'd',
+            Some("symlink") => 'l',
+            _ => '-',
+        };
+        let name = r["name"].as_str().unwrap_or_default();
+        let suffix = match r["target"].as_str() {
+            Some(t) => format!(" -> {t}"),
+            None if kind == 'd' => "/".into(),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "{kind}{} {:>10} {} {name}{suffix}",
+            mode_string(r["mode"].as_u64().unwrap_or(0) as u32),
+            r["size"].as_u64().unwrap_or(0),
+            format_time(r["mtime"].as_i64().unwrap_or(0)),
+        )?;
+    }
+    Ok(())
+}
+
+fn stat(opened: &Opened, json: bool) -> anyhow::Result<()> {
+    let value = match &opened.meta {
+        Meta::File { name, size, block_size, tuple_size, mtime, mode, media_type } => json!({
+            "kind": "file", "name": name, "size": size, "block_size": block_size,
+            "blocks": size.div_ceil(*block_size), "tuple_size": tuple_size, "mtime": mtime,
+            "mode": format!("{mode:04o}"), "media_type": media_type, "root": opened.root.to_string(),
+        }),
+        Meta::Dir { name, mtime, mode, entries } => json!({
+            "kind": "dir", "name": name, "entries": entries, "mtime": mtime,
+            "mode": format!("{mode:04o}"), "root": opened.root.to_string(),
+        }),
+        Meta::Wrapped { .. } => unreachable!("open() unwraps password links"),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            let shown = match (k.as_str(), v) {
+                ("mtime", v) => format_time(v.as_i64().unwrap_or(0)),
+                (_, serde_json::Value::String(s)) => s.clone(),
+                (_, v) => v.to_string(),
+            };
+            println!("{:<11} {shown}", format!("{}:", k.replace('_', " ")));
+        }
+    }
+    Ok(())
+}
+
+async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
+    let mut marks = Marks::default();
+    let pins = repo.state().pins()?;
+    for (root, pin) in &pins {
+        let link: Link = pin
+            .link
+            .parse()
+            .with_context(|| format!("pin {root} holds an unreadable link; unpin it"))?;
+        transfer::mark(repo.store(), &link, &mut marks)
+            .await
+            .with_context(|| format!("cannot walk pinned {root} ({}); nothing was removed", pin.name))?;
+    }
+    let on_disk = repo.store().list().await?;
+    let on_disk_set: HashSet<BlockId> = on_disk.iter().copied().collect();
+    let mut removed: Vec<BlockId> = on_disk.into_iter().filter(|id| !marks.refs.contains_key(id)).collect();
+    let mut stale_records = 0u64;
+    for (id, _) in repo.state().blocks()? {
+        if !on_disk_set.contains(&id) && !marks.refs.contains_key(&id) {
+            removed.push(id);
+            stale_records += 1;
+        }
+    }
+    let freed = (removed.len() as u64 - stale_records) * repo.block_size() as u64;
+    if !dry_run {
+        for id in &removed {
+            repo.store().delete(id).await?;
+        }
+        repo.state().reconcile(&removed, &marks.refs)?;
+        repo.reset_pool();
+    }
+    let kept = marks.refs.len();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "dry_run": dry_run, "pins": pins.len(), "kept_blocks": kept,
+                "removed_blocks": removed.len() as u64 - stale_records, "freed_bytes": freed,
+            }))?
+        );
+    } else if !quiet {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        println!(
+            "{verb} {} blocks ({}); kept {kept} blocks needed by {} pins",
+            removed.len() as u64 - stale_records,
+            human_bytes(freed),
+            pins.len()
+        );
+    }
+    Ok(())
+}
+
+async fn repo_stats(repo: &Repo, json: bool) -> anyhow::Result<()> {
+    let totals = repo.state().totals()?;
+    let store = repo.store().stats().await?;
+    let pins = repo.state().pins()?;
+    let content: u64 = pins.iter().map(|(_, p)| p.size).sum();
+    let overhead = if content > 0 {
+        store.bytes as f64 / content as f64 - 1.0
+    } else {
+        0.0
+    };
+    let content_blocks = totals.data_blocks + totals.random_blocks;
+    let reuse = if content_blocks > 0 {
+        (totals.randomizer_uses + totals.data_blocks) as f64 / content_blocks as f64
+    } else {
+        0.0
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "path": repo.root(), "block_size": repo.block_size(), "blocks": totals.blocks,
+                "data_blocks": totals.data_blocks, "random_blocks": totals.random_blocks,
+                "descriptor_blocks": totals.descriptor_blocks, "stored_bytes": store.bytes,
+                "pins": pins.len(), "pinned_content_bytes": content, "overhead": overhead,
+                "reuse": reuse, "randomizer_uses": totals.randomizer_uses,
+            }))?
+        );
+        return Ok(());
+    }
+    println!("repository:   {}", repo.root().display());
+    println!("block size:   {}", repo.config().block_size);
+    println!(
+        "blocks:       {} ({} data, {} random, {} descriptor)",
+        totals.blocks, totals.data_blocks, totals.random_blocks, totals.descriptor_blocks
+    );
+    println!("stored:       {}", human_bytes(store.bytes));
+    println!("pinned:       {} links, {} of content", pins.len(), human_bytes(content));
+    println!("overhead:     {:.1}% (stored bytes / pinned content - 1)", overhead * 100.0);
+    println!("reuse:        {reuse:.2} tuples per content block (a block serves its own tuple and others as randomizer)");
+    Ok(())
+}
+
+async fn repo_verify(repo: &Repo, json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
+    let ids = repo.store().list().await?;
+    let (bar, _) = bytes_bar(ids.len() as u64, quiet, "verifying blocks");
+    let disk = repo.disk();
+    let mut results = futures::stream::iter(ids.iter().copied())
+        .map(|id| async move { (id, disk.get(&id).await) })
+        .buffer_unordered(4);
+    let mut corrupt = Vec::new();
+    let mut checked = 0u64;
+    while let Some((id, res)) = results.next().await {
+        bar.inc(1);
+        checked += 1;
+        match res {
+            Ok(_) => {}
+            Err(Error::CorruptBlock { actual, .. }) => corrupt.push((id, format!("hashes to {actual}"))),
+            Err(e) => corrupt.push((id, e.to_string())),
+        }
+    }
+    bar.finish_and_clear();
+    drop(results);
+    let on_disk: HashSet<BlockId> = ids.into_iter().collect();
+    let missing: Vec<BlockId> = repo
+        .state()
+        .blocks()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| !on_disk.contains(id))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "checked": checked,
+                "corrupt": corrupt.iter().map(|(id, why)| json!({"id": id.to_string(), "path": disk.path_of(id), "reason": why})).collect::<Vec<_>>(),
+                "missing": missing.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+            }))?
+        );
+    } else {
+        for (id, why) in &corrupt {
+            println!("corrupt {id} at {}: {why}", disk.path_of(id).display());
+        }
+        for id in &missing {
+            println!("missing {id}: recorded in the state but not on disk");
+        }
+        if !quiet || !corrupt.is_empty() || !missing.is_empty() {
+            println!(
+                "checked {checked} blocks: {} corrupt, {} missing",
+                corrupt.len(),
+                missing.len()
+            );
+        }
+    }
+    Ok(if corrupt.is_empty() && missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn mode_string(mode: u32) -> String {
+    let mut s = String::with_capacity(9);
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant), proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(format_time(1_795_000_000), "2026-11-18 08:26");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(mode_string(0o754), "rwxr-xr--");
+    }
+}

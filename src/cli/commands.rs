@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(format_time(0), "1970-01-01 00:00");
-        assert_eq!(format_time(1_795_000_000), "2026-11-18 08:26");
+        assert_eq!(format_time(1_795_000_000), "2026-11-18 11:06");
         assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
         assert_eq!(human_bytes(5), "5 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");

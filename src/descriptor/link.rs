@@ -84,6 +84,9 @@ impl FromStr for Link {
                 .map_err(|_| bad("the password salt has the wrong length"))?;
             LinkSecret::Password(salt)
         } else {
+            if frag.len() != 43 {
+                return Err(bad("the key has the wrong length (truncated link?)"));
+            }
             let bytes = BASE64URL_NOPAD
                 .decode(frag.as_bytes())
                 .map_err(|_| bad("the key is not base64url"))?;

@@ -1,0 +1,211 @@
+//! End to end: bad links, wrong keys, missing and corrupt blocks, hostile manifests, existing targets,
+//! locked and future repositories each give a clear error and change nothing.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{pseudo_random, Env};
+use noisefs::crypto::Key;
+use noisefs::descriptor::{DirEntry, EntryKind, Link, Meta, TreeWriter};
+use noisefs::repo::Repo;
+use noisefs::transfer::{no_progress, Session};
+
+#[test]
+fn malformed_links_are_refused() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("f"), b"data").unwrap();
+    let link = env.put(&env.path("f"));
+    let cases = [
+        ("http://example", "noisefs://"),
+        ("noisefs://nonsense#abc", "not a valid CID"),
+        (&link[..link.len() - 4], "wrong length"),
+        (link.split('#').next().unwrap(), "#key part is missing"),
+    ];
+    for (bad, want) in cases {
+        let err = env.fails(&["cat", bad]);
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+    // A well-formed link with the wrong key.
+    let wrong = format!("{}#{}", link.split('#').next().unwrap(), "A".repeat(43));
+    assert!(env.fails(&["cat", &wrong]).contains("wrong key or password"));
+    // A link to a block the repository does not hold.
+    let missing = "noisefs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert!(env.fails(&["cat", missing]).contains("missing"));
+}
+
+#[test]
+fn missing_and_corrupt_blocks_are_named_and_leave_no_output() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("f"), pseudo_random(40_000, 3)).unwrap();
+    let link = env.put(&env.path("f"));
+    let root = link.split('#').next().unwrap().trim_start_matches("noisefs://").to_string();
+    let blocks = env.block_files();
+    let victim = blocks.iter().find(|p| !p.ends_with(&root)).unwrap().clone();
+    let victim_id = victim.file_name().unwrap().to_str().unwrap().to_string();
+    let saved = std::fs::read(&victim).unwrap();
+
+    std::fs::write(&victim, b"bit rot").unwrap();
+    let err = env.fails(&["get", &link, "-o", "out"]);
+    assert!(err.contains("corrupt") && err.contains(&victim_id), "{err}");
+    assert!(!env.path("out").exists(), "a failed get left output behind");
+    let verify = env.run(&["repo", "verify"]);
+    assert!(!verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains(&victim_id));
+
+    std::fs::remove_file(&victim).unwrap();
+    let err = env.fails(&["get", &link, "-o", "out"]);
+    assert!(err.contains("missing") && err.contains(&victim_id), "{err}");
+    assert!(!env.path("out").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".noisefs"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    std::fs::write(&victim, saved).unwrap();
+    env.ok(&["get", &link, "-o", "out"]);
+    env.ok(&["repo", "verify"]);
+}
+
+#[test]
+fn existing_targets_need_force() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("f"), b"new content").unwrap();
+    let link = env.put(&env.path("f"));
+    std::fs::write(env.path("target"), b"precious").unwrap();
+    let err = env.fails(&["get", &link, "-o", "target"]);
+    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(env.path("target")).unwrap(), b"precious");
+    env.ok(&["get", &link, "-o", "target", "--force"]);
+    assert_eq!(std::fs::read(env.path("target")).unwrap(), b"new content");
+    // A folder replaced by a file with --force.
+    std::fs::create_dir(env.path("dir")).unwrap();
+    std::fs::write(env.path("dir/inside"), b"x").unwrap();
+    env.ok(&["get", &link, "-o", "dir", "--force"]);
+    assert_eq!(std::fs::read(env.path("dir")).unwrap(), b"new content");
+}
+
+/// Builds a folder manifest with arbitrary entries straight into the repository, as a hostile peer could.
+fn forge_folder(env: &Env, names: &[&str]) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let repo = Arc::new(Repo::open(&env.repo()).unwrap());
+        let session = Session::new(repo.clone(), no_progress());
+        std::fs::write(env.path("payload"), b"escaped!").unwrap();
+        let file = std::fs::File::open(env.path("payload")).unwrap();
+        let info = noisefs::transfer::FileInfo {
+            name: "payload".into(),
+            mtime: 0,
+            mode: 0o644,
+            media_type: "text/plain".into(),
+        };
+        let (child, _) = session.put_reader(file, info).await.unwrap();
+        let key = Key::random();
+        let mut tree = TreeWriter::<DirEntry>::new(key.clone(), repo.block_size());
+        let mut nodes = Vec::new();
+        for name in names {
+            nodes.extend(
+                tree.push(DirEntry {
+                    name: name.to_string(),
+                    kind: EntryKind::File,
+                    size: 8,
+                    mtime: 0,
+                    mode: 0o644,
+                    root: Some(child.root),
+                    key: Some(serde_bytes::ByteBuf::from(child.key().unwrap().as_bytes().to_vec())),
+                    target: None,
+                })
+                .unwrap(),
+            );
+        }
+        let (root, rest) = tree
+            .finish(Meta::Dir {
+                name: "evil".into(),
+                mtime: 0,
+                mode: 0o755,
+                entries: names.len() as u64,
+            })
+            .unwrap();
+        nodes.extend(rest);
+        for n in nodes {
+            repo.store().put(n.id, n.data).await.unwrap();
+        }
+        repo.store().flush().await.unwrap();
+        Link::new(root, key).to_string()
+    })
+}
+
+#[test]
+fn hostile_manifest_names_are_refused_and_nothing_is_written() {
+    let env = Env::new(Some("4K"));
+    for names in [
+        vec![".."],
+        vec!["."],
+        vec!["ok", "../../escaped"],
+        vec!["a/b"],
+        vec!["nul\0byte"],
+        vec!["twice", "twice"],
+        vec![""],
+    ] {
+        let link = forge_folder(&env, &names);
+        let err = env.fails(&["get", &link, "-o", "target"]);
+        assert!(
+            err.contains("unsafe entry name") || err.contains("malformed"),
+            "{names:?}: {err}"
+        );
+        assert!(!env.path("target").exists(), "{names:?} left a target");
+        assert!(!env.dir.path().parent().unwrap().join("escaped").exists());
+    }
+    // The same forge with good names works, so the refusals above are about the names.
+    let link = forge_folder(&env, &["fine"]);
+    env.ok(&["get", &link, "-o", "target"]);
+    assert_eq!(std::fs::read(env.path("target/fine")).unwrap(), b"escaped!");
+}
+
+#[test]
+fn locked_and_future_repositories_are_refused() {
+    let env = Env::new(Some("4K"));
+    {
+        let _owner = Repo::open(&env.repo()).unwrap();
+        let err = env.fails(&["repo", "stats"]);
+        assert!(err.contains("locked by process") && err.contains(&std::process::id().to_string()), "{err}");
+    }
+    env.ok(&["repo", "stats"]);
+    {
+        let repo = Repo::open(&env.repo()).unwrap();
+        repo.state().set_schema_version(99).unwrap();
+    }
+    let err = env.fails(&["repo", "stats"]);
+    assert!(err.contains("schema version 99") && err.contains("upgrade"), "{err}");
+    let err = env.fails(&["init"]);
+    assert!(err.contains("already initialized"), "{err}");
+}
+
+#[test]
+fn gc_keeps_pinned_and_frees_unpinned() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("keep"), pseudo_random(100_000, 1)).unwrap();
+    std::fs::write(env.path("drop"), pseudo_random(100_000, 2)).unwrap();
+    let keep = env.put(&env.path("keep"));
+    let drop = env.put(&env.path("drop"));
+    let before = env.block_files().len();
+    env.ok(&["unpin", &drop]);
+    assert!(env.fails(&["unpin", &drop]).contains("not pinned"));
+    let dry = env.ok(&["gc", "--dry-run", "--json"]);
+    let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert_eq!(env.block_files().len(), before, "dry run removed blocks");
+    let report: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(report["removed_blocks"], dry["removed_blocks"]);
+    let after = env.block_files().len();
+    assert!(after < before, "gc freed nothing ({before} -> {after})");
+    assert_eq!(before - after, report["removed_blocks"].as_u64().unwrap() as usize);
+    env.ok(&["get", &keep, "-o", "k"]);
+    assert_eq!(std::fs::read(env.path("k")).unwrap(), pseudo_random(100_000, 1));
+    env.ok(&["repo", "verify"]);
+    // Pinning again a link whose blocks are gone is refused.
+    let err = env.fails(&["pin", &drop]);
+    assert!(err.contains("missing") || err.contains("not every block"), "{err}");
+    env.ok(&["pin", &keep]);
+}

@@ -1,0 +1,138 @@
+//! End to end: `noisefs put` then `get`/`cat` give back exactly what went in, for files of every edge size
+//! and for folders with nesting, empty folders, unicode names, symlinks, modes and times.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::{pseudo_random, Env};
+
+#[test]
+fn files_of_edge_sizes_round_trip() {
+    let env = Env::new(Some("4K"));
+    let bs = 4096usize;
+    for (i, size) in [0, 1, bs - 1, bs, bs + 1, 3 * 1024 * 1024 + 7].into_iter().enumerate() {
+        let data = pseudo_random(size, i as u64 + 1);
+        let src = env.path(&format!("in-{size}"));
+        std::fs::write(&src, &data).unwrap();
+        let link = env.put(&src);
+        assert!(link.starts_with("noisefs://b"), "{link}");
+        let out = env.path(&format!("out-{size}"));
+        env.ok(&["get", &link, "-o", out.to_str().unwrap()]);
+        assert_eq!(std::fs::read(&out).unwrap(), data, "get of {size} bytes");
+        let cat = env.cmd(&["cat", &link]).output().unwrap();
+        assert!(cat.status.success());
+        assert_eq!(cat.stdout, data, "cat of {size} bytes");
+    }
+}
+
+#[test]
+fn default_block_size_edges_round_trip() {
+    let env = Env::new(None);
+    let bs = 128 * 1024;
+    for size in [bs - 1, bs, bs + 1] {
+        let data = pseudo_random(size, size as u64);
+        let src = env.path("in");
+        std::fs::write(&src, &data).unwrap();
+        let link = env.put(&src);
+        let out = env.path(&format!("out-{size}"));
+        env.ok(&["get", &link, "-o", out.to_str().unwrap()]);
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+    // The repository was created on first use, private to its owner.
+    let mode = std::fs::metadata(env.repo()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn folders_round_trip_with_metadata() {
+    let env = Env::new(Some("4K"));
+    let src = env.path("tree");
+    std::fs::create_dir_all(src.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::create_dir_all(src.join("ünïcødé ☃")).unwrap();
+    std::fs::write(src.join("a/b/c/deep.bin"), pseudo_random(50_000, 9)).unwrap();
+    std::fs::write(src.join("ünïcødé ☃/名前.txt"), "héllo wörld\n").unwrap();
+    std::fs::write(src.join("empty-file"), b"").unwrap();
+    std::fs::write(src.join("script.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(src.join("script.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("a/b/c/deep.bin", src.join("shortcut")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", src.join("dangling")).unwrap();
+    let fifo = src.join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options().write(true).open(src.join("empty-file")).unwrap().set_modified(old).unwrap();
+
+    let link = env.put(&src);
+    let out = env.path("restored");
+    env.ok(&["get", &link, "-o", out.to_str().unwrap()]);
+
+    // Everything but the fifo (special files are skipped) came back.
+    std::fs::remove_file(&fifo).unwrap();
+    let diff = std::process::Command::new("diff").args(["-r", "--no-dereference"]).arg(&src).arg(&out).output().unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+    assert!(out.join("empty").is_dir());
+    assert_eq!(std::fs::read_link(out.join("dangling")).unwrap().to_str(), Some("/nonexistent/target"));
+    assert_eq!(std::fs::metadata(out.join("script.sh")).unwrap().permissions().mode() & 0o777, 0o750);
+    assert_eq!(std::fs::metadata(out.join("empty-file")).unwrap().mtime(), 1_500_000_000);
+    assert!(!out.join("pipe").exists());
+
+    let ls = env.ok(&["ls", &link]);
+    assert!(ls.contains("shortcut -> a/b/c/deep.bin"), "{ls}");
+    assert!(ls.contains("ünïcødé ☃/"), "{ls}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json", &link])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 7);
+    let stat: serde_json::Value = serde_json::from_str(&env.ok(&["stat", "--json", &link])).unwrap();
+    assert_eq!(stat["kind"], "dir");
+    assert_eq!(stat["entries"], 7);
+}
+
+#[test]
+fn put_prints_one_link_per_argument_and_json() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("x"), b"x").unwrap();
+    std::fs::write(env.path("y"), b"yy").unwrap();
+    let out = env.ok(&["put", "x", "y"]);
+    assert_eq!(out.lines().count(), 2);
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["put", "--json", "x", "y"])).unwrap();
+    assert_eq!(json[1]["size"], 2);
+    assert_eq!(json[0]["dir"], false);
+    // Without -o, get writes the stored name into the current folder.
+    let link = json[1]["link"].as_str().unwrap().to_string();
+    std::fs::remove_file(env.path("y")).unwrap();
+    env.ok(&["get", &link]);
+    assert_eq!(std::fs::read(env.path("y")).unwrap(), b"yy");
+}
+
+#[test]
+fn password_links_need_the_password() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("secret.txt"), b"the diary").unwrap();
+    let out = env.cmd(&["put", "--password", "secret.txt"]).env("NOISEFS_PASSWORD", "hunter2").output().unwrap();
+    assert!(out.status.success());
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(link.contains("#argon2id."), "{link}");
+    let got = env.cmd(&["cat", &link]).env("NOISEFS_PASSWORD", "hunter2").output().unwrap();
+    assert_eq!(got.stdout, b"the diary");
+    let wrong = env.cmd(&["cat", &link]).env("NOISEFS_PASSWORD", "hunter3").output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong key or password"));
+    // No password at all and no terminal to ask on: a clear error.
+    let none = env.fails(&["cat", &link]);
+    assert!(none.contains("password"), "{none}");
+}
+
+#[test]
+fn help_and_completions() {
+    let env = Env::new(None);
+    for cmd in ["init", "put", "get", "cat", "ls", "stat", "pin", "unpin", "gc", "completions"] {
+        let help = env.ok(&[cmd, "--help"]);
+        assert!(help.contains("Example"), "{cmd} --help has no example");
+    }
+    assert!(env.ok(&["repo", "stats", "--help"]).contains("Example"));
+    assert!(env.ok(&["completions", "bash"]).contains("noisefs"));
+    // Neither help nor completions create a repository.
+    assert!(!env.repo().exists());
+}

@@ -67,7 +67,12 @@ impl Pool {
 
     /// Chooses `n` distinct blocks whose set `is_used` rejects neither now nor earlier, and counts the use.
     /// `None` when the pool is too small to find a fresh set: the caller then adds a fresh random block.
-    pub fn choose(&mut self, n: usize, rng: &mut impl Rng, is_used: impl Fn(&[u8; 32]) -> bool) -> Option<Vec<BlockId>> {
+    pub fn choose(
+        &mut self,
+        n: usize,
+        rng: &mut impl Rng,
+        is_used: impl Fn(&[u8; 32]) -> bool,
+    ) -> Option<Vec<BlockId>> {
         if self.ids.len() < n {
             return None;
         }

@@ -76,7 +76,10 @@ impl Config {
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repo").field("root", &self.root).field("config", &self.config).finish()
+        f.debug_struct("Repo")
+            .field("root", &self.root)
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -264,17 +267,32 @@ mod tests {
             Ok(_) => panic!("opened a locked repository"),
         }
         drop(repo);
-        assert!(matches!(Repo::init(&root, Config::default()), Err(Error::AlreadyInitialized { .. })));
+        assert!(matches!(
+            Repo::init(&root, Config::default()),
+            Err(Error::AlreadyInitialized { .. })
+        ));
         let again = Repo::open(&root).unwrap();
         assert_eq!(again.config().block_size.get(), 4096);
         assert!(again.pool().unwrap().as_ref().unwrap().is_empty());
         drop(again);
 
-        std::fs::write(root.join("config.toml"), "version = 9\nblock_size = 4096\ntuple_size = 3\ncache_mib = 1\n").unwrap();
+        std::fs::write(
+            root.join("config.toml"),
+            "version = 9\nblock_size = 4096\ntuple_size = 3\ncache_mib = 1\n",
+        )
+        .unwrap();
         assert!(Repo::open(&root).unwrap_err().to_string().contains("newer"));
-        std::fs::write(root.join("config.toml"), "version = 1\nblock_size = 4096\ntuple_size = 1\ncache_mib = 1\n").unwrap();
+        std::fs::write(
+            root.join("config.toml"),
+            "version = 1\nblock_size = 4096\ntuple_size = 1\ncache_mib = 1\n",
+        )
+        .unwrap();
         assert!(Repo::open(&root).unwrap_err().to_string().contains("tuple_size"));
-        std::fs::write(root.join("config.toml"), "version = 1\nblock_size = 1000\ntuple_size = 3\ncache_mib = 1\n").unwrap();
+        std::fs::write(
+            root.join("config.toml"),
+            "version = 1\nblock_size = 1000\ntuple_size = 3\ncache_mib = 1\n",
+        )
+        .unwrap();
         assert!(Repo::open(&root).is_err());
         assert!(matches!(
             Repo::open_existing(&dir.path().join("none")),

@@ -39,7 +39,12 @@ fn missing_and_corrupt_blocks_are_named_and_leave_no_output() {
     let env = Env::new(Some("4K"));
     std::fs::write(env.path("f"), pseudo_random(40_000, 3)).unwrap();
     let link = env.put(&env.path("f"));
-    let root = link.split('#').next().unwrap().trim_start_matches("noisefs://").to_string();
+    let root = link
+        .split('#')
+        .next()
+        .unwrap()
+        .trim_start_matches("noisefs://")
+        .to_string();
     let blocks = env.block_files();
     let victim = blocks.iter().find(|p| !p.ends_with(&root)).unwrap().clone();
     let victim_id = victim.file_name().unwrap().to_str().unwrap().to_string();
@@ -114,7 +119,9 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
                     mtime: 0,
                     mode: 0o644,
                     root: Some(child.root),
-                    key: Some(serde_bytes::ByteBuf::from(child.key().unwrap().as_bytes().to_vec())),
+                    key: Some(serde_bytes::ByteBuf::from(
+                        child.key().unwrap().as_bytes().to_vec(),
+                    )),
                     target: None,
                 })
                 .unwrap(),
@@ -170,7 +177,10 @@ fn locked_and_future_repositories_are_refused() {
     {
         let _owner = Repo::open(&env.repo()).unwrap();
         let err = env.fails(&["repo", "stats"]);
-        assert!(err.contains("locked by process") && err.contains(&std::process::id().to_string()), "{err}");
+        assert!(
+            err.contains("locked by process") && err.contains(&std::process::id().to_string()),
+            "{err}"
+        );
     }
     env.ok(&["repo", "stats"]);
     {
@@ -178,7 +188,10 @@ fn locked_and_future_repositories_are_refused() {
         repo.state().set_schema_version(99).unwrap();
     }
     let err = env.fails(&["repo", "stats"]);
-    assert!(err.contains("schema version 99") && err.contains("upgrade"), "{err}");
+    assert!(
+        err.contains("schema version 99") && err.contains("upgrade"),
+        "{err}"
+    );
     let err = env.fails(&["init"]);
     assert!(err.contains("already initialized"), "{err}");
 }
@@ -200,12 +213,18 @@ fn gc_keeps_pinned_and_frees_unpinned() {
     assert_eq!(report["removed_blocks"], dry["removed_blocks"]);
     let after = env.block_files().len();
     assert!(after < before, "gc freed nothing ({before} -> {after})");
-    assert_eq!(before - after, report["removed_blocks"].as_u64().unwrap() as usize);
+    assert_eq!(
+        before - after,
+        report["removed_blocks"].as_u64().unwrap() as usize
+    );
     env.ok(&["get", &keep, "-o", "k"]);
     assert_eq!(std::fs::read(env.path("k")).unwrap(), pseudo_random(100_000, 1));
     env.ok(&["repo", "verify"]);
     // Pinning again a link whose blocks are gone is refused.
     let err = env.fails(&["pin", &drop]);
-    assert!(err.contains("missing") || err.contains("not every block"), "{err}");
+    assert!(
+        err.contains("missing") || err.contains("not every block"),
+        "{err}"
+    );
     env.ok(&["pin", &keep]);
 }

@@ -15,7 +15,9 @@ fn corpus(env: &Env) -> Vec<(String, String)> {
         let mut text = String::new();
         let mut n = 0;
         while text.len() < 3000 + i * 2500 {
-            text.push_str(&format!("Line {n} of the confidential memo number {i}: meet at the old mill. "));
+            text.push_str(&format!(
+                "Line {n} of the confidential memo number {i}: meet at the old mill. "
+            ));
             n += 1;
         }
         std::fs::write(dir.join(&name), &text).unwrap();
@@ -33,20 +35,35 @@ fn stored_blocks_are_noise() {
     let env = Env::new(Some("4K"));
     let files = corpus(&env);
     env.put(&env.path("corpus"));
-    let blocks: Vec<Vec<u8>> = env.block_files().iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let blocks: Vec<Vec<u8>> = env
+        .block_files()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     assert!(blocks.len() > 40, "only {} blocks", blocks.len());
 
     let needles: Vec<&[u8]> = files
         .iter()
         .flat_map(|(name, text)| [name.as_bytes(), &text.as_bytes()[..24]])
-        .chain([b"confidential memo".as_slice(), b"corpus".as_slice(), b"old mill".as_slice()])
+        .chain([
+            b"confidential memo".as_slice(),
+            b"corpus".as_slice(),
+            b"old mill".as_slice(),
+        ])
         .collect();
     for (i, b) in blocks.iter().enumerate() {
         assert_eq!(b.len(), 4096, "block {i} has the wrong size");
         let chi = chi_square(b);
-        assert!(chi < CHI_SQUARE_LIMIT, "block {i} is not uniform: chi-square {chi:.0}");
+        assert!(
+            chi < CHI_SQUARE_LIMIT,
+            "block {i} is not uniform: chi-square {chi:.0}"
+        );
         for n in &needles {
-            assert!(!b.windows(n.len()).any(|w| w == *n), "block {i} contains {:?}", String::from_utf8_lossy(n));
+            assert!(
+                !b.windows(n.len()).any(|w| w == *n),
+                "block {i} contains {:?}",
+                String::from_utf8_lossy(n)
+            );
         }
     }
     // Structured text scores in the tens of thousands; check the test can tell.
@@ -56,7 +73,10 @@ fn stored_blocks_are_noise() {
         for j in i + 1..blocks.len() {
             let x = xor(&blocks[i], &blocks[j]);
             let chi = chi_square(&x);
-            assert!(chi < CHI_SQUARE_LIMIT, "blocks {i} ^ {j} show structure: chi-square {chi:.0}");
+            assert!(
+                chi < CHI_SQUARE_LIMIT,
+                "blocks {i} ^ {j} show structure: chi-square {chi:.0}"
+            );
         }
     }
     let sample = &blocks[..blocks.len().min(36)];
@@ -65,7 +85,10 @@ fn stored_blocks_are_noise() {
             let ij = xor(&sample[i], &sample[j]);
             for (k, c) in sample.iter().enumerate().skip(j + 1) {
                 let chi = chi_square(&xor(&ij, c));
-                assert!(chi < CHI_SQUARE_LIMIT, "blocks {i} ^ {j} ^ {k} show structure: chi-square {chi:.0}");
+                assert!(
+                    chi < CHI_SQUARE_LIMIT,
+                    "blocks {i} ^ {j} ^ {k} show structure: chi-square {chi:.0}"
+                );
             }
         }
     }
@@ -81,7 +104,10 @@ fn randomizers_are_reused_and_sets_never_repeat() {
     let random = stats["random_blocks"].as_u64().unwrap();
     assert_eq!(data, 512);
     // Fresh random blocks only while the pool is small: a few for the whole file.
-    assert!(random <= 16, "{random} fresh random blocks for {data} data blocks");
+    assert!(
+        random <= 16,
+        "{random} fresh random blocks for {data} data blocks"
+    );
     // At 4 KiB blocks a tuple's ~117 descriptor bytes cost ~3%; the fresh random blocks ~2%.
     assert!(stats["overhead"].as_f64().unwrap() < 0.08, "{stats}");
     assert!(stats["reuse"].as_f64().unwrap() > 2.5, "{stats}");

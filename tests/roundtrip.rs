@@ -11,7 +11,10 @@ use common::{pseudo_random, Env};
 fn files_of_edge_sizes_round_trip() {
     let env = Env::new(Some("4K"));
     let bs = 4096usize;
-    for (i, size) in [0, 1, bs - 1, bs, bs + 1, 3 * 1024 * 1024 + 7].into_iter().enumerate() {
+    for (i, size) in [0, 1, bs - 1, bs, bs + 1, 3 * 1024 * 1024 + 7]
+        .into_iter()
+        .enumerate()
+    {
         let data = pseudo_random(size, i as u64 + 1);
         let src = env.path(&format!("in-{size}"));
         std::fs::write(&src, &data).unwrap();
@@ -63,7 +66,12 @@ fn folders_round_trip_with_metadata() {
     // SAFETY: mkfifo with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
-    std::fs::File::options().write(true).open(src.join("empty-file")).unwrap().set_modified(old).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(src.join("empty-file"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
 
     let link = env.put(&src);
     let out = env.path("restored");
@@ -71,12 +79,30 @@ fn folders_round_trip_with_metadata() {
 
     // Everything but the fifo (special files are skipped) came back.
     std::fs::remove_file(&fifo).unwrap();
-    let diff = std::process::Command::new("diff").args(["-r", "--no-dereference"]).arg(&src).arg(&out).output().unwrap();
+    let diff = std::process::Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(&src)
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
     assert!(out.join("empty").is_dir());
-    assert_eq!(std::fs::read_link(out.join("dangling")).unwrap().to_str(), Some("/nonexistent/target"));
-    assert_eq!(std::fs::metadata(out.join("script.sh")).unwrap().permissions().mode() & 0o777, 0o750);
-    assert_eq!(std::fs::metadata(out.join("empty-file")).unwrap().mtime(), 1_500_000_000);
+    assert_eq!(
+        std::fs::read_link(out.join("dangling")).unwrap().to_str(),
+        Some("/nonexistent/target")
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("script.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o750
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("empty-file")).unwrap().mtime(),
+        1_500_000_000
+    );
     assert!(!out.join("pipe").exists());
 
     let ls = env.ok(&["ls", &link]);
@@ -110,13 +136,25 @@ fn put_prints_one_link_per_argument_and_json() {
 fn password_links_need_the_password() {
     let env = Env::new(Some("4K"));
     std::fs::write(env.path("secret.txt"), b"the diary").unwrap();
-    let out = env.cmd(&["put", "--password", "secret.txt"]).env("NOISEFS_PASSWORD", "hunter2").output().unwrap();
+    let out = env
+        .cmd(&["put", "--password", "secret.txt"])
+        .env("NOISEFS_PASSWORD", "hunter2")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(link.contains("#argon2id."), "{link}");
-    let got = env.cmd(&["cat", &link]).env("NOISEFS_PASSWORD", "hunter2").output().unwrap();
+    let got = env
+        .cmd(&["cat", &link])
+        .env("NOISEFS_PASSWORD", "hunter2")
+        .output()
+        .unwrap();
     assert_eq!(got.stdout, b"the diary");
-    let wrong = env.cmd(&["cat", &link]).env("NOISEFS_PASSWORD", "hunter3").output().unwrap();
+    let wrong = env
+        .cmd(&["cat", &link])
+        .env("NOISEFS_PASSWORD", "hunter3")
+        .output()
+        .unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong key or password"));
     // No password at all and no terminal to ask on: a clear error.
@@ -127,7 +165,18 @@ fn password_links_need_the_password() {
 #[test]
 fn help_and_completions() {
     let env = Env::new(None);
-    for cmd in ["init", "put", "get", "cat", "ls", "stat", "pin", "unpin", "gc", "completions"] {
+    for cmd in [
+        "init",
+        "put",
+        "get",
+        "cat",
+        "ls",
+        "stat",
+        "pin",
+        "unpin",
+        "gc",
+        "completions",
+    ] {
         let help = env.ok(&[cmd, "--help"]);
         assert!(help.contains("Example"), "{cmd} --help has no example");
     }

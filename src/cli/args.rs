@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 /// a `noisefs://` link (with its key) is all it takes to get them back.
 #[derive(Debug, Parser)]
 #[command(name = "noisefs", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Examples:\n  noisefs put ~/Documents/report.pdf\n  noisefs get 'noisefs://bafk…#key' -o report.pdf\n  noisefs repo stats")]
+#[command(
+    after_help = "Examples:\n  noisefs put ~/Documents/report.pdf\n  noisefs get 'noisefs://bafk…#key' -o report.pdf\n  noisefs repo stats"
+)]
 pub struct Cli {
     /// Repository folder [default: $NOISEFS_HOME, else $XDG_DATA_HOME/noisefs, else ~/.local/share/noisefs]
     #[arg(long, global = true, env = "NOISEFS_HOME", value_name = "DIR")]
@@ -35,7 +37,9 @@ pub enum Command {
         block_size: crate::block::BlockSize,
     },
     /// Store files or folders and print one link per argument
-    #[command(after_help = "Examples:\n  noisefs put photo.jpg notes/\n  noisefs put --json big.iso\n  NOISEFS_PASSWORD=secret noisefs put --password diary.txt")]
+    #[command(
+        after_help = "Examples:\n  noisefs put photo.jpg notes/\n  noisefs put --json big.iso\n  NOISEFS_PASSWORD=secret noisefs put --password diary.txt"
+    )]
     Put {
         /// Files or folders (folders are stored recursively; symlinks inside them are kept as symlinks)
         #[arg(required = true)]
@@ -50,7 +54,9 @@ pub enum Command {
         out: JsonFlag,
     },
     /// Retrieve a file or folder from its link
-    #[command(after_help = "Examples:\n  noisefs get 'noisefs://bafk…#key'\n  noisefs get 'noisefs://bafk…#key' -o ~/restored --force")]
+    #[command(
+        after_help = "Examples:\n  noisefs get 'noisefs://bafk…#key'\n  noisefs get 'noisefs://bafk…#key' -o ~/restored --force"
+    )]
     Get {
         /// The link
         link: String,

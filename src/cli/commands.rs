@@ -39,7 +39,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Config::default()
             };
             Repo::init(&root, config)?;
-            println!("initialized NoiseFS repository at {} (block size {block_size})", root.display());
+            println!(
+                "initialized NoiseFS repository at {} (block size {block_size})",
+                root.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         command => {
@@ -51,10 +54,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Put { paths, password, no_pin, out } => {
+        Command::Put {
+            paths,
+            password,
+            no_pin,
+            out,
+        } => {
             put(repo, &paths, password, no_pin, out.json, quiet).await?;
         }
-        Command::Get { link, output, force, password } => {
+        Command::Get {
+            link,
+            output,
+            force,
+            password,
+        } => {
             let opened = open_link(&repo, &link, password.password).await?;
             let target = match output {
                 Some(p) => p,
@@ -130,13 +143,26 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
         Command::Gc { dry_run, out } => gc(&repo, dry_run, out.json, quiet).await?,
         Command::Repo(RepoCommand::Stats { out }) => repo_stats(&repo, out.json).await?,
         Command::Repo(RepoCommand::Verify { out }) => return repo_verify(&repo, out.json, quiet).await,
-        Command::Init { .. } | Command::Completions { .. } => unreachable!("handled before opening the repository"),
+        Command::Init { .. } | Command::Completions { .. } => {
+            unreachable!("handled before opening the repository")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn put(repo: Arc<Repo>, paths: &[PathBuf], password: bool, no_pin: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
-    let password = if password { Some(read_password(true)?) } else { None };
+async fn put(
+    repo: Arc<Repo>,
+    paths: &[PathBuf],
+    password: bool,
+    no_pin: bool,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let password = if password {
+        Some(read_password(true)?)
+    } else {
+        None
+    };
     let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
     let (bar, progress) = bytes_bar(total, quiet, "storing");
     let session = Session::new(repo.clone(), progress);
@@ -183,7 +209,8 @@ fn read_password(confirm: bool) -> anyhow::Result<String> {
         }
         return Ok(pw);
     }
-    let pw = rpassword::prompt_password("Password: ").context("cannot read a password (set NOISEFS_PASSWORD)")?;
+    let pw =
+        rpassword::prompt_password("Password: ").context("cannot read a password (set NOISEFS_PASSWORD)")?;
     if pw.is_empty() {
         bail!("an empty password protects nothing");
     }
@@ -204,7 +231,13 @@ fn default_target(opened: &Opened) -> anyhow::Result<PathBuf> {
 
 async fn ls(opened: &Opened, json: bool) -> anyhow::Result<()> {
     let rows: Vec<serde_json::Value> = match &opened.meta {
-        Meta::File { name, size, mtime, mode, .. } => {
+        Meta::File {
+            name,
+            size,
+            mtime,
+            mode,
+            ..
+        } => {
             vec![json!({"name": name, "kind": "file", "size": size, "mtime": mtime, "mode": mode})]
         }
         _ => opened
@@ -249,12 +282,25 @@ async fn ls(opened: &Opened, json: bool) -> anyhow::Result<()> {
 
 fn stat(opened: &Opened, json: bool) -> anyhow::Result<()> {
     let value = match &opened.meta {
-        Meta::File { name, size, block_size, tuple_size, mtime, mode, media_type } => json!({
+        Meta::File {
+            name,
+            size,
+            block_size,
+            tuple_size,
+            mtime,
+            mode,
+            media_type,
+        } => json!({
             "kind": "file", "name": name, "size": size, "block_size": block_size,
             "blocks": size.div_ceil(*block_size), "tuple_size": tuple_size, "mtime": mtime,
             "mode": format!("{mode:04o}"), "media_type": media_type, "root": opened.root.to_string(),
         }),
-        Meta::Dir { name, mtime, mode, entries } => json!({
+        Meta::Dir {
+            name,
+            mtime,
+            mode,
+            entries,
+        } => json!({
             "kind": "dir", "name": name, "entries": entries, "mtime": mtime,
             "mode": format!("{mode:04o}"), "root": opened.root.to_string(),
         }),
@@ -291,7 +337,10 @@ async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow:
     }
     let on_disk = repo.store().list().await?;
     let on_disk_set: HashSet<BlockId> = on_disk.iter().copied().collect();
-    let mut removed: Vec<BlockId> = on_disk.into_iter().filter(|id| !marks.refs.contains_key(id)).collect();
+    let mut removed: Vec<BlockId> = on_disk
+        .into_iter()
+        .filter(|id| !marks.refs.contains_key(id))
+        .collect();
     let mut stale_records = 0u64;
     for (id, _) in repo.state().blocks()? {
         if !on_disk_set.contains(&id) && !marks.refs.contains_key(&id) {
@@ -364,8 +413,15 @@ async fn repo_stats(repo: &Repo, json: bool) -> anyhow::Result<()> {
         totals.blocks, totals.data_blocks, totals.random_blocks, totals.descriptor_blocks
     );
     println!("stored:       {}", human_bytes(store.bytes));
-    println!("pinned:       {} links, {} of content", pins.len(), human_bytes(content));
-    println!("overhead:     {:.1}% (stored bytes / pinned content - 1)", overhead * 100.0);
+    println!(
+        "pinned:       {} links, {} of content",
+        pins.len(),
+        human_bytes(content)
+    );
+    println!(
+        "overhead:     {:.1}% (stored bytes / pinned content - 1)",
+        overhead * 100.0
+    );
     println!("reuse:        {reuse:.2} tuples per content block (a block serves its own tuple and others as randomizer)");
     Ok(())
 }

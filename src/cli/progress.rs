@@ -29,7 +29,9 @@ pub fn bytes_bar(total: u64, quiet: bool, message: &str) -> (ProgressBar, Progre
 
 /// Bytes of regular files at or below `path` (for a bar's total); 0 when unreadable.
 pub fn size_of_path(path: &std::path::Path) -> u64 {
-    let Ok(meta) = std::fs::metadata(path) else { return 0 };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return 0;
+    };
     if meta.is_file() {
         return meta.len();
     }

@@ -53,8 +53,18 @@ impl Link {
 impl fmt::Display for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.secret {
-            LinkSecret::Key(k) => write!(f, "{SCHEME}{}#{}", self.root, BASE64URL_NOPAD.encode(k.as_bytes())),
-            LinkSecret::Password(s) => write!(f, "{SCHEME}{}#{PASSWORD_TAG}{}", self.root, BASE64URL_NOPAD.encode(s)),
+            LinkSecret::Key(k) => write!(
+                f,
+                "{SCHEME}{}#{}",
+                self.root,
+                BASE64URL_NOPAD.encode(k.as_bytes())
+            ),
+            LinkSecret::Password(s) => write!(
+                f,
+                "{SCHEME}{}#{PASSWORD_TAG}{}",
+                self.root,
+                BASE64URL_NOPAD.encode(s)
+            ),
         }
     }
 }
@@ -74,7 +84,9 @@ impl FromStr for Link {
         let (cid, frag) = rest
             .split_once('#')
             .ok_or_else(|| bad("the #key part is missing (was the link cut when copied?)"))?;
-        let root: BlockId = cid.parse().map_err(|_| bad("the block id before # is not a valid CID"))?;
+        let root: BlockId = cid
+            .parse()
+            .map_err(|_| bad("the block id before # is not a valid CID"))?;
         let secret = if let Some(salt) = frag.strip_prefix(PASSWORD_TAG) {
             let bytes = BASE64URL_NOPAD
                 .decode(salt.as_bytes())

@@ -49,10 +49,7 @@ pub enum Meta {
         entries: u64,
     },
     /// A password link's wrapper: the real link, encrypted under the password's key.
-    Wrapped {
-        root: BlockId,
-        key: ByteBuf,
-    },
+    Wrapped { root: BlockId, key: ByteBuf },
 }
 
 /// A node's payload: leaf entries, or children that hold them.
@@ -136,8 +133,18 @@ pub fn decode(id: &BlockId, bytes: &[u8], is_root: bool) -> Result<Node> {
         _ => {}
     }
     match (&node.meta, &node.body) {
-        (Some(Meta::File { block_size, tuple_size, size, .. }), body) => {
-            let bs = usize::try_from(*block_size).ok().and_then(|b| BlockSize::new(b).ok());
+        (
+            Some(Meta::File {
+                block_size,
+                tuple_size,
+                size,
+                ..
+            }),
+            body,
+        ) => {
+            let bs = usize::try_from(*block_size)
+                .ok()
+                .and_then(|b| BlockSize::new(b).ok());
             if bs.is_none() {
                 return Err(bad(format!("block size {block_size} is not allowed")));
             }
@@ -206,7 +213,10 @@ fn check_entry(e: &DirEntry) -> Result<()> {
     };
     match e.kind {
         EntryKind::Symlink => {
-            let t = e.target.as_deref().ok_or_else(|| bad("a symlink without a target"))?;
+            let t = e
+                .target
+                .as_deref()
+                .ok_or_else(|| bad("a symlink without a target"))?;
             if t.is_empty() || t.contains('\0') || t.len() > 4096 {
                 return Err(bad("a symlink target that is empty, too long or contains NUL"));
             }
@@ -256,36 +266,89 @@ mod tests {
     #[test]
     fn round_trips_each_kind() {
         let nodes = [
-            Node { v: 1, meta: Some(file_meta()), body: Body::Tuples(vec![vec![id(); 3]]) },
             Node {
                 v: 1,
-                meta: Some(Meta::Dir { name: "d".into(), mtime: 1, mode: 0o755, entries: 1 }),
+                meta: Some(file_meta()),
+                body: Body::Tuples(vec![vec![id(); 3]]),
+            },
+            Node {
+                v: 1,
+                meta: Some(Meta::Dir {
+                    name: "d".into(),
+                    mtime: 1,
+                    mode: 0o755,
+                    entries: 1,
+                }),
                 body: Body::Entries(vec![entry("x")]),
             },
             Node {
                 v: 1,
-                meta: Some(Meta::Wrapped { root: id(), key: ByteBuf::from(vec![2u8; 32]) }),
+                meta: Some(Meta::Wrapped {
+                    root: id(),
+                    key: ByteBuf::from(vec![2u8; 32]),
+                }),
                 body: Body::Children(vec![]),
             },
         ];
         for n in nodes {
             assert_eq!(decode(&id(), &encode(&n), true).unwrap(), n);
         }
-        let inner = Node { v: 1, meta: None, body: Body::Children(vec![Child { id: id(), count: 3 }]) };
+        let inner = Node {
+            v: 1,
+            meta: None,
+            body: Body::Children(vec![Child { id: id(), count: 3 }]),
+        };
         assert_eq!(decode(&id(), &encode(&inner), false).unwrap(), inner);
     }
 
     #[test]
     fn refuses_structural_lies() {
         let cases = [
-            (Node { v: 2, meta: Some(file_meta()), body: Body::Tuples(vec![]) }, true, "version"),
-            (Node { v: 1, meta: None, body: Body::Tuples(vec![]) }, true, "no metadata"),
-            (Node { v: 1, meta: Some(file_meta()), body: Body::Tuples(vec![]) }, false, "inner node"),
-            (Node { v: 1, meta: Some(file_meta()), body: Body::Entries(vec![]) }, true, "folder entries"),
+            (
+                Node {
+                    v: 2,
+                    meta: Some(file_meta()),
+                    body: Body::Tuples(vec![]),
+                },
+                true,
+                "version",
+            ),
             (
                 Node {
                     v: 1,
-                    meta: Some(Meta::Dir { name: "d".into(), mtime: 0, mode: 0, entries: 0 }),
+                    meta: None,
+                    body: Body::Tuples(vec![]),
+                },
+                true,
+                "no metadata",
+            ),
+            (
+                Node {
+                    v: 1,
+                    meta: Some(file_meta()),
+                    body: Body::Tuples(vec![]),
+                },
+                false,
+                "inner node",
+            ),
+            (
+                Node {
+                    v: 1,
+                    meta: Some(file_meta()),
+                    body: Body::Entries(vec![]),
+                },
+                true,
+                "folder entries",
+            ),
+            (
+                Node {
+                    v: 1,
+                    meta: Some(Meta::Dir {
+                        name: "d".into(),
+                        mtime: 0,
+                        mode: 0,
+                        entries: 0,
+                    }),
                     body: Body::Tuples(vec![]),
                 },
                 true,
@@ -294,7 +357,10 @@ mod tests {
             (
                 Node {
                     v: 1,
-                    meta: Some(Meta::Wrapped { root: id(), key: ByteBuf::from(vec![1u8; 3]) }),
+                    meta: Some(Meta::Wrapped {
+                        root: id(),
+                        key: ByteBuf::from(vec![1u8; 3]),
+                    }),
                     body: Body::Children(vec![]),
                 },
                 true,
@@ -309,13 +375,21 @@ mod tests {
         if let Meta::File { block_size, .. } = &mut m {
             *block_size = 1000;
         }
-        let n = Node { v: 1, meta: Some(m), body: Body::Tuples(vec![]) };
+        let n = Node {
+            v: 1,
+            meta: Some(m),
+            body: Body::Tuples(vec![]),
+        };
         assert!(decode(&id(), &encode(&n), true).is_err());
         let mut m = file_meta();
         if let Meta::File { tuple_size, .. } = &mut m {
             *tuple_size = 1;
         }
-        let n = Node { v: 1, meta: Some(m), body: Body::Tuples(vec![]) };
+        let n = Node {
+            v: 1,
+            meta: Some(m),
+            body: Body::Tuples(vec![]),
+        };
         assert!(decode(&id(), &encode(&n), true).is_err());
         assert!(decode(&id(), b"\xff\x00garbage", true).is_err());
     }
@@ -325,7 +399,12 @@ mod tests {
         for name in ["", ".", "..", "a/b", "a\\b", "nul\0", &"x".repeat(256)] {
             let n = Node {
                 v: 1,
-                meta: Some(Meta::Dir { name: String::new(), mtime: 0, mode: 0, entries: 1 }),
+                meta: Some(Meta::Dir {
+                    name: String::new(),
+                    mtime: 0,
+                    mode: 0,
+                    entries: 1,
+                }),
                 body: Body::Entries(vec![entry(name)]),
             };
             let err = decode(&id(), &encode(&n), true).unwrap_err();
@@ -340,7 +419,12 @@ mod tests {
         for e in [no_link, no_target, nul_target] {
             let n = Node {
                 v: 1,
-                meta: Some(Meta::Dir { name: String::new(), mtime: 0, mode: 0, entries: 1 }),
+                meta: Some(Meta::Dir {
+                    name: String::new(),
+                    mtime: 0,
+                    mode: 0,
+                    entries: 1,
+                }),
                 body: Body::Entries(vec![e]),
             };
             assert!(decode(&id(), &encode(&n), true).is_err());

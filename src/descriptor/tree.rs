@@ -84,7 +84,11 @@ impl<E: LeafEntry> TreeWriter<E> {
         if len > self.capacity / 2 {
             return Err(Error::Unsupported {
                 what: format!("a descriptor entry of {len} bytes"),
-                reason: format!("blocks of {} bytes hold entries up to {}", self.block_len, self.capacity / 2),
+                reason: format!(
+                    "blocks of {} bytes hold entries up to {}",
+                    self.block_len,
+                    self.capacity / 2
+                ),
             });
         }
         let mut out = Vec::new();
@@ -398,11 +402,15 @@ mod tests {
     #[tokio::test]
     async fn wrong_key_and_lying_counts_are_refused() {
         let (store, key, root, _) = build(100).await;
-        let err = fetch_node(&*store, &Key::random(), &root, true).await.unwrap_err();
+        let err = fetch_node(&*store, &Key::random(), &root, true)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Decrypt { .. }));
         // Forge a root whose child claims one entry more than it holds.
         let node = fetch_node(&*store, &key, &root, true).await.unwrap();
-        let Body::Children(mut children) = node.body else { panic!("expected children") };
+        let Body::Children(mut children) = node.body else {
+            panic!("expected children")
+        };
         children[0].count += 1;
         let reader = TreeReader::new(store, key, root, Body::Children(children));
         let mut leaves = reader.leaves();

@@ -34,7 +34,10 @@ pub struct Batch {
 impl Batch {
     /// Whether there is anything to write.
     pub fn is_empty(&self) -> bool {
-        self.new_blocks.is_empty() && self.refs.is_empty() && self.uses.is_empty() && self.used_sets.is_empty()
+        self.new_blocks.is_empty()
+            && self.refs.is_empty()
+            && self.uses.is_empty()
+            && self.used_sets.is_empty()
     }
 }
 
@@ -65,12 +68,7 @@ impl State {
         std::fs::create_dir_all(path).at(path)?;
         // SAFETY: the repository lock guarantees one process opens this environment, and this process
         // opens it once (the repository owns the only `State`).
-        let env = unsafe {
-            EnvOpenOptions::new()
-                .map_size(1 << 40)
-                .max_dbs(8)
-                .open(path)?
-        };
+        let env = unsafe { EnvOpenOptions::new().map_size(1 << 40).max_dbs(8).open(path)? };
         let mut wtxn = env.write_txn()?;
         let meta: Database<Str, Bytes> = env.create_database(&mut wtxn, Some("meta"))?;
         let blocks = env.create_database(&mut wtxn, Some("blocks"))?;
@@ -196,7 +194,11 @@ impl State {
 
     /// Forgets blocks (after the store deleted them) and sets the reference counts of the others to the
     /// counts a full walk found, in one transaction.
-    pub fn reconcile(&self, removed: &[BlockId], refs: &std::collections::HashMap<BlockId, u64>) -> Result<()> {
+    pub fn reconcile(
+        &self,
+        removed: &[BlockId],
+        refs: &std::collections::HashMap<BlockId, u64>,
+    ) -> Result<()> {
         let mut wtxn = self.env.write_txn()?;
         for id in removed {
             self.blocks.delete(&mut wtxn, &id.to_bytes())?;
@@ -207,7 +209,10 @@ impl State {
             .map(|r| r.map(|(k, v)| (k.to_vec(), BlockRecord::decode(v))))
             .collect::<std::result::Result<_, _>>()?;
         for (k, mut rec) in all {
-            let count = BlockId::from_bytes(&k).ok().and_then(|id| refs.get(&id).copied()).unwrap_or(0);
+            let count = BlockId::from_bytes(&k)
+                .ok()
+                .and_then(|id| refs.get(&id).copied())
+                .unwrap_or(0);
             if rec.refs != count {
                 rec.refs = count;
                 self.blocks.put(&mut wtxn, &k, &rec.encode())?;
@@ -271,7 +276,10 @@ mod tests {
         assert!(state.set_used(&[7; 32]).unwrap());
         assert!(!state.set_used(&[8; 32]).unwrap());
         let t = state.totals().unwrap();
-        assert_eq!((t.blocks, t.data_blocks, t.random_blocks, t.references), (2, 1, 1, 3));
+        assert_eq!(
+            (t.blocks, t.data_blocks, t.random_blocks, t.references),
+            (2, 1, 1, 3)
+        );
 
         let pin = PinRecord {
             link: "noisefs://x#y".into(),
@@ -294,7 +302,10 @@ mod tests {
     #[test]
     fn refuses_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
-        State::open(dir.path()).unwrap().set_schema_version(SCHEMA_VERSION + 1).unwrap();
+        State::open(dir.path())
+            .unwrap()
+            .set_schema_version(SCHEMA_VERSION + 1)
+            .unwrap();
         match State::open(dir.path()) {
             Err(Error::SchemaTooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
             Err(e) => panic!("wrong error {e}"),

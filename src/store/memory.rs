@@ -38,7 +38,11 @@ impl MemoryStore {
 #[async_trait]
 impl BlockStore for MemoryStore {
     async fn get(&self, id: &BlockId) -> Result<Block> {
-        let data = self.read().get(id).cloned().ok_or(Error::MissingBlock { id: *id })?;
+        let data = self
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or(Error::MissingBlock { id: *id })?;
         block::verify(id, &data)?;
         Ok(data)
     }

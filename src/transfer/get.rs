@@ -118,7 +118,12 @@ pub async fn open(store: &Arc<dyn BlockStore>, link: &Link, password: Option<&st
         });
     }
     let tree = TreeReader::new(store.clone(), key.clone(), root, node.body);
-    Ok(Opened { root, key, meta, tree })
+    Ok(Opened {
+        root,
+        key,
+        meta,
+        tree,
+    })
 }
 
 /// Streams an opened file's content into `out` (on a writer thread). Returns the bytes written.
@@ -129,7 +134,13 @@ pub async fn read_to(
     out_name: PathBuf,
     progress: &Progress,
 ) -> Result<u64> {
-    let Meta::File { size, block_size, tuple_size, .. } = &opened.meta else {
+    let Meta::File {
+        size,
+        block_size,
+        tuple_size,
+        ..
+    } = &opened.meta
+    else {
         return Err(Error::Unsupported {
             what: "reading a folder as a file".into(),
             reason: "use `noisefs get` or `noisefs ls` for folders".into(),
@@ -148,7 +159,12 @@ pub async fn read_to(
     });
 
     let root = opened.root;
-    let start = (opened.tree.leaves(), Vec::<Vec<BlockId>>::new().into_iter(), 0u64, false);
+    let start = (
+        opened.tree.leaves(),
+        Vec::<Vec<BlockId>>::new().into_iter(),
+        0u64,
+        false,
+    );
     let tuples = futures::stream::unfold(start, move |(mut leaves, mut cur, index, failed)| async move {
         if failed {
             return None;
@@ -185,12 +201,18 @@ pub async fn read_to(
                     });
                 }
                 if index >= blocks {
-                    return Err(Error::Descriptor { id: root, reason: "more tuples than the file size needs".into() });
+                    return Err(Error::Descriptor {
+                        id: root,
+                        reason: "more tuples than the file size needs".into(),
+                    });
                 }
                 let parts = futures::future::try_join_all(tuple.iter().map(|id| store.get(id))).await?;
                 for p in &parts {
                     if p.len() != bs {
-                        return Err(Error::BlockSize { expected: bs, actual: p.len() });
+                        return Err(Error::BlockSize {
+                            expected: bs,
+                            actual: p.len(),
+                        });
                     }
                 }
                 let cipher = cipher.clone();
@@ -226,9 +248,10 @@ pub async fn read_to(
             }
         }
     }
-    drop(opened_blocks);
     drop(tx);
-    let wrote = writer.join().map_err(|_| Error::Task("the writer thread panicked".into()))?;
+    let wrote = writer
+        .join()
+        .map_err(|_| Error::Task("the writer thread panicked".into()))?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -244,7 +267,14 @@ pub async fn read_to(
 
 /// Writes an opened file to stdout.
 pub async fn cat(store: &Arc<dyn BlockStore>, opened: &Opened, progress: &Progress) -> Result<u64> {
-    read_to(store, opened, Box::new(std::io::stdout()), PathBuf::from("<stdout>"), progress).await
+    read_to(
+        store,
+        opened,
+        Box::new(std::io::stdout()),
+        PathBuf::from("<stdout>"),
+        progress,
+    )
+    .await
 }
 
 /// Materializes `opened` (file or folder) at `target`. An existing target is refused unless `force`.
@@ -257,7 +287,9 @@ pub async fn get_to(
 ) -> Result<u64> {
     let exists = std::fs::symlink_metadata(target).is_ok();
     if exists && !force {
-        return Err(Error::TargetExists { path: target.to_path_buf() });
+        return Err(Error::TargetExists {
+            path: target.to_path_buf(),
+        });
     }
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -293,7 +325,12 @@ fn remove_any(path: &Path) {
 }
 
 /// Writes a file or folder at `path`, which must not exist.
-async fn materialize(store: &Arc<dyn BlockStore>, opened: &Opened, path: &Path, progress: &Progress) -> Result<u64> {
+async fn materialize(
+    store: &Arc<dyn BlockStore>,
+    opened: &Opened,
+    path: &Path,
+    progress: &Progress,
+) -> Result<u64> {
     if let Meta::File { mtime, mode, .. } = &opened.meta {
         return write_file(store, opened, path, *mtime, *mode, progress).await;
     }
@@ -316,7 +353,16 @@ async fn materialize(store: &Arc<dyn BlockStore>, opened: &Opened, path: &Path, 
             dir_times.push((dir_path.clone(), *mtime, *mode));
         }
         for e in dir.entries().await? {
-            total += materialize_entry(store, e, &dir_path, depth + 1, &mut stack, &mut seen_dirs, progress).await?;
+            total += materialize_entry(
+                store,
+                e,
+                &dir_path,
+                depth + 1,
+                &mut stack,
+                &mut seen_dirs,
+                progress,
+            )
+            .await?;
         }
     }
     for (p, mtime, mode) in dir_times.into_iter().rev() {
@@ -363,7 +409,8 @@ async fn materialize_entry(
                     if !seen_dirs.insert(child.root) {
                         return Err(Error::Descriptor {
                             id: child.root,
-                            reason: "the same folder appears twice in one tree (a loop or a copy bomb)".into(),
+                            reason: "the same folder appears twice in one tree (a loop or a copy bomb)"
+                                .into(),
                         });
                     }
                     std::fs::create_dir(&path).at(&path)?;
@@ -387,7 +434,11 @@ async fn write_file(
     mode: u32,
     progress: &Progress,
 ) -> Result<u64> {
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).at(path)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)?;
     let out = std::io::BufWriter::with_capacity(1 << 20, file);
     let n = read_to(store, opened, Box::new(out), path.to_path_buf(), progress).await?;
     set_times_and_mode(path, mtime, mode)?;

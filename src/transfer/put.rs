@@ -101,7 +101,11 @@ impl Session {
     }
 
     /// Stores a byte stream as a file; returns its link and size. Not pinned until [`Session::finish`].
-    pub async fn put_reader(&self, reader: impl Read + Send + 'static, info: FileInfo) -> Result<(Link, u64)> {
+    pub async fn put_reader(
+        &self,
+        reader: impl Read + Send + 'static,
+        info: FileInfo,
+    ) -> Result<(Link, u64)> {
         let repo = self.repo.clone();
         let bs = repo.block_size();
         let key = Key::random();
@@ -155,8 +159,10 @@ impl Session {
         }
         let open = |path: &Path, name: String| -> Result<Frame> {
             let meta = std::fs::symlink_metadata(path).at(path)?;
-            let mut children: Vec<std::fs::DirEntry> =
-                std::fs::read_dir(path).at(path)?.collect::<std::io::Result<_>>().at(path)?;
+            let mut children: Vec<std::fs::DirEntry> = std::fs::read_dir(path)
+                .at(path)?
+                .collect::<std::io::Result<_>>()
+                .at(path)?;
             children.sort_by_key(|e| e.file_name());
             Ok(Frame {
                 name,
@@ -194,7 +200,14 @@ impl Session {
                     Some(parent) => {
                         parent.size += done.size;
                         parent.files += done.files;
-                        parent.entries.push(entry_for(&done.name, EntryKind::Dir, done.size, &done.meta, Some(&link), None));
+                        parent.entries.push(entry_for(
+                            &done.name,
+                            EntryKind::Dir,
+                            done.size,
+                            &done.meta,
+                            Some(&link),
+                            None,
+                        ));
                     }
                 }
                 continue;
@@ -222,12 +235,14 @@ impl Session {
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
                 top.size += size;
                 top.files += 1;
-                top.entries.push(entry_for(&name, EntryKind::File, size, &meta, Some(&link), None));
+                top.entries
+                    .push(entry_for(&name, EntryKind::File, size, &meta, Some(&link), None));
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path).at(&path)?;
                 let target = target.to_string_lossy().into_owned();
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
-                top.entries.push(entry_for(&name, EntryKind::Symlink, 0, &meta, None, Some(target)));
+                top.entries
+                    .push(entry_for(&name, EntryKind::Symlink, 0, &meta, None, Some(target)));
             } else {
                 tracing::warn!(path = %path.display(), "skipping a special file (fifo, socket or device)");
             }
@@ -235,7 +250,13 @@ impl Session {
     }
 
     /// Seals content block `index`: encrypt, XOR with a fresh randomizer set, store.
-    async fn seal_block(&self, index: u64, mut data: Vec<u8>, len: usize, cipher: &Arc<ContentCipher>) -> Result<Vec<BlockId>> {
+    async fn seal_block(
+        &self,
+        index: u64,
+        mut data: Vec<u8>,
+        len: usize,
+        cipher: &Arc<ContentCipher>,
+    ) -> Result<Vec<BlockId>> {
         let rands = self.choose_randomizers().await?;
         let blocks = futures::future::try_join_all(rands.iter().map(|id| self.repo.store().get(id))).await?;
         let cipher = cipher.clone();
@@ -356,7 +377,10 @@ impl Session {
         tokio::task::spawn_blocking(move || repo.state().apply(&batch))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-        self.pending_sets.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.pending_sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
     }
 
@@ -414,7 +438,9 @@ fn entry_for(
         mtime: meta.mtime(),
         mode: meta.permissions().mode() & 0o7777,
         root: link.map(|l| l.root),
-        key: link.and_then(|l| l.key()).map(|k| ByteBuf::from(k.as_bytes().to_vec())),
+        key: link
+            .and_then(|l| l.key())
+            .map(|k| ByteBuf::from(k.as_bytes().to_vec())),
         target,
     }
 }
@@ -458,7 +484,9 @@ pub fn media_type(path: &Path) -> String {
         "mp4" => "video/mp4",
         "mkv" => "video/x-matroska",
         "webm" => "video/webm",
-        "rs" | "py" | "c" | "h" | "cpp" | "go" | "js" | "ts" | "java" | "sh" | "toml" | "yaml" | "yml" => "text/plain",
+        "rs" | "py" | "c" | "h" | "cpp" | "go" | "js" | "ts" | "java" | "sh" | "toml" | "yaml" | "yml" => {
+            "text/plain"
+        }
         _ => "application/octet-stream",
     }
     .to_string()

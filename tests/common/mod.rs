@@ -74,7 +74,12 @@ impl Env {
         for shard in std::fs::read_dir(self.repo().join("blocks")).expect("blocks dir") {
             for f in std::fs::read_dir(shard.expect("shard").path()).expect("shard dir") {
                 let p = f.expect("entry").path();
-                if !p.file_name().and_then(|n| n.to_str()).unwrap_or(".").starts_with('.') {
+                if !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or(".")
+                    .starts_with('.')
+                {
                     out.push(p);
                 }
             }
@@ -105,7 +110,10 @@ pub fn chi_square(data: &[u8]) -> f64 {
         counts[b as usize] += 1;
     }
     let expected = data.len() as f64 / 256.0;
-    counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum()
+    counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum()
 }
 
 /// Far in the tail for 255 degrees of freedom (mean 255, sd 22.6): about 7 sd.

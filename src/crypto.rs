@@ -176,20 +176,30 @@ mod tests {
         assert_eq!(a, plain);
     }
 
-    /// Fixed vector: the first bytes of block 0 of zeros under key 0x07.. (see docs/formats.md).
+    /// Fixed vectors (docs/formats.md): the content sub-key of key 0x07 x 32, and the first 16 bytes of
+    /// blocks 0 and 1 of zeros sealed under it.
     #[test]
     fn content_cipher_vector() {
-        let c = ContentCipher::new(&Key::from_bytes([7; 32]));
-        let mut z = [0u8; 16];
-        c.apply(0, &mut z);
+        let key = Key::from_bytes([7; 32]);
+        let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
         assert_eq!(
-            data_encoding::HEXLOWER.encode(&z),
-            data_encoding::HEXLOWER.encode(&{
-                let mut y = [0u8; 16];
-                let k = Key::from_bytes([7; 32]).derive("content");
-                ChaCha20::new(&k.into(), &[0u8; 12].into()).apply_keystream(&mut y);
-                y
-            })
+            hex(&key.derive("content")),
+            "8aca88b61953bf8c48d84ded97a89f53fe213217238f21bc0445557912b4541a"
+        );
+        let c = ContentCipher::new(&key);
+        let want = [
+            "a9f7794bb0745e11adea054fa9357f51",
+            "3b8564c94670778749a4382dfe47ee49",
+        ];
+        for (i, want) in want.iter().enumerate() {
+            let mut z = [0u8; 16];
+            c.apply(i as u64, &mut z);
+            assert_eq!(&hex(&z), want);
+        }
+        let set = crate::pool::set_key(&[crate::block::BlockId::of(b"a"), crate::block::BlockId::of(b"b")]);
+        assert_eq!(
+            hex(&set),
+            "ecc7d0b8c036bf65333d543e117abbd7033e92f0e3f5bd2a64dd59433a299cab"
         );
     }
 

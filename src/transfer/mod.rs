@@ -23,3 +23,88 @@ pub fn no_progress() -> Progress {
 pub(crate) const PARALLEL_BLOCKS: usize = 8;
 /// Tuples sealed between two commits of the state.
 pub(crate) const COMMIT_EVERY: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockSize;
+    use crate::descriptor::{Link, Meta};
+    use crate::repo::{Config, Repo};
+
+    fn repo(dir: &std::path::Path) -> Arc<Repo> {
+        let cfg = Config {
+            block_size: BlockSize::new(4096).unwrap(),
+            ..Config::default()
+        };
+        Arc::new(Repo::init(&dir.join("repo"), cfg).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_folders_and_passwords_round_trip_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo(dir.path());
+        let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = counted.clone();
+        let session = Session::new(
+            repo.clone(),
+            Arc::new(move |n| {
+                c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }),
+        );
+
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let src = dir.path().join("f.txt");
+        std::fs::write(&src, &data).unwrap();
+        let res = session.put_path(&src).await.unwrap();
+        assert_eq!((res.size, res.files, res.dir), (100_000, 1, false));
+        assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), 100_000);
+        let link: Link = res.link.parse().unwrap();
+        let opened = open(repo.store(), &link, None).await.unwrap();
+        assert_eq!(opened.name(), "f.txt");
+        assert!(matches!(&opened.meta, Meta::File { media_type, .. } if media_type == "text/plain"));
+        let out = dir.path().join("out");
+        get_to(repo.store(), &opened, &out, false, &no_progress())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        assert!(get_to(repo.store(), &opened, &out, false, &no_progress())
+            .await
+            .is_err());
+
+        // Folders: entries, marks for gc, and reading a folder as a file is refused.
+        std::fs::create_dir_all(dir.path().join("d/sub")).unwrap();
+        std::fs::write(dir.path().join("d/sub/x"), b"x").unwrap();
+        let res = session.put_path(&dir.path().join("d")).await.unwrap();
+        assert_eq!((res.files, res.dir), (1, true));
+        let dlink: Link = res.link.parse().unwrap();
+        let opened = open(repo.store(), &dlink, None).await.unwrap();
+        assert_eq!(opened.entries().await.unwrap().len(), 1);
+        let sink = Box::new(std::io::sink());
+        assert!(read_to(repo.store(), &opened, sink, "x".into(), &no_progress())
+            .await
+            .is_err());
+        let mut marks = Marks::default();
+        mark(repo.store(), &dlink, &mut marks).await.unwrap();
+        assert!(marks.refs.len() >= 5, "{:?}", marks.refs.len());
+
+        // Password wrapping.
+        let wrapped = session.wrap_with_password(&link, "pw").await.unwrap();
+        assert!(open(repo.store(), &wrapped, None).await.is_err());
+        assert!(open(repo.store(), &wrapped, Some("nope")).await.is_err());
+        let opened = open(repo.store(), &wrapped, Some("pw")).await.unwrap();
+        assert_eq!(opened.root, link.root);
+        assert!(session.wrap_with_password(&wrapped, "pw").await.is_err());
+        // A password wrapper opened with its key directly is not a file or folder.
+        let mut marks = Marks::default();
+        mark(repo.store(), &wrapped, &mut marks).await.unwrap();
+        assert_eq!(marks.refs.len(), 1);
+
+        // Storing a special file is refused; media types come from extensions.
+        assert!(session.put_path(std::path::Path::new("/dev/null")).await.is_err());
+        assert_eq!(media_type(std::path::Path::new("a.PNG")), "image/png");
+        assert_eq!(
+            media_type(std::path::Path::new("noext")),
+            "application/octet-stream"
+        );
+    }
+}

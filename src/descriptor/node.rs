@@ -394,20 +394,24 @@ mod tests {
         assert!(decode(&id(), b"\xff\x00garbage", true).is_err());
     }
 
+    fn folder_of(e: DirEntry) -> Node {
+        let meta = Meta::Dir {
+            name: String::new(),
+            mtime: 0,
+            mode: 0,
+            entries: 1,
+        };
+        Node {
+            v: 1,
+            meta: Some(meta),
+            body: Body::Entries(vec![e]),
+        }
+    }
+
     #[test]
     fn refuses_hostile_names() {
         for name in ["", ".", "..", "a/b", "a\\b", "nul\0", &"x".repeat(256)] {
-            let n = Node {
-                v: 1,
-                meta: Some(Meta::Dir {
-                    name: String::new(),
-                    mtime: 0,
-                    mode: 0,
-                    entries: 1,
-                }),
-                body: Body::Entries(vec![entry(name)]),
-            };
-            let err = decode(&id(), &encode(&n), true).unwrap_err();
+            let err = decode(&id(), &encode(&folder_of(entry(name))), true).unwrap_err();
             assert!(matches!(err, Error::UnsafeName { .. }), "{name:?}: {err}");
         }
         let mut no_link = entry("ok");
@@ -417,17 +421,7 @@ mod tests {
         let mut nul_target = no_target.clone();
         nul_target.target = Some("a\0b".into());
         for e in [no_link, no_target, nul_target] {
-            let n = Node {
-                v: 1,
-                meta: Some(Meta::Dir {
-                    name: String::new(),
-                    mtime: 0,
-                    mode: 0,
-                    entries: 1,
-                }),
-                body: Body::Entries(vec![e]),
-            };
-            assert!(decode(&id(), &encode(&n), true).is_err());
+            assert!(decode(&id(), &encode(&folder_of(e)), true).is_err());
         }
     }
 }

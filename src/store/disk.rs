@@ -74,6 +74,20 @@ fn write_atomic(root: &Path, id: &BlockId, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, &path).at(&path)
 }
 
+/// Calls `f` for every block file (temporary files are skipped).
+fn for_each_block(root: &Path, mut f: impl FnMut(BlockId, &std::fs::DirEntry) -> Result<()>) -> Result<()> {
+    for shard in 0..=255u8 {
+        let dir = root.join(format!("{shard:02x}"));
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            if let Some(id) = entry.file_name().to_str().and_then(is_block_name) {
+                f(id, &entry)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn is_block_name(name: &str) -> Option<BlockId> {
     if name.starts_with('.') {
         return None;
@@ -109,15 +123,10 @@ impl BlockStore for DiskStore {
     async fn list(&self) -> Result<Vec<BlockId>> {
         self.blocking(|root| {
             let mut out = Vec::new();
-            for shard in 0..=255u8 {
-                let dir = root.join(format!("{shard:02x}"));
-                for entry in std::fs::read_dir(&dir).at(&dir)? {
-                    let entry = entry.at(&dir)?;
-                    if let Some(id) = entry.file_name().to_str().and_then(is_block_name) {
-                        out.push(id);
-                    }
-                }
-            }
+            for_each_block(root, |id, _| {
+                out.push(id);
+                Ok(())
+            })?;
             Ok(out)
         })
         .await
@@ -126,16 +135,11 @@ impl BlockStore for DiskStore {
     async fn stats(&self) -> Result<StoreStats> {
         self.blocking(|root| {
             let mut stats = StoreStats::default();
-            for shard in 0..=255u8 {
-                let dir = root.join(format!("{shard:02x}"));
-                for entry in std::fs::read_dir(&dir).at(&dir)? {
-                    let entry = entry.at(&dir)?;
-                    if entry.file_name().to_str().and_then(is_block_name).is_some() {
-                        stats.blocks += 1;
-                        stats.bytes += entry.metadata().at(entry.path())?.len();
-                    }
-                }
-            }
+            for_each_block(root, |_, entry| {
+                stats.blocks += 1;
+                stats.bytes += entry.metadata().at(entry.path())?.len();
+                Ok(())
+            })?;
             Ok(stats)
         })
         .await

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Regenerates docs/cli.md from the binary's own --help texts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q
+B=target/release/noisefs
+{
+  echo "# noisefs command reference"; echo
+  echo "Generated from \`noisefs <command> --help\` (regenerate with the loop in scripts/gen-cli-doc.sh)."; echo
+  for c in "" init put get cat ls stat pin unpin gc "repo stats" "repo verify" completions; do
+    echo "## noisefs $c"; echo; echo '```'
+    # shellcheck disable=SC2086
+    $B $c --help
+    echo '```'; echo
+  done
+} > docs/cli.md

@@ -5,7 +5,8 @@
 - peak RSS of put and get of a 4 GiB file;
 - storage overhead and block reuse after putting a 1 GiB mixed corpus into a fresh repository.
 
-Usage: scripts/bench.sh [--quick]   (--quick: 256 MiB / 1 GiB / 256 MiB instead of 1 GiB / 4 GiB / 1 GiB)
+Usage: scripts/bench.sh [--quick] [--only throughput|memory|storage]
+  --quick: 256 MiB / 1 GiB / ~250 MiB instead of 1 GiB / 4 GiB / ~1 GiB
 """
 import json
 import os
@@ -20,6 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "noisefs")
 QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -167,12 +169,10 @@ def main():
     base = tmpfs_dir()
     try:
         results = {"machine": f"{os.cpu_count()} cores, {os.uname().release}", "quick": QUICK}
-        results["throughput"] = throughput(base)
-        print(json.dumps(results["throughput"]), flush=True)
-        results["memory"] = memory(base)
-        print(json.dumps(results["memory"]), flush=True)
-        results["storage"] = corpus(base)
-        print(json.dumps(results["storage"]), flush=True)
+        for name, bench in (("throughput", throughput), ("memory", memory), ("storage", corpus)):
+            if ONLY in (None, name):
+                results[name] = bench(base)
+                print(json.dumps(results[name]), flush=True)
         print(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(base, ignore_errors=True)

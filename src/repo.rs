@@ -228,8 +228,12 @@ impl Repo {
     pub fn pool(&self) -> Result<MutexGuard<'_, Option<Pool>>> {
         let mut guard = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            let mut pool = Pool::new();
-            for (id, rec) in self.state.blocks()? {
+            // The hot set is what half the cache holds, so its blocks stay cached while in use.
+            let cache_blocks = (self.config.cache_mib << 20) / self.block_size() as u64;
+            let mut pool = Pool::new((cache_blocks / 2).clamp(2, 4096) as usize);
+            let mut blocks = self.state.blocks()?;
+            blocks.sort_by(|a, b| b.1.popularity.cmp(&a.1.popularity));
+            for (id, rec) in blocks {
                 pool.add(id, rec.popularity);
             }
             *guard = Some(pool);

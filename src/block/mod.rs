@@ -39,6 +39,27 @@ pub fn xor_into(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// XORs equally long blocks into a new buffer in one pass over the output.
+pub fn xor_all(parts: &[Block]) -> Vec<u8> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Vec::new();
+    };
+    let mut out = first.to_vec();
+    match rest {
+        [a, b] => {
+            for ((o, x), y) in out.iter_mut().zip(a.iter()).zip(b.iter()) {
+                *o ^= x ^ y;
+            }
+        }
+        _ => {
+            for r in rest {
+                xor_into(&mut out, r);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +74,20 @@ mod tests {
         assert_eq!(c[1002], a[1002] ^ b[1002]);
         xor_into(&mut c, &b);
         assert_eq!(c, a);
+    }
+
+    #[test]
+    fn xor_all_matches_pairwise_xor() {
+        let parts: Vec<Block> = (0..4u8)
+            .map(|s| Block::from(vec![s.wrapping_mul(37) | 1; 100]))
+            .collect();
+        for n in 0..=4 {
+            let mut want = if n == 0 { Vec::new() } else { parts[0].to_vec() };
+            for p in parts.iter().take(n).skip(1) {
+                xor_into(&mut want, p);
+            }
+            assert_eq!(xor_all(&parts[..n]), want, "{n} parts");
+        }
     }
 
     #[test]

@@ -217,10 +217,7 @@ pub async fn read_to(
                 }
                 let cipher = cipher.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut data = parts[0].to_vec();
-                    for p in &parts[1..] {
-                        block::xor_into(&mut data, p);
-                    }
+                    let mut data = block::xor_all(&parts);
                     cipher.apply(index, &mut data);
                     let keep = (size - index * bs as u64).min(bs as u64) as usize;
                     data.truncate(keep);
@@ -439,8 +436,8 @@ async fn write_file(
         .create_new(true)
         .open(path)
         .at(path)?;
-    let out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let n = read_to(store, opened, Box::new(out), path.to_path_buf(), progress).await?;
+    // Chunks arrive a block at a time, already large: no buffering needed.
+    let n = read_to(store, opened, Box::new(file), path.to_path_buf(), progress).await?;
     set_times_and_mode(path, mtime, mode)?;
     Ok(n)
 }

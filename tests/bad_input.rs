@@ -122,7 +122,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
                     key: Some(serde_bytes::ByteBuf::from(
                         child.key().unwrap().as_bytes().to_vec(),
                     )),
-                    target: None,
+                    ..DirEntry::default()
                 })
                 .unwrap(),
             );

@@ -72,16 +72,19 @@ pub struct Child {
 }
 
 /// The kinds of folder entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    #[default]
     File,
     Dir,
     Symlink,
 }
 
-/// One entry of a folder manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One entry of a folder manifest. A file is held one of three ways: a link to its own descriptor
+/// (`root` + `key`), inline tuples (`tuples` + `key` + `block_size`, for files of a few blocks), or
+/// inline content (`data`, for files far smaller than a block).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DirEntry {
     pub name: String,
     pub kind: EntryKind,
@@ -97,13 +100,60 @@ pub struct DirEntry {
     /// The link target (symlinks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// A small file's content, kept in the (encrypted) manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ByteBuf>,
+    /// A file's tuples, kept in the manifest instead of a descriptor of its own; sealed under `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuples: Option<Vec<Vec<BlockId>>>,
+    /// The block size of inline tuples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u64>,
+    /// A file's media type, when it has no descriptor of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// How a folder entry's file content is held.
+pub enum FileContent<'a> {
+    /// A descriptor of its own.
+    Link(crate::descriptor::Link),
+    /// Bytes inline in the manifest.
+    Data(&'a [u8]),
+    /// Tuples inline in the manifest, sealed under `key`.
+    Tuples {
+        key: Key,
+        tuples: &'a [Vec<BlockId>],
+        block_size: u64,
+    },
 }
 
 impl DirEntry {
-    /// The child's link, for files and folders.
+    /// The child's link, for folders and files with a descriptor of their own.
     pub fn link(&self) -> Option<crate::descriptor::Link> {
+        Some(crate::descriptor::Link::new(self.root?, self.key()?))
+    }
+
+    fn key(&self) -> Option<Key> {
         let key: [u8; 32] = self.key.as_ref()?.as_slice().try_into().ok()?;
-        Some(crate::descriptor::Link::new(self.root?, Key::from_bytes(key)))
+        Some(Key::from_bytes(key))
+    }
+
+    /// How a file entry's content is held; `None` for folders, symlinks and malformed entries.
+    pub fn content(&self) -> Option<FileContent<'_>> {
+        if self.kind != EntryKind::File {
+            return None;
+        }
+        match (&self.data, &self.tuples, self.root) {
+            (Some(d), None, None) => Some(FileContent::Data(d)),
+            (None, Some(t), None) => Some(FileContent::Tuples {
+                key: self.key()?,
+                tuples: t,
+                block_size: self.block_size?,
+            }),
+            (None, None, Some(_)) => self.link().map(FileContent::Link),
+            _ => None,
+        }
     }
 }
 
@@ -221,11 +271,37 @@ fn check_entry(e: &DirEntry) -> Result<()> {
                 return Err(bad("a symlink target that is empty, too long or contains NUL"));
             }
         }
-        EntryKind::File | EntryKind::Dir => {
-            if e.link().is_none() {
-                return Err(bad("an entry without a valid link"));
+        EntryKind::Dir => {
+            if e.link().is_none() || e.data.is_some() || e.tuples.is_some() {
+                return Err(bad("a folder entry without a valid link"));
             }
         }
+        EntryKind::File => match e.content() {
+            None => return Err(bad("a file entry without a valid link, tuples or content")),
+            Some(FileContent::Link(_)) => {}
+            Some(FileContent::Data(d)) => {
+                if d.len() as u64 != e.size {
+                    return Err(bad("inline content whose length differs from the entry's size"));
+                }
+            }
+            Some(FileContent::Tuples {
+                tuples, block_size, ..
+            }) => {
+                let bs = usize::try_from(block_size)
+                    .ok()
+                    .and_then(|b| BlockSize::new(b).ok());
+                let Some(bs) = bs else {
+                    return Err(bad("inline tuples with a block size that is not allowed"));
+                };
+                if tuples.len() as u64 != e.size.div_ceil(bs.get() as u64) {
+                    return Err(bad("inline tuples that do not match the entry's size"));
+                }
+                let width = tuples.first().map_or(3, Vec::len);
+                if !(2..=8).contains(&width) || tuples.iter().any(|t| t.len() != width) {
+                    return Err(bad("inline tuples of unequal or disallowed width"));
+                }
+            }
+        },
     }
     Ok(())
 }
@@ -259,7 +335,7 @@ mod tests {
             mode: 0o644,
             root: Some(id()),
             key: Some(ByteBuf::from(vec![1u8; 32])),
-            target: None,
+            ..DirEntry::default()
         }
     }
 
@@ -423,5 +499,36 @@ mod tests {
         for e in [no_link, no_target, nul_target] {
             assert!(decode(&id(), &encode(&folder_of(e)), true).is_err());
         }
+    }
+
+    #[test]
+    fn inline_files_must_be_consistent() {
+        let inline = |data: Option<&[u8]>, tuples: Option<Vec<Vec<BlockId>>>, bs: Option<u64>, size: u64| {
+            let e = DirEntry {
+                name: "f".into(),
+                size,
+                root: None,
+                data: data.map(|d| ByteBuf::from(d.to_vec())),
+                tuples,
+                block_size: bs,
+                ..entry("f")
+            };
+            decode(&id(), &encode(&folder_of(e)), true)
+        };
+        let t = |n: usize, w: usize| Some(vec![vec![id(); w]; n]);
+        assert!(inline(Some(b"abc"), None, None, 3).is_ok());
+        assert!(inline(Some(b"abc"), None, None, 4).is_err());
+        assert!(inline(None, t(2, 3), Some(4096), 5000).is_ok());
+        assert!(inline(None, t(2, 3), Some(4096), 9000).is_err());
+        assert!(inline(None, t(2, 3), Some(1000), 1500).is_err());
+        assert!(inline(None, t(2, 9), Some(4096), 5000).is_err());
+        assert!(inline(None, Some(vec![vec![id(); 3], vec![id(); 2]]), Some(4096), 5000).is_err());
+        assert!(inline(Some(b"x"), t(1, 3), Some(4096), 1).is_err());
+        assert!(inline(None, t(1, 3), None, 1).is_err());
+        // A folder entry cannot carry content.
+        let mut d = entry("d");
+        d.kind = EntryKind::Dir;
+        d.data = Some(ByteBuf::from(vec![1]));
+        assert!(decode(&id(), &encode(&folder_of(d)), true).is_err());
     }
 }

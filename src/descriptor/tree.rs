@@ -103,6 +103,16 @@ impl<E: LeafEntry> TreeWriter<E> {
         Ok(out)
     }
 
+    /// The leaf entries, when nothing was sealed yet and there are at most `max` of them (so a small
+    /// file's tuples can live in its folder's manifest); otherwise the writer back.
+    pub fn into_small(self, max: usize) -> std::result::Result<Vec<E>, Self> {
+        if max > 0 && self.inner.is_empty() && self.leaves.items.len() <= max {
+            Ok(self.leaves.items)
+        } else {
+            Err(self)
+        }
+    }
+
     /// Seals the remaining nodes and the root (which carries `meta`). Returns the root id and every node
     /// sealed here; the root is the last one.
     pub fn finish(mut self, meta: Meta) -> Result<(BlockId, Vec<SealedNode>)> {
@@ -430,6 +440,7 @@ mod tests {
             root: None,
             key: None,
             target: Some("t".repeat(4000)),
+            ..DirEntry::default()
         };
         assert!(w.push(e).is_err());
     }

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::{Progress, PARALLEL_BLOCKS};
 use crate::block::{self, BlockId};
 use crate::crypto::{ContentCipher, Key};
-use crate::descriptor::node::check_name;
+use crate::descriptor::node::{check_name, FileContent};
 use crate::descriptor::{fetch_node, Body, DirEntry, EntryKind, Link, LinkSecret, Meta, TreeReader};
 use crate::error::IoContext;
 use crate::store::BlockStore;
@@ -31,6 +31,36 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// A file whose tuples are inline in its folder's manifest (`folder` names that manifest in errors).
+    pub fn inline(
+        store: &Arc<dyn BlockStore>,
+        folder: BlockId,
+        key: Key,
+        e: &DirEntry,
+        tuples: Vec<Vec<BlockId>>,
+        block_size: u64,
+    ) -> Opened {
+        let meta = Meta::File {
+            name: e.name.clone(),
+            size: e.size,
+            block_size,
+            tuple_size: tuples.first().map_or(3, |t| t.len() as u8),
+            mtime: e.mtime,
+            mode: e.mode,
+            media_type: e
+                .media_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        };
+        let tree = TreeReader::new(store.clone(), key.clone(), folder, Body::Tuples(tuples));
+        Opened {
+            root: folder,
+            key,
+            meta,
+            tree,
+        }
+    }
+
     /// The name recorded in the root.
     pub fn name(&self) -> &str {
         match &self.meta {
@@ -343,7 +373,17 @@ async fn materialize(
     dir_times.push((path.to_path_buf(), *mtime, *mode));
     seen_dirs.insert(opened.root);
     for e in opened.entries().await? {
-        total += materialize_entry(store, e, path, 1, &mut stack, &mut seen_dirs, progress).await?;
+        total += materialize_entry(
+            store,
+            opened.root,
+            e,
+            path,
+            1,
+            &mut stack,
+            &mut seen_dirs,
+            progress,
+        )
+        .await?;
     }
     while let Some((dir, dir_path, depth)) = stack.pop() {
         if let Meta::Dir { mtime, mode, .. } = &dir.meta {
@@ -352,6 +392,7 @@ async fn materialize(
         for e in dir.entries().await? {
             total += materialize_entry(
                 store,
+                dir.root,
                 e,
                 &dir_path,
                 depth + 1,
@@ -368,8 +409,10 @@ async fn materialize(
     Ok(total)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn materialize_entry(
     store: &Arc<dyn BlockStore>,
+    parent_root: BlockId,
     e: DirEntry,
     parent: &Path,
     depth: usize,
@@ -385,6 +428,31 @@ async fn materialize_entry(
             std::os::unix::fs::symlink(&target, &path).at(&path)?;
             Ok(0)
         }
+        EntryKind::File if e.link().is_none() => match e.content() {
+            Some(FileContent::Data(data)) => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(data))
+                    .at(&path)?;
+                set_times_and_mode(&path, e.mtime, e.mode)?;
+                progress(data.len() as u64);
+                Ok(data.len() as u64)
+            }
+            Some(FileContent::Tuples {
+                key,
+                tuples,
+                block_size,
+            }) => {
+                let opened = Opened::inline(store, parent_root, key, &e, tuples.to_vec(), block_size);
+                write_file(store, &opened, &path, e.mtime, e.mode, progress).await
+            }
+            _ => Err(Error::UnsafeName {
+                name: e.name.clone(),
+                reason: "a file entry without a valid link, tuples or content".into(),
+            }),
+        },
         EntryKind::File | EntryKind::Dir => {
             let link = e.link().ok_or_else(|| Error::UnsafeName {
                 name: e.name.clone(),

@@ -38,6 +38,29 @@ pub struct PutResult {
     pub files: u64,
 }
 
+/// How [`Session::store_file`] left a file.
+enum Stored {
+    /// With a descriptor of its own.
+    Link(Link, u64),
+    /// As tuples for its folder's manifest.
+    Inline {
+        key: Key,
+        tuples: Vec<Vec<BlockId>>,
+        size: u64,
+    },
+}
+
+/// Files up to this many bytes live inside their folder's manifest: an eighth of a block.
+pub fn inline_data_max(block_size: usize) -> usize {
+    block_size / 8
+}
+
+/// Files of up to this many blocks keep their tuples in their folder's manifest: as many tuples as fit in
+/// an eighth of a block (36-byte ids plus CBOR framing).
+pub fn inline_tuples_max(block_size: usize, tuple_size: usize) -> usize {
+    (block_size / 8) / (38 * tuple_size + 4)
+}
+
 /// The metadata of a file being stored.
 #[derive(Debug, Clone)]
 pub struct FileInfo {
@@ -106,6 +129,20 @@ impl Session {
         reader: impl Read + Send + 'static,
         info: FileInfo,
     ) -> Result<(Link, u64)> {
+        match self.store_file(reader, info, 0).await? {
+            Stored::Link(link, size) => Ok((link, size)),
+            Stored::Inline { .. } => unreachable!("store_file with no inline allowance seals a root"),
+        }
+    }
+
+    /// Stores a byte stream; a file of at most `inline_tuples` blocks is returned as its tuples (for its
+    /// folder's manifest) instead of getting a descriptor of its own.
+    async fn store_file(
+        &self,
+        reader: impl Read + Send + 'static,
+        info: FileInfo,
+        inline_tuples: usize,
+    ) -> Result<Stored> {
         let repo = self.repo.clone();
         let bs = repo.block_size();
         let key = Key::random();
@@ -132,6 +169,10 @@ impl Session {
             self.store_nodes(nodes).await?;
             self.maybe_commit().await?;
         }
+        let tree = match tree.into_small(inline_tuples) {
+            Ok(tuples) => return Ok(Stored::Inline { key, tuples, size }),
+            Err(tree) => tree,
+        };
         let meta = Meta::File {
             name: info.name,
             size,
@@ -143,7 +184,55 @@ impl Session {
         };
         let (root, nodes) = tree.finish(meta)?;
         self.store_nodes(nodes).await?;
-        Ok((Link::new(root, key), size))
+        Ok(Stored::Link(Link::new(root, key), size))
+    }
+
+    /// The folder entry of the regular file at `path`: its content inline when it is far smaller than a
+    /// block, its tuples inline when it has a few blocks, else a link to a descriptor of its own.
+    async fn file_entry(&self, path: &Path, name: &str, meta: &std::fs::Metadata) -> Result<DirEntry> {
+        let bs = self.repo.block_size();
+        let info = file_info(path, name, meta);
+        let base = DirEntry {
+            name: name.to_string(),
+            kind: EntryKind::File,
+            mtime: info.mtime,
+            mode: info.mode,
+            media_type: Some(info.media_type.clone()),
+            ..DirEntry::default()
+        };
+        if meta.len() <= inline_data_max(bs) as u64 {
+            let data = std::fs::read(path).at(path)?;
+            if data.len() <= inline_data_max(bs) {
+                (self.progress)(data.len() as u64);
+                return Ok(DirEntry {
+                    size: data.len() as u64,
+                    data: Some(ByteBuf::from(data)),
+                    ..base
+                });
+            }
+        }
+        let file = std::fs::File::open(path).at(path)?;
+        let tuple_size = usize::from(self.repo.config().tuple_size);
+        Ok(
+            match self
+                .store_file(file, info, inline_tuples_max(bs, tuple_size))
+                .await?
+            {
+                Stored::Link(link, size) => DirEntry {
+                    size,
+                    root: Some(link.root),
+                    key: link.key().map(|k| ByteBuf::from(k.as_bytes().to_vec())),
+                    ..base
+                },
+                Stored::Inline { key, tuples, size } => DirEntry {
+                    size,
+                    key: Some(ByteBuf::from(key.as_bytes().to_vec())),
+                    tuples: Some(tuples),
+                    block_size: Some(bs as u64),
+                    ..base
+                },
+            },
+        )
     }
 
     /// Stores a folder and everything below it; returns its link, content bytes and file count.
@@ -230,13 +319,11 @@ impl Session {
                 let frame = open(&path, name)?;
                 stack.push(frame);
             } else if ft.is_file() {
-                let file = std::fs::File::open(&path).at(&path)?;
-                let (link, size) = self.put_reader(file, file_info(&path, &name, &meta)).await?;
+                let entry = self.file_entry(&path, &name, &meta).await?;
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
-                top.size += size;
+                top.size += entry.size;
                 top.files += 1;
-                top.entries
-                    .push(entry_for(&name, EntryKind::File, size, &meta, Some(&link), None));
+                top.entries.push(entry);
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path).at(&path)?;
                 let target = target.to_string_lossy().into_owned();
@@ -442,6 +529,7 @@ fn entry_for(
             .and_then(|l| l.key())
             .map(|k| ByteBuf::from(k.as_bytes().to_vec())),
         target,
+        ..DirEntry::default()
     }
 }
 

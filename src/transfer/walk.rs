@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::get::open;
 use crate::block::BlockId;
+use crate::descriptor::node::FileContent;
 use crate::descriptor::{Body, EntryKind, Link};
 use crate::store::BlockStore;
 use crate::Result;
@@ -43,10 +44,12 @@ pub async fn mark(store: &Arc<dyn BlockStore>, link: &Link, marks: &mut Marks) -
                 Body::Tuples(tuples) => tuples.into_iter().flatten().for_each(|id| marks.add(id)),
                 Body::Entries(entries) => {
                     for e in entries {
-                        if matches!(e.kind, EntryKind::File | EntryKind::Dir) {
-                            if let Some(l) = e.link() {
-                                pending.push(l);
+                        match (e.kind, e.content()) {
+                            (EntryKind::File, Some(FileContent::Tuples { tuples, .. })) => {
+                                tuples.iter().flatten().for_each(|id| marks.add(*id))
                             }
+                            (EntryKind::File | EntryKind::Dir, _) => pending.extend(e.link()),
+                            (EntryKind::Symlink, _) => {}
                         }
                     }
                 }

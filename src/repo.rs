@@ -232,7 +232,7 @@ impl Repo {
             let cache_blocks = (self.config.cache_mib << 20) / self.block_size() as u64;
             let mut pool = Pool::new((cache_blocks / 2).clamp(2, 4096) as usize);
             let mut blocks = self.state.blocks()?;
-            blocks.sort_by(|a, b| b.1.popularity.cmp(&a.1.popularity));
+            blocks.sort_by_key(|(_, rec)| std::cmp::Reverse(rec.popularity));
             for (id, rec) in blocks {
                 pool.add(id, rec.popularity);
             }

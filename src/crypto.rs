@@ -222,6 +222,16 @@ mod tests {
         assert_eq!(open_envelope(&key, &b).unwrap(), full);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn envelopes_round_trip(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4052)) {
+            let key = Key::from_bytes([3; 32]);
+            let block = seal_envelope(&key, &payload, 4096).unwrap();
+            proptest::prop_assert_eq!(block.len(), 4096);
+            proptest::prop_assert_eq!(open_envelope(&key, &block).unwrap(), payload);
+        }
+    }
+
     #[test]
     fn password_keys_depend_on_salt_and_password() {
         let a = Key::from_password("pw", b"0123456789abcdef").unwrap();

@@ -501,6 +501,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode(&id(), &bytes, true);
+            let _ = decode(&id(), &bytes, false);
+        }
+
+        #[test]
+        fn valid_entries_round_trip(
+            name in "[^/\\\\\\x00]{1,60}",
+            size in 0u64..1_000_000,
+            mtime in proptest::prelude::any::<i64>(),
+            mode in 0u32..0o7777,
+        ) {
+            proptest::prop_assume!(name != "." && name != ".." && name.len() <= MAX_NAME);
+            let e = DirEntry { name, size, mtime, mode, ..entry("x") };
+            let n = folder_of(e);
+            proptest::prop_assert_eq!(decode(&id(), &encode(&n), true).unwrap(), n);
+        }
+    }
+
     #[test]
     fn inline_files_must_be_consistent() {
         let inline = |data: Option<&[u8]>, tuples: Option<Vec<Vec<BlockId>>>, bs: Option<u64>, size: u64| {

@@ -198,6 +198,16 @@ impl<E: LeafEntry> TreeWriter<E> {
 /// Fetches a descriptor block, opens it with `key` and validates it.
 pub async fn fetch_node(store: &dyn BlockStore, key: &Key, id: &BlockId, is_root: bool) -> Result<Node> {
     let block = store.get(id).await?;
+    if block.len() > crate::block::BlockSize::MAX {
+        return Err(Error::Descriptor {
+            id: *id,
+            reason: format!(
+                "oversized: {} bytes, blocks are at most {}",
+                block.len(),
+                crate::block::BlockSize::MAX
+            ),
+        });
+    }
     let plain = crypto::open_envelope(key, &block).ok_or(Error::Decrypt { id: *id })?;
     node::decode(id, &plain, is_root)
 }
@@ -426,6 +436,30 @@ mod tests {
         let mut leaves = reader.leaves();
         let err = leaves.next().await.unwrap_err().to_string();
         assert!(err.contains("parent says"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn oversized_descriptor_blocks_are_refused() {
+        let store = MemoryStore::new();
+        let big = Bytes::from(vec![0u8; crate::block::BlockSize::MAX + 1]);
+        let id = BlockId::of(&big);
+        store.put(id, big).await.unwrap();
+        let err = fetch_node(&store, &Key::random(), &id, true).await.unwrap_err();
+        assert!(err.to_string().contains("oversized"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #[test]
+        fn any_number_of_entries_round_trips(n in 0u64..400) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let (store, key, root, _) = build(n).await;
+                let all = read_all(store, key, root).await;
+                assert_eq!(all.len() as u64, n);
+                assert!(all.iter().enumerate().all(|(i, t)| t == &tuple(i as u64)));
+            });
+        }
     }
 
     #[test]

@@ -133,6 +133,31 @@ fn put_prints_one_link_per_argument_and_json() {
 }
 
 #[test]
+fn standard_input_streams_in() {
+    let env = Env::new(Some("4K"));
+    let data = pseudo_random(50_000, 77);
+    let mut child = env
+        .cmd(&["put", "-", "--name", "piped.bin", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["name"], "piped.bin");
+    assert_eq!(json[0]["size"], 50_000);
+    let link = json[0]["link"].as_str().unwrap();
+    assert_eq!(env.cmd(&["cat", link]).output().unwrap().stdout, data);
+    env.ok(&["get", link]);
+    assert_eq!(std::fs::read(env.path("piped.bin")).unwrap(), data);
+    assert!(env
+        .fails(&["put", "-", "--name", "../x"])
+        .contains("plain file name"));
+}
+
+#[test]
 fn password_links_need_the_password() {
     let env = Env::new(Some("4K"));
     std::fs::write(env.path("secret.txt"), b"the diary").unwrap();

@@ -38,12 +38,16 @@ pub enum Command {
     },
     /// Store files or folders and print one link per argument
     #[command(
-        after_help = "Examples:\n  noisefs put photo.jpg notes/\n  noisefs put --json big.iso\n  NOISEFS_PASSWORD=secret noisefs put --password diary.txt"
+        after_help = "Examples:\n  noisefs put photo.jpg notes/\n  noisefs put --json big.iso\n  tar c src | noisefs put - --name src.tar\n  NOISEFS_PASSWORD=secret noisefs put --password diary.txt"
     )]
     Put {
-        /// Files or folders (folders are stored recursively; symlinks inside them are kept as symlinks)
+        /// Files or folders (folders are stored recursively; symlinks inside them are kept as symlinks);
+        /// `-` reads standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The name recorded for standard input (`-`)
+        #[arg(long, default_value = "stdin")]
+        name: String,
         /// Protect the link with a password (read from NOISEFS_PASSWORD, else asked for)
         #[arg(long)]
         password: bool,

@@ -56,11 +56,12 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
     match command {
         Command::Put {
             paths,
+            name,
             password,
             no_pin,
             out,
         } => {
-            put(repo, &paths, password, no_pin, out.json, quiet).await?;
+            put(repo, &paths, &name, password, no_pin, out.json, quiet).await?;
         }
         Command::Get {
             link,
@@ -153,6 +154,7 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
 async fn put(
     repo: Arc<Repo>,
     paths: &[PathBuf],
+    stdin_name: &str,
     password: bool,
     no_pin: bool,
     json: bool,
@@ -168,10 +170,16 @@ async fn put(
     let session = Session::new(repo.clone(), progress);
     let mut results = Vec::new();
     for path in paths {
-        let mut res = session
-            .put_path(path)
-            .await
-            .with_context(|| format!("cannot store {}", path.display()))?;
+        let mut res = if path.as_os_str() == "-" {
+            put_stdin(&session, stdin_name)
+                .await
+                .context("cannot store standard input")?
+        } else {
+            session
+                .put_path(path)
+                .await
+                .with_context(|| format!("cannot store {}", path.display()))?
+        };
         if no_pin {
             let link: Link = res.link.parse()?;
             repo.state().unpin(&link.root)?;
@@ -190,6 +198,25 @@ async fn put(
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(())
+}
+
+async fn put_stdin(session: &Session, name: &str) -> anyhow::Result<transfer::PutResult> {
+    crate::descriptor::node::check_name(name).context("--name must be a plain file name")?;
+    let info = transfer::FileInfo {
+        name: name.to_string(),
+        mtime: now(),
+        mode: 0o644,
+        media_type: transfer::media_type(std::path::Path::new(name)),
+    };
+    let (link, size) = session.put_reader(std::io::stdin(), info).await?;
+    session.finish(&link, name, size, false).await?;
+    Ok(transfer::PutResult {
+        link: link.to_string(),
+        name: name.to_string(),
+        size,
+        dir: false,
+        files: 1,
+    })
 }
 
 async fn open_link(repo: &Repo, link: &str, password: bool) -> anyhow::Result<Opened> {

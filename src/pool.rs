@@ -38,6 +38,8 @@ pub struct Pool {
     known: HashSet<BlockId>,
     hot: Vec<u32>,
     hot_capacity: usize,
+    /// Blocks found missing or corrupt: never chosen again.
+    dropped: HashSet<u32>,
 }
 
 impl Default for Pool {
@@ -57,6 +59,14 @@ impl Pool {
             known: HashSet::new(),
             hot: Vec::new(),
             hot_capacity,
+            dropped: HashSet::new(),
+        }
+    }
+
+    /// Stops choosing `id` (it turned out missing or corrupt).
+    pub fn drop_block(&mut self, id: &BlockId) {
+        if let Some(i) = self.ids.iter().position(|x| x == id) {
+            self.dropped.insert(i as u32);
         }
     }
 
@@ -140,7 +150,7 @@ impl Pool {
             } else {
                 self.urn[rng.gen_range(0..self.urn.len())]
             };
-            if !picked.contains(&idx) {
+            if !picked.contains(&idx) && !self.dropped.contains(&idx) {
                 picked.push(idx);
             }
         }
@@ -202,6 +212,23 @@ mod tests {
         // A uniform choice would include block 0 in about 12 of 300 sets; starting at the cap weight it
         // must be chosen at least twice as often.
         assert!(hot > 24, "popular block chosen {hot} times of 300");
+    }
+
+    #[test]
+    fn dropped_blocks_are_never_chosen() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut pool = Pool::new(8);
+        for i in 0..3 {
+            pool.add(id(i), 0);
+        }
+        pool.drop_block(&id(1));
+        pool.drop_block(&id(99));
+        for _ in 0..2 {
+            let set = pool.choose(2, &mut rng, |_| false).unwrap();
+            assert!(!set.contains(&id(1)), "{set:?}");
+        }
+        pool.drop_block(&id(0));
+        assert!(pool.choose(2, &mut rng, |_| false).is_none());
     }
 
     #[test]

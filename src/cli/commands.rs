@@ -99,6 +99,8 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
             stat(&opened, out.json)?;
         }
         Command::Pin { link, password } => {
+            // A password link is pinned under its wrapper's root, so gc keeps the wrapper too.
+            let pin_root = link.parse::<Link>()?.root;
             let opened = open_link(&repo, &link, password.password).await?;
             let inner = Link::new(opened.root, opened.key.clone());
             let mut marks = Marks::default();
@@ -110,7 +112,7 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
                 _ => (0, true),
             };
             repo.state().pin(
-                &opened.root,
+                &pin_root,
                 &PinRecord {
                     link: inner.to_string(),
                     name: opened.name().to_string(),
@@ -125,16 +127,7 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
         }
         Command::Unpin { link } => {
             let link: Link = link.parse()?;
-            let mut removed = repo.state().unpin(&link.root)?;
-            if !removed {
-                // A password link is pinned under the root of the link it wraps.
-                for (root, rec) in repo.state().pins()? {
-                    if rec.link == link.to_string() {
-                        removed = repo.state().unpin(&root)?;
-                    }
-                }
-            }
-            if !removed {
+            if !repo.state().unpin(&link.root)? {
                 bail!("{} is not pinned (see `noisefs repo stats`)", link.root);
             }
             if !quiet {
@@ -185,8 +178,21 @@ async fn put(
             repo.state().unpin(&link.root)?;
         }
         if let Some(pw) = &password {
-            let link: Link = res.link.parse()?;
-            res.link = session.wrap_with_password(&link, pw).await?.to_string();
+            // Pinned under the wrapper's root (with the inner link, which gc walks), like `pin` does.
+            let inner: Link = res.link.parse()?;
+            let wrapped = session.wrap_with_password(&inner, pw).await?;
+            if let Some(mut record) = repo
+                .state()
+                .pins()?
+                .into_iter()
+                .find(|(r, _)| *r == inner.root)
+                .map(|p| p.1)
+            {
+                repo.state().unpin(&inner.root)?;
+                record.created = now();
+                repo.state().pin(&wrapped.root, &record)?;
+            }
+            res.link = wrapped.to_string();
         }
         if !json {
             bar.suspend(|| println!("{}", res.link));
@@ -358,6 +364,7 @@ async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow:
             .link
             .parse()
             .with_context(|| format!("pin {root} holds an unreadable link; unpin it"))?;
+        marks.keep(*root);
         transfer::mark(repo.store(), &link, &mut marks)
             .await
             .with_context(|| format!("cannot walk pinned {root} ({}); nothing was removed", pin.name))?;

@@ -439,6 +439,85 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn big_folders_and_deep_forgeries() {
+        // A folder of 500 entries spreads over several leaves and reads back in order.
+        let store: Arc<dyn BlockStore> = Arc::new(MemoryStore::new());
+        let key = Key::random();
+        let mut w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+        let entry = |i: usize| DirEntry {
+            name: format!("entry-{i:04}"),
+            kind: node::EntryKind::Symlink,
+            target: Some("t".into()),
+            ..DirEntry::default()
+        };
+        let mut blocks = Vec::new();
+        for i in 0..500 {
+            blocks.extend(w.push(entry(i)).unwrap());
+        }
+        let meta = Meta::Dir {
+            name: "d".into(),
+            mtime: 0,
+            mode: 0,
+            entries: 500,
+        };
+        let (root, rest) = w.finish(meta).unwrap();
+        blocks.extend(rest);
+        for b in blocks {
+            store.put(b.id, b.data).await.unwrap();
+        }
+        let node = fetch_node(&*store, &key, &root, true).await.unwrap();
+        let reader = TreeReader::new(store.clone(), key.clone(), root, node.body);
+        let mut leaves = reader.leaves();
+        let mut names = Vec::new();
+        while let Some(Body::Entries(e)) = leaves.next().await.unwrap() {
+            names.extend(e.into_iter().map(|e| e.name));
+        }
+        assert_eq!(names, (0..500).map(|i| entry(i).name).collect::<Vec<_>>());
+        assert!(leaves.visited().len() > 3);
+        let (start, Body::Entries(e)) = reader.leaf_at(321).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(e[(321 - start) as usize].name, "entry-0321");
+
+        // A chain of inner nodes deeper than allowed is refused by both walks.
+        let mut id = {
+            let sealed = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+            let leaf = sealed.seal(None, Body::Entries(vec![entry(0)])).unwrap();
+            store.put(leaf.id, leaf.data).await.unwrap();
+            leaf.id
+        };
+        for _ in 0..MAX_DEPTH + 2 {
+            let w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+            let n = w
+                .seal(None, Body::Children(vec![Child { id, count: 1 }]))
+                .unwrap();
+            store.put(n.id, n.data).await.unwrap();
+            id = n.id;
+        }
+        let reader = TreeReader::new(store, key, root, Body::Children(vec![Child { id, count: 1 }]));
+        let mut leaves = reader.leaves();
+        assert!(leaves.next().await.unwrap_err().to_string().contains("deeper"));
+        assert!(reader
+            .leaf_at(0)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("deeper"));
+    }
+
+    #[test]
+    fn metadata_larger_than_a_block_is_refused() {
+        let w = TreeWriter::<DirEntry>::new(Key::random(), 4096);
+        let meta = Meta::Dir {
+            name: "n".repeat(5000),
+            mtime: 0,
+            mode: 0,
+            entries: 0,
+        };
+        assert!(w.finish(meta).is_err());
+    }
+
+    #[tokio::test]
     async fn oversized_descriptor_blocks_are_refused() {
         let store = MemoryStore::new();
         let big = Bytes::from(vec![0u8; crate::block::BlockSize::MAX + 1]);

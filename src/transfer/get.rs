@@ -517,3 +517,214 @@ fn set_times_and_mode(path: &Path, mtime: i64, mode: u32) -> Result<()> {
     // Only permission bits: never setuid, setgid or sticky from a manifest.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o777)).at(path)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Forged descriptors, as a hostile peer could make them: each is refused with a clear error.
+    use super::*;
+    use crate::crypto;
+    use crate::descriptor::node::{encode, Child, Node};
+    use crate::store::MemoryStore;
+    use serde_bytes::ByteBuf;
+
+    const BS: usize = 4096;
+
+    fn store() -> Arc<dyn BlockStore> {
+        Arc::new(MemoryStore::new())
+    }
+
+    async fn put_node(store: &Arc<dyn BlockStore>, key: &Key, meta: Option<Meta>, body: Body) -> BlockId {
+        let node = Node { v: 1, meta, body };
+        let data = crypto::seal_envelope(key, &encode(&node), BS).unwrap();
+        let id = BlockId::of(&data);
+        store.put(id, data.into()).await.unwrap();
+        id
+    }
+
+    async fn put_block(store: &Arc<dyn BlockStore>, len: usize, seed: u8) -> BlockId {
+        let data = vec![seed; len];
+        let id = BlockId::of(&data);
+        store.put(id, data.into()).await.unwrap();
+        id
+    }
+
+    fn file_meta(size: u64) -> Meta {
+        Meta::File {
+            name: "f".into(),
+            size,
+            block_size: BS as u64,
+            tuple_size: 3,
+            mtime: 0,
+            mode: 0o644,
+            media_type: "text/plain".into(),
+        }
+    }
+
+    fn dir_meta(entries: u64) -> Meta {
+        Meta::Dir {
+            name: "d".into(),
+            mtime: 0,
+            mode: 0o755,
+            entries,
+        }
+    }
+
+    async fn read_err(store: &Arc<dyn BlockStore>, key: &Key, root: BlockId) -> String {
+        let opened = open(store, &Link::new(root, key.clone()), None).await.unwrap();
+        let sink = Box::new(std::io::sink());
+        read_to(store, &opened, sink, "out".into(), &super::super::no_progress())
+            .await
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn forged_file_trees_are_refused() {
+        let store = store();
+        let key = Key::random();
+        let a = put_block(&store, BS, 1).await;
+        let b = put_block(&store, BS, 2).await;
+        let c = put_block(&store, BS, 3).await;
+        let short = put_block(&store, 100, 4).await;
+
+        let cases: Vec<(Meta, Body, &str)> = vec![
+            (
+                file_meta(10),
+                Body::Tuples(vec![vec![a, b]]),
+                "has 2 blocks, expected 3",
+            ),
+            (
+                file_meta(10),
+                Body::Tuples(vec![vec![a, b, c], vec![a, b, c]]),
+                "more tuples",
+            ),
+            (
+                file_meta(3 * BS as u64),
+                Body::Tuples(vec![vec![a, b, c]]),
+                "descriptor says",
+            ),
+            (file_meta(10), Body::Tuples(vec![vec![a, b, short]]), "block size"),
+        ];
+        for (meta, body, want) in cases {
+            let root = put_node(&store, &key, Some(meta), body).await;
+            let err = read_err(&store, &key, root).await;
+            assert!(err.contains(want), "{err} should say {want}");
+        }
+        // A file whose inner node holds folder entries.
+        let inner = put_node(&store, &key, None, Body::Entries(vec![])).await;
+        let root = put_node(
+            &store,
+            &key,
+            Some(file_meta(10)),
+            Body::Children(vec![Child { id: inner, count: 0 }]),
+        )
+        .await;
+        assert!(read_err(&store, &key, root).await.contains("folder entries"));
+        // A file whose inner node cannot be fetched.
+        let missing = BlockId::of(b"nowhere");
+        let root = put_node(
+            &store,
+            &key,
+            Some(file_meta(10)),
+            Body::Children(vec![Child {
+                id: missing,
+                count: 1,
+            }]),
+        )
+        .await;
+        assert!(read_err(&store, &key, root).await.contains("missing"));
+    }
+
+    #[tokio::test]
+    async fn forged_wrappers_and_folders_are_refused() {
+        let store = store();
+        let key = Key::random();
+        // A wrapper reached with a plain key is not a file or folder.
+        let wrapped = Meta::Wrapped {
+            root: BlockId::of(b"x"),
+            key: ByteBuf::from(vec![0u8; 32]),
+        };
+        let w = put_node(&store, &key, Some(wrapped), Body::Children(vec![])).await;
+        let err = open(&store, &Link::new(w, key.clone()), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("password wrapper where"), "{err}");
+        // A password link whose root is a plain file.
+        let salt = [9u8; crypto::SALT_LEN];
+        let pw_key = Key::from_password("pw", &salt).unwrap();
+        let f = put_node(&store, &pw_key, Some(file_meta(0)), Body::Tuples(vec![])).await;
+        let link = Link {
+            root: f,
+            secret: LinkSecret::Password(salt),
+        };
+        let err = open(&store, &link, Some("pw")).await.err().unwrap();
+        assert!(
+            err.to_string().contains("must point at a password wrapper"),
+            "{err}"
+        );
+        let err = open(&store, &link, None).await.err().unwrap();
+        assert!(err.to_string().contains("--password"), "{err}");
+
+        // A folder whose entry count lies.
+        let d = put_node(&store, &key, Some(dir_meta(3)), Body::Entries(vec![])).await;
+        let opened = open(&store, &Link::new(d, key.clone()), None).await.unwrap();
+        assert!(opened
+            .entries()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("entry count"));
+        // A folder whose inner node holds tuples.
+        let inner = put_node(&store, &key, None, Body::Tuples(vec![])).await;
+        let d = put_node(
+            &store,
+            &key,
+            Some(dir_meta(0)),
+            Body::Children(vec![Child { id: inner, count: 0 }]),
+        )
+        .await;
+        let opened = open(&store, &Link::new(d, key.clone()), None).await.unwrap();
+        assert!(opened
+            .entries()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("file tuples"));
+        assert_eq!(opened.name(), "d");
+
+        // An entry that says "file" but links to a folder; a folder that contains itself twice.
+        let child_key = Key::random();
+        let empty = put_node(&store, &child_key, Some(dir_meta(0)), Body::Entries(vec![])).await;
+        let entry = |name: &str, kind| DirEntry {
+            name: name.into(),
+            kind,
+            root: Some(empty),
+            key: Some(ByteBuf::from(child_key.as_bytes().to_vec())),
+            ..DirEntry::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        for (entries, want) in [
+            (vec![entry("x", EntryKind::File)], "its link says otherwise"),
+            (
+                vec![entry("a", EntryKind::Dir), entry("b", EntryKind::Dir)],
+                "appears twice",
+            ),
+        ] {
+            let n = entries.len() as u64;
+            let d = put_node(&store, &key, Some(dir_meta(n)), Body::Entries(entries)).await;
+            let opened = open(&store, &Link::new(d, key.clone()), None).await.unwrap();
+            let target = tmp.path().join("t");
+            let err = get_to(&store, &opened, &target, false, &super::super::no_progress())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains(want), "{err} should say {want}");
+            assert!(!target.exists());
+            assert_eq!(
+                std::fs::read_dir(tmp.path()).unwrap().count(),
+                0,
+                "temporary files left"
+            );
+        }
+    }
+}

@@ -344,8 +344,7 @@ impl Session {
         len: usize,
         cipher: &Arc<ContentCipher>,
     ) -> Result<Vec<BlockId>> {
-        let rands = self.choose_randomizers().await?;
-        let blocks = futures::future::try_join_all(rands.iter().map(|id| self.repo.store().get(id))).await?;
+        let (rands, blocks) = self.fetch_randomizers().await?;
         let cipher = cipher.clone();
         let (id, data) = tokio::task::spawn_blocking(move || {
             if len < data.len() {
@@ -372,6 +371,27 @@ impl Session {
             pool.add(id, 0);
         }
         Ok(tuple)
+    }
+
+    /// Chooses a randomizer set and fetches its blocks. A block found missing or corrupt is dropped from
+    /// the pool (with a warning: `noisefs repo verify` tells more) and another set is chosen.
+    async fn fetch_randomizers(&self) -> Result<(Vec<BlockId>, Vec<bytes::Bytes>)> {
+        let mut failures = 0;
+        loop {
+            let rands = self.choose_randomizers().await?;
+            let fetched =
+                futures::future::try_join_all(rands.iter().map(|id| self.repo.store().get(id))).await;
+            let bad = match fetched {
+                Ok(blocks) => return Ok((rands, blocks)),
+                Err(Error::MissingBlock { id }) | Err(Error::CorruptBlock { id, .. }) if failures < 16 => id,
+                Err(e) => return Err(e),
+            };
+            failures += 1;
+            tracing::warn!(block = %bad, "randomizer missing or corrupt; choosing another (run `noisefs repo verify`)");
+            if let Some(pool) = self.repo.pool()?.as_mut() {
+                pool.drop_block(&bad);
+            }
+        }
     }
 
     /// Picks a randomizer set never used before, adding fresh random blocks while the pool is too small.

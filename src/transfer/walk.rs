@@ -18,6 +18,12 @@ pub struct Marks {
 }
 
 impl Marks {
+    /// Counts one reference to `id` (a block kept for a reason the walk does not see, such as the
+    /// password wrapper a pin stands under).
+    pub fn keep(&mut self, id: BlockId) {
+        self.add(id);
+    }
+
     fn add(&mut self, id: BlockId) {
         *self.refs.entry(id).or_insert(0) += 1;
     }

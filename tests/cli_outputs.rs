@@ -1,0 +1,168 @@
+//! End to end: what each command prints, in text and JSON, and where the default repository lives.
+
+mod common;
+
+use common::{pseudo_random, Env};
+
+#[test]
+fn stat_ls_pin_and_gc_outputs() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("notes.md"), b"# hello\n").unwrap();
+    let link = env.put(&env.path("notes.md"));
+    let stat = env.ok(&["stat", &link]);
+    for want in [
+        "kind:",
+        "file",
+        "media type:",
+        "text/markdown",
+        "mode:",
+        "0644",
+        "size:",
+        "8",
+    ] {
+        assert!(stat.contains(want), "stat lacks {want}: {stat}");
+    }
+    let ls = env.ok(&["ls", &link]);
+    assert!(
+        ls.starts_with("-rw-r--r--") && ls.trim_end().ends_with("notes.md"),
+        "{ls}"
+    );
+
+    // --no-pin: stored, readable, but gc takes it.
+    std::fs::write(env.path("tmp.bin"), pseudo_random(20_000, 1)).unwrap();
+    let loose = env.ok(&["put", "--no-pin", "tmp.bin"]).trim().to_string();
+    assert!(env.fails(&["unpin", &loose]).contains("not pinned"));
+    let gc = env.ok(&["gc"]);
+    assert!(
+        gc.starts_with("removed ") && gc.contains("needed by 1 pins"),
+        "{gc}"
+    );
+    assert!(env.fails(&["cat", &loose]).contains("missing"));
+    assert!(env.ok(&["gc", "--dry-run"]).starts_with("would remove 0 blocks"));
+
+    // Pinning a folder link, and unpinning a password link (pinned under the root it wraps).
+    std::fs::create_dir(env.path("dir")).unwrap();
+    std::fs::write(env.path("dir/a"), b"a").unwrap();
+    let dir = env.put(&env.path("dir"));
+    env.ok(&["unpin", &dir]);
+    env.ok(&["pin", &dir]);
+    let out = env
+        .cmd(&["put", "--password", "notes.md"])
+        .env("NOISEFS_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    let pw_link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // The wrapper survives gc while pinned.
+    env.ok(&["gc"]);
+    let got = env
+        .cmd(&["cat", &pw_link])
+        .env("NOISEFS_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert_eq!(got.stdout, b"# hello\n");
+    env.ok(&["unpin", &pw_link]);
+    let pinned = env
+        .cmd(&["pin", &pw_link])
+        .env("NOISEFS_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(pinned.status.success());
+    env.ok(&["gc"]);
+    let got = env
+        .cmd(&["cat", &pw_link])
+        .env("NOISEFS_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert_eq!(got.stdout, b"# hello\n");
+    env.ok(&["unpin", &pw_link]);
+    let empty = env
+        .cmd(&["cat", &pw_link])
+        .env("NOISEFS_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("set but empty"));
+
+    let stats = env.ok(&["repo", "stats"]);
+    for want in [
+        "block size:   4KiB",
+        "pinned:       2 links",
+        "overhead:",
+        "reuse:",
+    ] {
+        assert!(stats.contains(want), "stats lacks {want}: {stats}");
+    }
+}
+
+#[test]
+fn verify_reports_corrupt_and_missing_blocks() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("f"), pseudo_random(30_000, 2)).unwrap();
+    env.put(&env.path("f"));
+    let ok: serde_json::Value = serde_json::from_str(&env.ok(&["repo", "verify", "--json"])).unwrap();
+    assert_eq!(ok["corrupt"].as_array().unwrap().len(), 0);
+    let files = env.block_files();
+    std::fs::write(&files[0], b"rot").unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    let out = env.run(&["repo", "verify", "--json"]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["corrupt"].as_array().unwrap().len(), 1);
+    assert_eq!(report["missing"].as_array().unwrap().len(), 1);
+    let text = env.run(&["repo", "verify"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("corrupt ") && text.contains("missing ") && text.contains("1 corrupt, 1 missing"),
+        "{text}"
+    );
+    // Storing goes on: randomizers found missing or corrupt are set aside.
+    for seed in 3..6 {
+        std::fs::write(env.path("g"), pseudo_random(30_000, seed)).unwrap();
+        let link = env.put(&env.path("g"));
+        let got = env.run(&["cat", &link]);
+        assert!(got.status.success() && got.stdout == pseudo_random(30_000, seed));
+    }
+}
+
+#[test]
+fn default_repository_locations() {
+    let env = Env::new(None);
+    std::fs::write(env.path("f"), b"x").unwrap();
+    let xdg = env.path("xdg");
+    let out = env
+        .cmd(&["put", "f"])
+        .env_remove("NOISEFS_HOME")
+        .env("XDG_DATA_HOME", &xdg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(xdg.join("noisefs/config.toml").exists());
+    let home = env.path("home");
+    let out = env
+        .cmd(&["put", "f"])
+        .env_remove("NOISEFS_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(home.join(".local/share/noisefs/config.toml").exists());
+    let out = env
+        .cmd(&["repo", "stats"])
+        .env_remove("NOISEFS_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --repo"));
+    let explicit = env.path("explicit");
+    env.ok(&[
+        "--repo",
+        explicit.to_str().unwrap(),
+        "init",
+        "--block-size",
+        "64K",
+    ]);
+    let stats = env.ok(&["--repo", explicit.to_str().unwrap(), "repo", "stats", "--json"]);
+    assert!(stats.contains("\"block_size\": 65536"), "{stats}");
+}

@@ -46,40 +46,20 @@ fn stat_ls_pin_and_gc_outputs() {
     let dir = env.put(&env.path("dir"));
     env.ok(&["unpin", &dir]);
     env.ok(&["pin", &dir]);
-    let out = env
-        .cmd(&["put", "--password", "notes.md"])
-        .env("NOISEFS_PASSWORD", "pw")
-        .output()
-        .unwrap();
+    let out = env.with_password(&["put", "--password", "notes.md"], "pw");
     let pw_link = String::from_utf8(out.stdout).unwrap().trim().to_string();
     // The wrapper survives gc while pinned.
     env.ok(&["gc"]);
-    let got = env
-        .cmd(&["cat", &pw_link])
-        .env("NOISEFS_PASSWORD", "pw")
-        .output()
-        .unwrap();
+    let got = env.with_password(&["cat", &pw_link], "pw");
     assert_eq!(got.stdout, b"# hello\n");
     env.ok(&["unpin", &pw_link]);
-    let pinned = env
-        .cmd(&["pin", &pw_link])
-        .env("NOISEFS_PASSWORD", "pw")
-        .output()
-        .unwrap();
+    let pinned = env.with_password(&["pin", &pw_link], "pw");
     assert!(pinned.status.success());
     env.ok(&["gc"]);
-    let got = env
-        .cmd(&["cat", &pw_link])
-        .env("NOISEFS_PASSWORD", "pw")
-        .output()
-        .unwrap();
+    let got = env.with_password(&["cat", &pw_link], "pw");
     assert_eq!(got.stdout, b"# hello\n");
     env.ok(&["unpin", &pw_link]);
-    let empty = env
-        .cmd(&["cat", &pw_link])
-        .env("NOISEFS_PASSWORD", "")
-        .output()
-        .unwrap();
+    let empty = env.with_password(&["cat", &pw_link], "");
     assert!(String::from_utf8_lossy(&empty.stderr).contains("set but empty"));
 
     let stats = env.ok(&["repo", "stats"]);

@@ -161,25 +161,13 @@ fn standard_input_streams_in() {
 fn password_links_need_the_password() {
     let env = Env::new(Some("4K"));
     std::fs::write(env.path("secret.txt"), b"the diary").unwrap();
-    let out = env
-        .cmd(&["put", "--password", "secret.txt"])
-        .env("NOISEFS_PASSWORD", "hunter2")
-        .output()
-        .unwrap();
+    let out = env.with_password(&["put", "--password", "secret.txt"], "hunter2");
     assert!(out.status.success());
     let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(link.contains("#argon2id."), "{link}");
-    let got = env
-        .cmd(&["cat", &link])
-        .env("NOISEFS_PASSWORD", "hunter2")
-        .output()
-        .unwrap();
+    let got = env.with_password(&["cat", &link], "hunter2");
     assert_eq!(got.stdout, b"the diary");
-    let wrong = env
-        .cmd(&["cat", &link])
-        .env("NOISEFS_PASSWORD", "hunter3")
-        .output()
-        .unwrap();
+    let wrong = env.with_password(&["cat", &link], "hunter3");
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong key or password"));
     // No password at all and no terminal to ask on: a clear error.

@@ -548,6 +548,23 @@ mod tests {
         id
     }
 
+    /// A root with `meta` whose only child is `inner`.
+    async fn put_parent(
+        store: &Arc<dyn BlockStore>,
+        key: &Key,
+        meta: Meta,
+        inner: BlockId,
+        count: u64,
+    ) -> BlockId {
+        put_node(
+            store,
+            key,
+            Some(meta),
+            Body::Children(vec![Child { id: inner, count }]),
+        )
+        .await
+    }
+
     fn file_meta(size: u64) -> Meta {
         Meta::File {
             name: "f".into(),
@@ -567,6 +584,12 @@ mod tests {
             mode: 0o755,
             entries,
         }
+    }
+
+    async fn entries_err(store: &Arc<dyn BlockStore>, key: &Key, root: BlockId) -> String {
+        let opened = open(store, &Link::new(root, key.clone()), None).await.unwrap();
+        assert_eq!(opened.name(), "d");
+        opened.entries().await.unwrap_err().to_string()
     }
 
     async fn read_err(store: &Arc<dyn BlockStore>, key: &Key, root: BlockId) -> String {
@@ -612,26 +635,11 @@ mod tests {
         }
         // A file whose inner node holds folder entries.
         let inner = put_node(&store, &key, None, Body::Entries(vec![])).await;
-        let root = put_node(
-            &store,
-            &key,
-            Some(file_meta(10)),
-            Body::Children(vec![Child { id: inner, count: 0 }]),
-        )
-        .await;
+        let root = put_parent(&store, &key, file_meta(10), inner, 0).await;
         assert!(read_err(&store, &key, root).await.contains("folder entries"));
         // A file whose inner node cannot be fetched.
         let missing = BlockId::of(b"nowhere");
-        let root = put_node(
-            &store,
-            &key,
-            Some(file_meta(10)),
-            Body::Children(vec![Child {
-                id: missing,
-                count: 1,
-            }]),
-        )
-        .await;
+        let root = put_parent(&store, &key, file_meta(10), missing, 1).await;
         assert!(read_err(&store, &key, root).await.contains("missing"));
     }
 
@@ -668,30 +676,11 @@ mod tests {
 
         // A folder whose entry count lies.
         let d = put_node(&store, &key, Some(dir_meta(3)), Body::Entries(vec![])).await;
-        let opened = open(&store, &Link::new(d, key.clone()), None).await.unwrap();
-        assert!(opened
-            .entries()
-            .await
-            .unwrap_err()
-            .to_string()
-            .contains("entry count"));
+        assert!(entries_err(&store, &key, d).await.contains("entry count"));
         // A folder whose inner node holds tuples.
         let inner = put_node(&store, &key, None, Body::Tuples(vec![])).await;
-        let d = put_node(
-            &store,
-            &key,
-            Some(dir_meta(0)),
-            Body::Children(vec![Child { id: inner, count: 0 }]),
-        )
-        .await;
-        let opened = open(&store, &Link::new(d, key.clone()), None).await.unwrap();
-        assert!(opened
-            .entries()
-            .await
-            .unwrap_err()
-            .to_string()
-            .contains("file tuples"));
-        assert_eq!(opened.name(), "d");
+        let d = put_parent(&store, &key, dir_meta(0), inner, 0).await;
+        assert!(entries_err(&store, &key, d).await.contains("file tuples"));
 
         // An entry that says "file" but links to a folder; a folder that contains itself twice.
         let child_key = Key::random();

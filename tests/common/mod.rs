@@ -44,6 +44,14 @@ impl Env {
         self.cmd(args).output().expect("run noisefs")
     }
 
+    /// Runs with `NOISEFS_PASSWORD` set to `password`.
+    pub fn with_password(&self, args: &[&str], password: &str) -> Output {
+        self.cmd(args)
+            .env("NOISEFS_PASSWORD", password)
+            .output()
+            .expect("run noisefs")
+    }
+
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);

@@ -79,7 +79,7 @@ def throughput(base):
     size = (GIB // 4) if QUICK else GIB
     src = os.path.join(base, "file.bin")
     write_file(src, size, 1)
-    cp_t, put_t, get_t = [], [], []
+    cp_t, put_t, get_t, rd_t, cat_t = [], [], [], [], []
     for rep in range(3):
         dst = os.path.join(base, "copy.bin")
         t, _, _ = run(["cp", src, dst], os.environ)
@@ -92,13 +92,18 @@ def throughput(base):
         out_path = os.path.join(base, "out.bin")
         t, _, _ = run([BIN, "-q", "get", link, "-o", out_path], env)
         get_t.append(t)
+        # Reading alone: `noisefs cat` to /dev/null against `cat` of the original to /dev/null.
+        t, _, _ = run(["cat", src], os.environ, stdout=subprocess.DEVNULL)
+        rd_t.append(t)
+        t, _, _ = run([BIN, "-q", "cat", link], env, stdout=subprocess.DEVNULL)
+        cat_t.append(t)
         if rep == 0 and subprocess.run(["cmp", src, out_path]).returncode != 0:
             sys.exit("bench: round trip differs")
         os.remove(out_path)
     shutil.rmtree(os.path.join(base, "repo-tp"), ignore_errors=True)
     os.remove(src)
     mb = size / 1e6
-    cp_s, put_s, get_s = (statistics.median(x) for x in (cp_t, put_t, get_t))
+    cp_s, put_s, get_s, rd_s, cat_s = (statistics.median(x) for x in (cp_t, put_t, get_t, rd_t, cat_t))
     return {
         "file_bytes": size,
         "cp_MBps": round(mb / cp_s),
@@ -106,6 +111,9 @@ def throughput(base):
         "get_MBps": round(mb / get_s),
         "put_vs_cp": round(cp_s / put_s, 3),
         "get_vs_cp": round(cp_s / get_s, 3),
+        "cat_devnull_MBps": round(mb / rd_s),
+        "noisefs_cat_devnull_MBps": round(mb / cat_s),
+        "noisefs_cat_vs_cat": round(rd_s / cat_s, 3),
     }
 
 

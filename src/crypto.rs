@@ -58,12 +58,13 @@ impl Key {
 
     /// Derives the key from a password and salt with Argon2id (19 MiB, 2 passes, 1 lane).
     pub fn from_password(password: &str, salt: &[u8]) -> Result<Self> {
-        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| Error::Kdf(e.to_string()))?;
+        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32))
+            .map_err(|e| Error::Crypto(format!("password key derivation: {e}")))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
         argon
             .hash_password_into(password.as_bytes(), salt, &mut out)
-            .map_err(|e| Error::Kdf(e.to_string()))?;
+            .map_err(|e| Error::Crypto(format!("password key derivation: {e}")))?;
         Ok(Key(out))
     }
 }
@@ -117,7 +118,7 @@ pub fn seal_envelope(key: &Key, payload: &[u8], block_len: usize) -> Result<Vec<
     let cipher = XChaCha20Poly1305::new(&key.derive("descriptor").into());
     let sealed = cipher
         .encrypt(XNonce::from_slice(&nonce), plain.as_slice())
-        .map_err(|_| Error::Kdf("descriptor encryption failed".into()))?;
+        .map_err(|_| Error::Crypto("descriptor encryption".into()))?;
     plain.zeroize();
     let mut out = Vec::with_capacity(block_len);
     out.extend_from_slice(&nonce);

@@ -51,8 +51,8 @@ pub enum Error {
     State(#[from] heed::Error),
     #[error("{what} is not supported: {reason}")]
     Unsupported { what: String, reason: String },
-    #[error("password key derivation failed: {0}")]
-    Kdf(String),
+    #[error("cryptography failed: {0}")]
+    Crypto(String),
     #[error("background task failed: {0}")]
     Task(String),
 }

@@ -62,6 +62,28 @@ fn stat_ls_pin_and_gc_outputs() {
     let empty = env.with_password(&["cat", &pw_link], "");
     assert!(String::from_utf8_lossy(&empty.stderr).contains("set but empty"));
 
+    // A folder is not a file, and logs follow -v.
+    let err = env.fails(&["cat", &dir]);
+    assert!(
+        err.contains("reading a folder as a file") && err.contains("noisefs get"),
+        "{err}"
+    );
+    for flag in ["-v", "-vv", "-vvv"] {
+        let out = env
+            .cmd(&[flag, "--repo", "fresh-repo", "repo", "stats"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("creating repository on first use"), "{flag}: {log}");
+        std::fs::remove_dir_all(env.path("fresh-repo")).unwrap();
+    }
+    let quiet = env
+        .cmd(&["-q", "--repo", "fresh-repo", "repo", "stats"])
+        .output()
+        .unwrap();
+    assert!(quiet.stderr.is_empty());
+
     let stats = env.ok(&["repo", "stats"]);
     for want in [
         "block size:   4KiB",

@@ -12,14 +12,14 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::args::{Cli, Command, RepoCommand};
-use super::progress::{bytes_bar, size_of_path};
+use super::progress::{bytes_bar, count_bar, size_of_path};
 use crate::block::BlockId;
 use crate::descriptor::{Link, Meta};
 use crate::error::Error;
 use crate::repo::{Config, Repo};
 use crate::state::PinRecord;
 use crate::store::BlockStore;
-use crate::transfer::{self, no_progress, Marks, Opened, Session};
+use crate::transfer::{self, no_progress, now, Marks, Opened, Session};
 
 /// Runs one parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -462,7 +462,7 @@ async fn repo_stats(repo: &Repo, json: bool) -> anyhow::Result<()> {
 
 async fn repo_verify(repo: &Repo, json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
     let ids = repo.store().list().await?;
-    let (bar, _) = bytes_bar(ids.len() as u64, quiet, "verifying blocks");
+    let bar = count_bar(ids.len() as u64, quiet, "verifying blocks");
     let disk = repo.disk();
     let mut results = futures::stream::iter(ids.iter().copied())
         .map(|id| async move { (id, disk.get(&id).await) })
@@ -517,13 +517,6 @@ async fn repo_verify(repo: &Repo, json: bool, quiet: bool) -> anyhow::Result<Exi
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// `1.5 MiB`-style sizes.

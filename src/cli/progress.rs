@@ -8,23 +8,33 @@ use crate::transfer::Progress;
 
 /// A byte-counting bar with `total` bytes (0 when unknown).
 pub fn bytes_bar(total: u64, quiet: bool, message: &str) -> (ProgressBar, Progress) {
+    let template = if total > 0 {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    } else {
+        "{msg} {bytes} {bytes_per_sec}"
+    };
+    let bar = bar(total, quiet, message, template);
+    let b = bar.clone();
+    (bar, Arc::new(move |n| b.inc(n)))
+}
+
+/// A bar counting `total` items.
+pub fn count_bar(total: u64, quiet: bool, message: &str) -> ProgressBar {
+    bar(total, quiet, message, "{msg} [{bar:30}] {pos}/{len} eta {eta}")
+}
+
+fn bar(total: u64, quiet: bool, message: &str, template: &str) -> ProgressBar {
     let target = if quiet {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
     };
     let bar = ProgressBar::with_draw_target(Some(total), target);
-    let template = if total > 0 {
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-    } else {
-        "{msg} {bytes} {bytes_per_sec}"
-    };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(message.to_string());
-    let b = bar.clone();
-    (bar, Arc::new(move |n| b.inc(n)))
+    bar
 }
 
 /// Bytes of regular files at or below `path` (for a bar's total); 0 when unreadable.

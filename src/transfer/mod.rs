@@ -6,7 +6,7 @@ mod put;
 mod walk;
 
 pub use get::{cat, get_to, open, read_to, Opened};
-pub use put::{media_type, FileInfo, PutResult, Session};
+pub use put::{media_type, now, FileInfo, PutResult, Session};
 pub use walk::{mark, Marks};
 
 use std::sync::Arc;

@@ -68,3 +68,60 @@ pub async fn mark(store: &Arc<dyn BlockStore>, link: &Link, marks: &mut Marks) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+    use crate::descriptor::{DirEntry, Meta, TreeWriter};
+    use crate::store::MemoryStore;
+
+    async fn folder(store: &Arc<dyn BlockStore>, entries: Vec<DirEntry>) -> Link {
+        let key = Key::random();
+        let n = entries.len() as u64;
+        let mut w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+        let mut nodes = Vec::new();
+        for e in entries {
+            nodes.extend(w.push(e).unwrap());
+        }
+        let (root, rest) = w
+            .finish(Meta::Dir {
+                name: String::new(),
+                mtime: 0,
+                mode: 0,
+                entries: n,
+            })
+            .unwrap();
+        nodes.extend(rest);
+        for node in nodes {
+            store.put(node.id, node.data).await.unwrap();
+        }
+        Link::new(root, key)
+    }
+
+    #[tokio::test]
+    async fn shared_folders_are_walked_once() {
+        let store: Arc<dyn BlockStore> = Arc::new(MemoryStore::new());
+        let symlink = DirEntry {
+            name: "s".into(),
+            kind: EntryKind::Symlink,
+            target: Some("t".into()),
+            ..DirEntry::default()
+        };
+        let shared = folder(&store, vec![symlink]).await;
+        let as_entry = |name: &str| DirEntry {
+            name: name.into(),
+            kind: EntryKind::Dir,
+            root: Some(shared.root),
+            key: Some(serde_bytes::ByteBuf::from(
+                shared.key().unwrap().as_bytes().to_vec(),
+            )),
+            ..DirEntry::default()
+        };
+        let top = folder(&store, vec![as_entry("a"), as_entry("b")]).await;
+        let mut marks = Marks::default();
+        mark(&store, &top, &mut marks).await.unwrap();
+        assert_eq!(marks.refs.len(), 2);
+        assert_eq!(marks.refs[&shared.root], 1, "the shared folder was walked twice");
+    }
+}

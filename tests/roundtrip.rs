@@ -198,3 +198,29 @@ fn help_and_completions() {
     // Neither help nor completions create a repository.
     assert!(!env.repo().exists());
 }
+
+#[test]
+fn large_folders_span_many_manifest_blocks() {
+    let env = Env::new(Some("4K"));
+    let src = env.path("many");
+    std::fs::create_dir(&src).unwrap();
+    // 3000 entries of ~120 bytes each need about 90 manifest leaves of 4 KiB and an inner level.
+    for i in 0..3000u64 {
+        std::fs::write(
+            src.join(format!("file-{i:05}.txt")),
+            pseudo_random(40 + (i % 60) as usize, i),
+        )
+        .unwrap();
+    }
+    let link = env.put(&src);
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "--json", &link])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3000);
+    env.ok(&["get", &link, "-o", "many-out"]);
+    let diff = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(&src)
+        .arg(env.path("many-out"))
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+}

@@ -71,29 +71,63 @@ impl Opened {
 
     /// Every leaf entry of a folder, in order, refusing unsafe or duplicate names.
     pub async fn entries(&self) -> Result<Vec<DirEntry>> {
+        let mut walk = self.entry_walk();
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut leaves = self.tree.leaves();
-        while let Some(body) = leaves.next().await? {
-            let Body::Entries(entries) = body else {
-                return Err(self.malformed("a folder tree holds file tuples"));
-            };
-            for e in entries {
-                if !seen.insert(e.name.clone()) {
+        while let Some(e) = walk.next().await? {
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// A folder's entries one at a time, with memory bounded by one descriptor block.
+    pub fn entry_walk(&self) -> EntryWalk {
+        EntryWalk {
+            root: self.root,
+            declared: match &self.meta {
+                Meta::Dir { entries, .. } => Some(*entries),
+                _ => None,
+            },
+            leaves: self.tree.leaves(),
+            current: Vec::new().into_iter(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+/// A folder's entries in order; refuses duplicate names, leaves that are not entries, and a count that
+/// differs from the folder's metadata.
+pub struct EntryWalk {
+    root: BlockId,
+    declared: Option<u64>,
+    leaves: crate::descriptor::tree::Leaves,
+    current: std::vec::IntoIter<DirEntry>,
+    seen: HashSet<String>,
+}
+
+impl EntryWalk {
+    /// The next entry, or `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<DirEntry>> {
+        loop {
+            if let Some(e) = self.current.next() {
+                if !self.seen.insert(e.name.clone()) {
                     return Err(Error::UnsafeName {
                         name: e.name,
                         reason: "appears twice in one folder".into(),
                     });
                 }
-                out.push(e);
+                return Ok(Some(e));
+            }
+            match self.leaves.next().await? {
+                Some(Body::Entries(entries)) => self.current = entries.into_iter(),
+                Some(_) => return Err(self.malformed("a folder tree holds file tuples")),
+                None => {
+                    if self.declared.is_some_and(|n| n != self.seen.len() as u64) {
+                        return Err(self.malformed("the folder's entry count does not match its entries"));
+                    }
+                    return Ok(None);
+                }
             }
         }
-        if let Meta::Dir { entries, .. } = &self.meta {
-            if *entries != out.len() as u64 {
-                return Err(self.malformed("the folder's entry count does not match its entries"));
-            }
-        }
-        Ok(out)
     }
 
     fn malformed(&self, reason: &str) -> Error {
@@ -372,7 +406,8 @@ async fn materialize(
     std::fs::create_dir(path).at(path)?;
     dir_times.push((path.to_path_buf(), *mtime, *mode));
     seen_dirs.insert(opened.root);
-    for e in opened.entries().await? {
+    let mut walk = opened.entry_walk();
+    while let Some(e) = walk.next().await? {
         total += materialize_entry(
             store,
             opened.root,
@@ -389,7 +424,8 @@ async fn materialize(
         if let Meta::Dir { mtime, mode, .. } = &dir.meta {
             dir_times.push((dir_path.clone(), *mtime, *mode));
         }
-        for e in dir.entries().await? {
+        let mut walk = dir.entry_walk();
+        while let Some(e) = walk.next().await? {
             total += materialize_entry(
                 store,
                 dir.root,

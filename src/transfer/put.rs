@@ -237,15 +237,19 @@ impl Session {
 
     /// Stores a folder and everything below it; returns its link, content bytes and file count.
     async fn put_dir(&self, dir: &Path, name: &str) -> Result<(Link, u64, u64)> {
-        // Depth-first with an explicit stack so deep trees do not recurse.
+        // Depth-first with an explicit stack so deep trees do not recurse. Each folder's entries stream
+        // into its manifest tree as they are made, so memory stays bounded however large a folder is.
         struct Frame {
             name: String,
             meta: std::fs::Metadata,
             pending: std::vec::IntoIter<std::fs::DirEntry>,
-            entries: Vec<DirEntry>,
+            key: Key,
+            tree: TreeWriter<DirEntry>,
+            entries: u64,
             size: u64,
             files: u64,
         }
+        let bs = self.repo.block_size();
         let open = |path: &Path, name: String| -> Result<Frame> {
             let meta = std::fs::symlink_metadata(path).at(path)?;
             let mut children: Vec<std::fs::DirEntry> = std::fs::read_dir(path)
@@ -253,11 +257,14 @@ impl Session {
                 .collect::<std::io::Result<_>>()
                 .at(path)?;
             children.sort_by_key(|e| e.file_name());
+            let key = Key::random();
             Ok(Frame {
                 name,
                 meta,
                 pending: children.into_iter(),
-                entries: Vec::new(),
+                tree: TreeWriter::new(key.clone(), bs),
+                key,
+                entries: 0,
                 size: 0,
                 files: 0,
             })
@@ -269,36 +276,29 @@ impl Session {
             };
             let Some(child) = top.pending.next() else {
                 let done = stack.pop().unwrap_or_else(|| unreachable!());
-                let entry_count = done.entries.len() as u64;
-                let key = Key::random();
-                let mut tree = TreeWriter::<DirEntry>::new(key.clone(), self.repo.block_size());
-                for e in done.entries {
-                    let nodes = tree.push(e)?;
-                    self.store_nodes(nodes).await?;
-                }
-                let (root, nodes) = tree.finish(Meta::Dir {
+                let (root, nodes) = done.tree.finish(Meta::Dir {
                     name: done.name.clone(),
                     mtime: done.meta.mtime(),
                     mode: done.meta.permissions().mode() & 0o7777,
-                    entries: entry_count,
+                    entries: done.entries,
                 })?;
                 self.store_nodes(nodes).await?;
-                let link = Link::new(root, key);
-                match stack.last_mut() {
-                    None => return Ok((link, done.size, done.files)),
-                    Some(parent) => {
-                        parent.size += done.size;
-                        parent.files += done.files;
-                        parent.entries.push(entry_for(
-                            &done.name,
-                            EntryKind::Dir,
-                            done.size,
-                            &done.meta,
-                            Some(&link),
-                            None,
-                        ));
-                    }
-                }
+                let link = Link::new(root, done.key);
+                let Some(parent) = stack.last_mut() else {
+                    return Ok((link, done.size, done.files));
+                };
+                parent.size += done.size;
+                parent.files += done.files;
+                let entry = entry_for(
+                    &done.name,
+                    EntryKind::Dir,
+                    done.size,
+                    &done.meta,
+                    Some(&link),
+                    None,
+                );
+                parent.entries += 1;
+                self.store_nodes(parent.tree.push(entry)?).await?;
                 continue;
             };
             let path = child.path();
@@ -323,13 +323,15 @@ impl Session {
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
                 top.size += entry.size;
                 top.files += 1;
-                top.entries.push(entry);
+                top.entries += 1;
+                self.store_nodes(top.tree.push(entry)?).await?;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path).at(&path)?;
                 let target = target.to_string_lossy().into_owned();
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
-                top.entries
-                    .push(entry_for(&name, EntryKind::Symlink, 0, &meta, None, Some(target)));
+                top.entries += 1;
+                let entry = entry_for(&name, EntryKind::Symlink, 0, &meta, None, Some(target));
+                self.store_nodes(top.tree.push(entry)?).await?;
             } else {
                 tracing::warn!(path = %path.display(), "skipping a special file (fifo, socket or device)");
             }

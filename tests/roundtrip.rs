@@ -224,3 +224,41 @@ fn large_folders_span_many_manifest_blocks() {
         .unwrap();
     assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
 }
+
+#[test]
+fn cat_reads_byte_ranges() {
+    let env = Env::new(Some("4K"));
+    let size = 3 * 1024 * 1024 + 7;
+    let data = pseudo_random(size, 31);
+    std::fs::write(env.path("big"), &data).unwrap();
+    let link = env.put(&env.path("big"));
+    let cases: [(usize, Option<usize>); 7] = [
+        (0, Some(10)),
+        (4095, Some(2)),
+        (100, Some(3 * 4096 + 17)),
+        (size - 5, Some(100)),
+        (size + 10, Some(5)),
+        (2_000_000, Some(1_100_000)),
+        (3_000_000, None),
+    ];
+    for (offset, length) in cases {
+        let off = offset.to_string();
+        let mut args = vec!["cat", "--offset", off.as_str()];
+        let len_s = length.map(|l| l.to_string());
+        if let Some(l) = &len_s {
+            args.extend(["--length", l.as_str()]);
+        }
+        args.push(&link);
+        let out = env.run(&args);
+        assert!(out.status.success(), "{args:?}");
+        let end = length.map_or(size, |l| (offset + l).min(size));
+        let want = if offset >= size {
+            &[][..]
+        } else {
+            &data[offset..end]
+        };
+        assert_eq!(out.stdout, want, "range {offset} +{length:?}");
+    }
+    let head = env.run(&["cat", "--length", "5", &link]);
+    assert_eq!(head.stdout, &data[..5]);
+}

@@ -74,10 +74,18 @@ pub enum Command {
         password: PasswordFlag,
     },
     /// Write a file's content to standard output
-    #[command(after_help = "Example:\n  noisefs cat 'noisefs://bafk…#key' | less")]
+    #[command(
+        after_help = "Examples:\n  noisefs cat 'noisefs://bafk…#key' | less\n  noisefs cat --offset 1048576 --length 4096 'noisefs://bafk…#key' | xxd"
+    )]
     Cat {
         /// The link of a file
         link: String,
+        /// Start at this byte (only the blocks that hold the range are fetched)
+        #[arg(long, value_name = "BYTES")]
+        offset: Option<u64>,
+        /// Write at most this many bytes
+        #[arg(long, value_name = "BYTES")]
+        length: Option<u64>,
         #[command(flatten)]
         password: PasswordFlag,
     },

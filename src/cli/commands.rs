@@ -86,9 +86,31 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
                 eprintln!("wrote {} ({})", target.display(), human_bytes(n));
             }
         }
-        Command::Cat { link, password } => {
+        Command::Cat {
+            link,
+            offset,
+            length,
+            password,
+        } => {
             let opened = open_link(&repo, &link, password.password).await?;
-            transfer::cat(repo.store(), &opened, &no_progress()).await?;
+            if offset.is_none() && length.is_none() {
+                transfer::cat(repo.store(), &opened, &no_progress()).await?;
+            } else {
+                // A megabyte at a time, so a long range streams with bounded memory.
+                let (mut pos, mut left) = (offset.unwrap_or(0), length.unwrap_or(u64::MAX));
+                let mut stdout = std::io::stdout().lock();
+                while left > 0 {
+                    let chunk = transfer::read_range(repo.store(), &opened, pos, left.min(1 << 20)).await?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    stdout
+                        .write_all(&chunk)
+                        .context("cannot write to standard output")?;
+                    pos += chunk.len() as u64;
+                    left -= chunk.len() as u64;
+                }
+            }
         }
         Command::Ls { link, password, out } => {
             let opened = open_link(&repo, &link, password.password).await?;

@@ -198,20 +198,8 @@ pub async fn read_to(
     out_name: PathBuf,
     progress: &Progress,
 ) -> Result<u64> {
-    let Meta::File {
-        size,
-        block_size,
-        tuple_size,
-        ..
-    } = &opened.meta
-    else {
-        return Err(Error::Unsupported {
-            what: "reading a folder as a file".into(),
-            reason: "use `noisefs get` or `noisefs ls` for folders".into(),
-        });
-    };
-    let (size, bs, tuple_size) = (*size, *block_size as usize, usize::from(*tuple_size));
-    let blocks = size.div_ceil(bs as u64);
+    let shape = Arc::new(file_shape(opened)?);
+    let (root, size) = (shape.root, shape.size);
     let cipher = Arc::new(ContentCipher::new(&opened.key));
     let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(PARALLEL_BLOCKS);
     let writer = std::thread::spawn(move || -> Result<()> {
@@ -222,7 +210,6 @@ pub async fn read_to(
         out.flush().at(&out_name)
     });
 
-    let root = opened.root;
     let start = (
         opened.tree.leaves(),
         Vec::<Vec<BlockId>>::new().into_iter(),
@@ -256,39 +243,11 @@ pub async fn read_to(
         .map(|item| {
             let cipher = cipher.clone();
             let store = store.clone();
+            let shape = shape.clone();
             async move {
                 let (index, tuple) = item?;
-                if tuple.len() != tuple_size {
-                    return Err(Error::Descriptor {
-                        id: root,
-                        reason: format!("tuple {index} has {} blocks, expected {tuple_size}", tuple.len()),
-                    });
-                }
-                if index >= blocks {
-                    return Err(Error::Descriptor {
-                        id: root,
-                        reason: "more tuples than the file size needs".into(),
-                    });
-                }
-                let parts = futures::future::try_join_all(tuple.iter().map(|id| store.get(id))).await?;
-                for p in &parts {
-                    if p.len() != bs {
-                        return Err(Error::BlockSize {
-                            expected: bs,
-                            actual: p.len(),
-                        });
-                    }
-                }
-                let cipher = cipher.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut data = block::xor_all(&parts);
-                    cipher.apply(index, &mut data);
-                    let keep = (size - index * bs as u64).min(bs as u64) as usize;
-                    data.truncate(keep);
-                    bytes::Bytes::from(data)
-                })
-                .await
-                .map_err(|e| Error::Task(e.to_string()))
+                let data = open_block(&store, cipher, &shape, index, tuple).await?;
+                Ok(bytes::Bytes::from(data))
             }
         })
         .buffered(PARALLEL_BLOCKS));
@@ -324,6 +283,120 @@ pub async fn read_to(
         });
     }
     Ok(written)
+}
+
+/// What reading one block of a file needs to know about the file.
+struct FileShape {
+    root: BlockId,
+    size: u64,
+    bs: usize,
+    tuple_size: usize,
+}
+
+/// Opens content block `index` from its tuple: fetches and checks the blocks, XORs them, decrypts, and
+/// cuts the last block to the file's size.
+async fn open_block(
+    store: &Arc<dyn BlockStore>,
+    cipher: Arc<ContentCipher>,
+    shape: &FileShape,
+    index: u64,
+    tuple: Vec<BlockId>,
+) -> Result<Vec<u8>> {
+    let (bs, size) = (shape.bs, shape.size);
+    if tuple.len() != shape.tuple_size {
+        return Err(Error::Descriptor {
+            id: shape.root,
+            reason: format!(
+                "tuple {index} has {} blocks, expected {}",
+                tuple.len(),
+                shape.tuple_size
+            ),
+        });
+    }
+    if index >= size.div_ceil(bs as u64) {
+        return Err(Error::Descriptor {
+            id: shape.root,
+            reason: "more tuples than the file size needs".into(),
+        });
+    }
+    let parts = futures::future::try_join_all(tuple.iter().map(|id| store.get(id))).await?;
+    if let Some(p) = parts.iter().find(|p| p.len() != bs) {
+        return Err(Error::BlockSize {
+            expected: bs,
+            actual: p.len(),
+        });
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut data = block::xor_all(&parts);
+        cipher.apply(index, &mut data);
+        data.truncate((size - index * bs as u64).min(bs as u64) as usize);
+        data
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))
+}
+
+/// Reads `len` bytes of an opened file from `offset` (fewer at the end of the file), fetching only the
+/// blocks that hold them.
+pub async fn read_range(
+    store: &Arc<dyn BlockStore>,
+    opened: &Opened,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>> {
+    let shape = file_shape(opened)?;
+    let end = offset.saturating_add(len).min(shape.size);
+    if offset >= end {
+        return Ok(Vec::new());
+    }
+    let bs = shape.bs as u64;
+    let cipher = Arc::new(ContentCipher::new(&opened.key));
+    let mut out = Vec::with_capacity((end - offset) as usize);
+    let mut leaf: Option<(u64, Vec<Vec<BlockId>>)> = None;
+    for index in offset / bs..=(end - 1) / bs {
+        let held = matches!(&leaf, Some((start, t)) if index >= *start && index < start + t.len() as u64);
+        if !held {
+            leaf = match opened.tree.leaf_at(index).await? {
+                (start, Body::Tuples(t)) => Some((start, t)),
+                _ => {
+                    return Err(Error::Descriptor {
+                        id: opened.root,
+                        reason: "a file tree holds folder entries".into(),
+                    })
+                }
+            };
+        }
+        let tuple = match &leaf {
+            Some((start, t)) => t[(index - start) as usize].clone(),
+            None => unreachable!("the leaf was just fetched"),
+        };
+        let data = open_block(store, cipher.clone(), &shape, index, tuple).await?;
+        let lo = offset.saturating_sub(index * bs) as usize;
+        let hi = ((end - index * bs) as usize).min(data.len());
+        out.extend_from_slice(&data[lo..hi]);
+    }
+    Ok(out)
+}
+
+fn file_shape(opened: &Opened) -> Result<FileShape> {
+    let Meta::File {
+        size,
+        block_size,
+        tuple_size,
+        ..
+    } = &opened.meta
+    else {
+        return Err(Error::Unsupported {
+            what: "reading a folder as a file".into(),
+            reason: "use `noisefs get` or `noisefs ls` for folders".into(),
+        });
+    };
+    Ok(FileShape {
+        root: opened.root,
+        size: *size,
+        bs: *block_size as usize,
+        tuple_size: usize::from(*tuple_size),
+    })
 }
 
 /// Writes an opened file to stdout.

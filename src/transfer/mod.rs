@@ -5,7 +5,7 @@ mod get;
 mod put;
 mod walk;
 
-pub use get::{cat, get_to, open, read_to, EntryWalk, Opened};
+pub use get::{cat, get_to, open, read_range, read_to, EntryWalk, Opened};
 pub use put::{media_type, now, FileInfo, PutResult, Session};
 pub use walk::{mark, Marks};
 

@@ -41,23 +41,17 @@ pub fn xor_into(dst: &mut [u8], src: &[u8]) {
 
 /// XORs equally long blocks into a new buffer in one pass over the output.
 pub fn xor_all(parts: &[Block]) -> Vec<u8> {
-    let Some((first, rest)) = parts.split_first() else {
-        return Vec::new();
-    };
-    let mut out = first.to_vec();
-    match rest {
-        [a, b] => {
-            for ((o, x), y) in out.iter_mut().zip(a.iter()).zip(b.iter()) {
-                *o ^= x ^ y;
-            }
-        }
-        _ => {
+    match parts {
+        [] => Vec::new(),
+        [a, b, c] => a.iter().zip(b.iter()).zip(c.iter()).map(|((x, y), z)| x ^ y ^ z).collect(),
+        [first, rest @ ..] => {
+            let mut out = first.to_vec();
             for r in rest {
                 xor_into(&mut out, r);
             }
+            out
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -43,7 +43,12 @@ pub fn xor_into(dst: &mut [u8], src: &[u8]) {
 pub fn xor_all(parts: &[Block]) -> Vec<u8> {
     match parts {
         [] => Vec::new(),
-        [a, b, c] => a.iter().zip(b.iter()).zip(c.iter()).map(|((x, y), z)| x ^ y ^ z).collect(),
+        [a, b, c] => a
+            .iter()
+            .zip(b.iter())
+            .zip(c.iter())
+            .map(|((x, y), z)| x ^ y ^ z)
+            .collect(),
         [first, rest @ ..] => {
             let mut out = first.to_vec();
             for r in rest {

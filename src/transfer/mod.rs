@@ -2,11 +2,13 @@
 //! [`get`] opens links and streams content back, [`walk`] visits everything a link needs (for `gc`).
 
 mod get;
+mod media;
 mod put;
 mod walk;
 
 pub use get::{cat, get_to, open, read_range, read_to, EntryWalk, Opened};
-pub use put::{media_type, now, FileInfo, PutResult, Session};
+pub use media::media_type;
+pub use put::{now, FileInfo, PutResult, Session};
 pub use walk::{mark, Marks};
 
 use std::sync::Arc;
@@ -132,7 +134,7 @@ mod tests {
         mark(repo.store(), &wrapped, &mut marks).await.unwrap();
         assert_eq!(marks.refs.len(), 1);
 
-        // Storing a special file is refused; media types come from extensions.
+        // Storing a special file is refused.
         assert!(session.put_path(std::path::Path::new("/dev/null")).await.is_err());
         assert_eq!(media_type(std::path::Path::new("a.PNG")), "image/png");
         assert_eq!(

@@ -262,6 +262,7 @@ mod tests {
         let repo = Repo::init(&root, cfg.clone()).unwrap();
         assert_eq!(repo.config(), &cfg);
         assert_eq!(repo.block_size(), 4096);
+        assert!(format!("{repo:?}").contains("block_size"));
         let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         // A second owner is refused with our pid named (flock locks are per open file description).

@@ -404,7 +404,8 @@ async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow:
             stale_records += 1;
         }
     }
-    let freed = (removed.len() as u64 - stale_records) * repo.block_size() as u64;
+    let removed_blocks = removed.len() as u64 - stale_records;
+    let freed = removed_blocks * repo.block_size() as u64;
     if !dry_run {
         for id in &removed {
             repo.store().delete(id).await?;
@@ -418,14 +419,14 @@ async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow:
             "{}",
             serde_json::to_string_pretty(&json!({
                 "dry_run": dry_run, "pins": pins.len(), "kept_blocks": kept,
-                "removed_blocks": removed.len() as u64 - stale_records, "freed_bytes": freed,
+                "removed_blocks": removed_blocks, "freed_bytes": freed,
             }))?
         );
     } else if !quiet {
         let verb = if dry_run { "would remove" } else { "removed" };
         println!(
             "{verb} {} blocks ({}); kept {kept} blocks needed by {} pins",
-            removed.len() as u64 - stale_records,
+            removed_blocks,
             human_bytes(freed),
             pins.len()
         );

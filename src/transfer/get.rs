@@ -468,65 +468,55 @@ async fn materialize(
     if let Meta::File { mtime, mode, .. } = &opened.meta {
         return write_file(store, opened, path, *mtime, *mode, progress).await;
     }
-    let mut total = 0u64;
-    let mut seen_dirs = HashSet::new();
-    // Folders whose times are set after their content is written, deepest last.
-    let mut dir_times: Vec<(PathBuf, i64, u32)> = Vec::new();
-    let mut stack: Vec<(Opened, PathBuf, usize)> = Vec::new();
-    let Meta::Dir { mtime, mode, .. } = &opened.meta else {
-        unreachable!("open() refuses wrappers and files returned above");
-    };
+    let mut pending = Pending::default();
     std::fs::create_dir(path).at(path)?;
-    dir_times.push((path.to_path_buf(), *mtime, *mode));
-    seen_dirs.insert(opened.root);
-    let mut walk = opened.entry_walk();
-    while let Some(e) = walk.next().await? {
-        total += materialize_entry(
-            store,
-            opened.root,
-            e,
-            path,
-            1,
-            &mut stack,
-            &mut seen_dirs,
-            progress,
-        )
-        .await?;
+    pending.seen_dirs.insert(opened.root);
+    let mut total = materialize_dir(store, opened, path, 0, &mut pending, progress).await?;
+    while let Some((dir, dir_path, depth)) = pending.stack.pop() {
+        total += materialize_dir(store, &dir, &dir_path, depth, &mut pending, progress).await?;
     }
-    while let Some((dir, dir_path, depth)) = stack.pop() {
-        if let Meta::Dir { mtime, mode, .. } = &dir.meta {
-            dir_times.push((dir_path.clone(), *mtime, *mode));
-        }
-        let mut walk = dir.entry_walk();
-        while let Some(e) = walk.next().await? {
-            total += materialize_entry(
-                store,
-                dir.root,
-                e,
-                &dir_path,
-                depth + 1,
-                &mut stack,
-                &mut seen_dirs,
-                progress,
-            )
-            .await?;
-        }
-    }
-    for (p, mtime, mode) in dir_times.into_iter().rev() {
+    for (p, mtime, mode) in pending.dir_times.into_iter().rev() {
         set_times_and_mode(&p, mtime, mode)?;
     }
     Ok(total)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a folder `get` still has to do: folders created but not yet filled (with their depth), folder
+/// roots already seen (a root seen twice is a loop or a copy bomb), and folder times to set last.
+#[derive(Default)]
+struct Pending {
+    stack: Vec<(Opened, PathBuf, usize)>,
+    seen_dirs: HashSet<BlockId>,
+    dir_times: Vec<(PathBuf, i64, u32)>,
+}
+
+/// Writes the entries of folder `dir`, already created at `dir_path`; subfolders go onto the stack.
+async fn materialize_dir(
+    store: &Arc<dyn BlockStore>,
+    dir: &Opened,
+    dir_path: &Path,
+    depth: usize,
+    pending: &mut Pending,
+    progress: &Progress,
+) -> Result<u64> {
+    if let Meta::Dir { mtime, mode, .. } = &dir.meta {
+        pending.dir_times.push((dir_path.to_path_buf(), *mtime, *mode));
+    }
+    let mut total = 0;
+    let mut walk = dir.entry_walk();
+    while let Some(e) = walk.next().await? {
+        total += materialize_entry(store, dir.root, e, dir_path, depth + 1, pending, progress).await?;
+    }
+    Ok(total)
+}
+
 async fn materialize_entry(
     store: &Arc<dyn BlockStore>,
     parent_root: BlockId,
     e: DirEntry,
     parent: &Path,
     depth: usize,
-    stack: &mut Vec<(Opened, PathBuf, usize)>,
-    seen_dirs: &mut HashSet<BlockId>,
+    pending: &mut Pending,
     progress: &Progress,
 ) -> Result<u64> {
     check_name(&e.name)?;
@@ -580,7 +570,7 @@ async fn materialize_entry(
                             reason: format!("folders nested deeper than {MAX_FOLDER_DEPTH}"),
                         });
                     }
-                    if !seen_dirs.insert(child.root) {
+                    if !pending.seen_dirs.insert(child.root) {
                         return Err(Error::Descriptor {
                             id: child.root,
                             reason: "the same folder appears twice in one tree (a loop or a copy bomb)"
@@ -588,7 +578,7 @@ async fn materialize_entry(
                         });
                     }
                     std::fs::create_dir(&path).at(&path)?;
-                    stack.push((child, path, depth));
+                    pending.stack.push((child, path, depth));
                     Ok(0)
                 }
                 _ => Err(Error::Descriptor {

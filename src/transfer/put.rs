@@ -100,8 +100,7 @@ impl Session {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let (link, size, files) = if meta.is_dir() {
-            let (link, size, files) = self.put_dir(path, &name).await?;
-            (link, size, files)
+            self.put_dir(path, &name).await?
         } else if meta.is_file() {
             let file = std::fs::File::open(path).at(path)?;
             let info = file_info(path, &name, &meta);

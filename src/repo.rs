@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -224,21 +224,29 @@ impl Repo {
         &self.disk
     }
 
-    /// The randomizer pool, loaded from the state on first use.
-    pub fn pool(&self) -> Result<MutexGuard<'_, Option<Pool>>> {
+    /// Runs `f` on the randomizer pool, loaded from the state on first use.
+    pub fn with_pool<T>(&self, f: impl FnOnce(&mut Pool) -> T) -> Result<T> {
         let mut guard = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            // The hot set is what half the cache holds, so its blocks stay cached while in use.
-            let cache_blocks = (self.config.cache_mib << 20) / self.block_size() as u64;
-            let mut pool = Pool::new((cache_blocks / 2).clamp(2, 4096) as usize);
-            let mut blocks = self.state.blocks()?;
-            blocks.sort_by_key(|(_, rec)| std::cmp::Reverse(rec.popularity));
-            for (id, rec) in blocks {
-                pool.add(id, rec.popularity);
-            }
-            *guard = Some(pool);
+        let mut pool = match guard.take() {
+            Some(pool) => pool,
+            None => self.load_pool()?,
+        };
+        let out = f(&mut pool);
+        *guard = Some(pool);
+        Ok(out)
+    }
+
+    /// Builds the pool from the block records, most popular first so they fill the hot set. The hot set
+    /// is what half the cache holds, so its blocks stay cached while in use.
+    fn load_pool(&self) -> Result<Pool> {
+        let cache_blocks = (self.config.cache_mib << 20) / self.block_size() as u64;
+        let mut pool = Pool::new((cache_blocks / 2).clamp(2, 4096) as usize);
+        let mut blocks = self.state.blocks()?;
+        blocks.sort_by_key(|(_, rec)| std::cmp::Reverse(rec.popularity));
+        for (id, rec) in blocks {
+            pool.add(id, rec.popularity);
         }
-        Ok(guard)
+        Ok(pool)
     }
 
     /// Drops the in-memory pool so the next use reloads it (after `gc`).
@@ -278,7 +286,7 @@ mod tests {
         ));
         let again = Repo::open(&root).unwrap();
         assert_eq!(again.config().block_size.get(), 4096);
-        assert!(again.pool().unwrap().as_ref().unwrap().is_empty());
+        assert!(again.with_pool(|p| p.is_empty()).unwrap());
         drop(again);
 
         std::fs::write(

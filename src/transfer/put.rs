@@ -368,9 +368,7 @@ impl Session {
             batch.new_blocks.push((id, BlockKind::Data));
             batch.refs.extend(tuple.iter().copied());
         }
-        if let Some(pool) = self.repo.pool()?.as_mut() {
-            pool.add(id, 0);
-        }
+        self.repo.with_pool(|pool| pool.add(id, 0))?;
         Ok(tuple)
     }
 
@@ -389,9 +387,7 @@ impl Session {
             };
             failures += 1;
             tracing::warn!(block = %bad, "randomizer missing or corrupt; choosing another (run `noisefs repo verify`)");
-            if let Some(pool) = self.repo.pool()?.as_mut() {
-                pool.drop_block(&bad);
-            }
+            self.repo.with_pool(|pool| pool.drop_block(&bad))?;
         }
     }
 
@@ -399,11 +395,7 @@ impl Session {
     async fn choose_randomizers(&self) -> Result<Vec<BlockId>> {
         let n = usize::from(self.repo.config().tuple_size) - 1;
         loop {
-            let chosen = {
-                let mut guard = self.repo.pool()?;
-                let Some(pool) = guard.as_mut() else {
-                    unreachable!("Repo::pool loads the pool before returning");
-                };
+            let chosen = self.repo.with_pool(|pool| {
                 let mut pending = self.pending_sets.lock().unwrap_or_else(|p| p.into_inner());
                 let state = self.repo.state();
                 let set = pool.choose(n, &mut rand::thread_rng(), |k| {
@@ -413,7 +405,7 @@ impl Session {
                     pending.insert(set_key(set));
                 }
                 set
-            };
+            })?;
             if let Some(set) = chosen {
                 let mut batch = self.lock_batch();
                 batch.used_sets.push(set_key(&set));
@@ -436,9 +428,7 @@ impl Session {
         .map_err(|e| Error::Task(e.to_string()))?;
         self.repo.store().put(id, data).await?;
         self.lock_batch().new_blocks.push((id, BlockKind::Random));
-        if let Some(pool) = self.repo.pool()?.as_mut() {
-            pool.add(id, 0);
-        }
+        self.repo.with_pool(|pool| pool.add(id, 0))?;
         tracing::debug!(block = %id, "added a fresh random block to the pool");
         Ok(())
     }
@@ -450,9 +440,7 @@ impl Session {
             batch.new_blocks.push((n.id, BlockKind::Descriptor));
             batch.refs.push(n.id);
             drop(batch);
-            if let Some(pool) = self.repo.pool()?.as_mut() {
-                pool.add(n.id, 0);
-            }
+            self.repo.with_pool(|pool| pool.add(n.id, 0))?;
         }
         Ok(())
     }

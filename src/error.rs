@@ -55,6 +55,11 @@ pub enum Error {
     Crypto(String),
     #[error("background task failed: {0}")]
     Task(String),
+    /// A filesystem operation on the tree failed the POSIX way (no such entry, exists, not empty...).
+    #[error("{what}: {}", std::io::Error::from_raw_os_error(*errno))]
+    Posix { errno: i32, what: String },
+    #[error("store {store} is unavailable ({reason}); the operation stays queued and is retried")]
+    Unavailable { store: String, reason: String },
 }
 
 /// The library's result type.
@@ -66,6 +71,31 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A POSIX failure `errno` on `what` (a path or name the user can recognise).
+    pub fn posix(errno: i32, what: impl Into<String>) -> Self {
+        Error::Posix {
+            errno,
+            what: what.into(),
+        }
+    }
+
+    /// The errno a filesystem call reports for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Posix { errno, .. } => *errno,
+            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::InvalidLink { .. } | Error::InvalidBlockId { .. } | Error::UnsafeName { .. } => {
+                libc::EINVAL
+            }
+            Error::TargetExists { .. } | Error::AlreadyInitialized { .. } => libc::EEXIST,
+            Error::Locked { .. } => libc::EBUSY,
+            Error::Unsupported { .. } => libc::ENOTSUP,
+            Error::Unavailable { .. } => libc::EAGAIN,
+            Error::Decrypt { .. } => libc::EACCES,
+            _ => libc::EIO,
         }
     }
 }

@@ -9,9 +9,11 @@ pub mod crypto;
 pub mod descriptor;
 pub mod error;
 pub mod pool;
+pub mod queue;
 pub mod repo;
 pub mod state;
 pub mod store;
 pub mod transfer;
+pub mod tree;
 
 pub use error::{Error, Result};

@@ -14,7 +14,7 @@ use crate::block::BlockSize;
 use crate::error::IoContext;
 use crate::pool::Pool;
 use crate::state::State;
-use crate::store::{BlockStore, CachedStore, DiskStore};
+use crate::store::{BlockStore, BreakerStatus, CachedStore, DiskStore, ResilientStore};
 use crate::{Error, Result};
 
 /// Version of the repository layout and config.
@@ -31,6 +31,16 @@ pub struct Config {
     pub tuple_size: u8,
     /// Size of the in-memory block cache, in MiB.
     pub cache_mib: u64,
+    /// How long a written file waits after its last close or fsync before it is sealed, in ms.
+    #[serde(default = "default_writeback_delay_ms")]
+    pub writeback_delay_ms: u64,
+    /// Timeouts, retries and circuit breaker around the block store.
+    #[serde(default)]
+    pub store: crate::store::Resilience,
+}
+
+fn default_writeback_delay_ms() -> u64 {
+    2000
 }
 
 impl Default for Config {
@@ -40,6 +50,8 @@ impl Default for Config {
             block_size: BlockSize::DEFAULT,
             tuple_size: 3,
             cache_mib: 64,
+            writeback_delay_ms: default_writeback_delay_ms(),
+            store: crate::store::Resilience::default(),
         }
     }
 }
@@ -89,6 +101,7 @@ pub struct Repo {
     config: Config,
     state: State,
     disk: Arc<DiskStore>,
+    resilient: Arc<ResilientStore>,
     store: Arc<dyn BlockStore>,
     pool: Mutex<Option<Pool>>,
     _lock: File,
@@ -151,12 +164,14 @@ impl Repo {
     fn assemble(root: &Path, config: Config, lock: File) -> Result<Repo> {
         let state = State::open(&root.join("state"))?;
         let disk = Arc::new(DiskStore::open(root.join("blocks"))?);
-        let store = Arc::new(CachedStore::new(disk.clone(), config.cache_mib << 20));
+        let resilient = Arc::new(ResilientStore::new("disk", disk.clone(), config.store.clone()));
+        let store = Arc::new(CachedStore::new(resilient.clone(), config.cache_mib << 20));
         Ok(Repo {
             root: root.to_path_buf(),
             config,
             state,
             disk,
+            resilient,
             store,
             pool: Mutex::new(None),
             _lock: lock,
@@ -222,6 +237,11 @@ impl Repo {
     /// The disk store under the cache.
     pub fn disk(&self) -> &DiskStore {
         &self.disk
+    }
+
+    /// The circuit breakers' states, for `status`.
+    pub fn breakers(&self) -> Vec<BreakerStatus> {
+        vec![self.resilient.status()]
     }
 
     /// Runs `f` on the randomizer pool, loaded from the state on first use.

@@ -68,7 +68,7 @@ impl State {
         std::fs::create_dir_all(path).at(path)?;
         // SAFETY: the repository lock guarantees one process opens this environment, and this process
         // opens it once (the repository owns the only `State`).
-        let env = unsafe { EnvOpenOptions::new().map_size(1 << 40).max_dbs(8).open(path)? };
+        let env = unsafe { EnvOpenOptions::new().map_size(1 << 40).max_dbs(32).open(path)? };
         let mut wtxn = env.write_txn()?;
         let meta: Database<Str, Bytes> = env.create_database(&mut wtxn, Some("meta"))?;
         let blocks = env.create_database(&mut wtxn, Some("blocks"))?;
@@ -96,6 +96,19 @@ impl State {
             used_sets,
             pins,
         })
+    }
+
+    /// The LMDB environment, for modules that keep named databases of their own (tree, queue, sync).
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Opens (creating if needed) the named database `name` in this environment.
+    pub fn database<K: 'static, V: 'static>(&self, name: &str) -> Result<Database<K, V>> {
+        let mut wtxn = self.env.write_txn()?;
+        let db = self.env.create_database(&mut wtxn, Some(name))?;
+        wtxn.commit()?;
+        Ok(db)
     }
 
     /// The folder this state lives in.

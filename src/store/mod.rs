@@ -1,16 +1,22 @@
 //! Block stores: the async [`BlockStore`] trait and its layers. [`DiskStore`] keeps one file per block,
 //! [`MemoryStore`] keeps blocks in memory (tests, benchmarks), [`CachedStore`] puts a moka cache of verified
-//! blocks in front of any store. Every store verifies a block against its id before returning it.
+//! blocks in front of any store, [`ResilientStore`] adds timeouts, retries and a circuit breaker around a
+//! backend, [`FaultyStore`] injects failures for tests. Every store verifies a block against its id before
+//! returning it.
 
 mod cached;
 mod disk;
+mod faulty;
 mod memory;
+mod resilient;
 #[cfg(test)]
 pub(crate) mod suite;
 
 pub use cached::CachedStore;
 pub use disk::DiskStore;
+pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
+pub use resilient::{BreakerStatus, Resilience, ResilientStore};
 
 use async_trait::async_trait;
 

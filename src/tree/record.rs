@@ -1,0 +1,165 @@
+//! The tree's records: an inode (kind, POSIX attributes, content) as stored in LMDB, the attributes handed
+//! to callers, and the rules for entry names.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::{Error, Result};
+
+/// The inode number of the tree's root folder.
+pub const ROOT: u64 = 1;
+/// Longest entry name, in bytes (as on Linux filesystems).
+pub const NAME_MAX: usize = 255;
+
+/// What an inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+}
+
+/// One inode as stored (CBOR) in the `tree_inodes` database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inode {
+    pub kind: Kind,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Size of clean content; a dirty file's size is its staging file's.
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub mtime: i64,
+    pub ctime: i64,
+    pub atime: i64,
+    /// Names that refer to it (folders: 2 plus subfolders).
+    pub nlink: u32,
+    /// The folder holding it (first name for hard-linked files).
+    pub parent: u64,
+    /// Sealed content of a clean file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The staging file holds the content (written and not yet sealed).
+    #[serde(default)]
+    pub dirty: bool,
+    /// A symlink's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Extended attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, ByteBuf>,
+}
+
+impl Inode {
+    /// A fresh inode of `kind` owned by `uid:gid`, with every time set to now.
+    pub fn new(kind: Kind, mode: u32, uid: u32, gid: u32, parent: u64) -> Inode {
+        let now = now_ns();
+        Inode {
+            kind,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            size: 0,
+            mtime: now,
+            ctime: now,
+            atime: now,
+            nlink: if kind == Kind::Dir { 2 } else { 1 },
+            parent,
+            link: None,
+            dirty: false,
+            target: None,
+            xattrs: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        crate::descriptor::node::encode(self)
+    }
+
+    pub(crate) fn decode(ino: u64, bytes: &[u8]) -> Result<Inode> {
+        ciborium::from_reader(bytes).map_err(|e| Error::Config {
+            path: format!("state/tree_inodes/{ino}").into(),
+            reason: format!("unreadable inode record: {e}"),
+        })
+    }
+}
+
+/// The attributes of an inode, as `stat` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub atime: i64,
+    /// Whether the content waits in staging to be sealed.
+    pub dirty: bool,
+}
+
+/// Changes asked of [`crate::tree::Tree::setattr`]; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<i64>,
+    pub mtime: Option<i64>,
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Checks a name a folder can hold: not empty, `.` or `..`, no `/` or NUL, at most 255 bytes.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(Error::posix(
+            libc::ENAMETOOLONG,
+            format!("name of {} bytes (at most {NAME_MAX})", name.len()),
+        ));
+    }
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::posix(libc::EINVAL, format!("invalid name {name:?}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_records() {
+        for bad in ["", ".", "..", "a/b", "a\0b"] {
+            assert_eq!(check_name(bad).unwrap_err().errno(), libc::EINVAL, "{bad:?}");
+        }
+        assert_eq!(
+            check_name(&"x".repeat(256)).unwrap_err().errno(),
+            libc::ENAMETOOLONG
+        );
+        check_name(&"é".repeat(127)).unwrap();
+        let mut ino = Inode::new(Kind::File, 0o100644, 1, 2, ROOT);
+        assert_eq!((ino.mode, ino.nlink), (0o644, 1));
+        ino.xattrs.insert("user.a".into(), ByteBuf::from(vec![1, 2]));
+        assert_eq!(Inode::decode(5, &ino.encode()).unwrap(), ino);
+        assert!(Inode::decode(5, b"\xff")
+            .unwrap_err()
+            .to_string()
+            .contains("tree_inodes/5"));
+        assert_eq!(Inode::new(Kind::Dir, 0o755, 0, 0, ROOT).nlink, 2);
+    }
+}

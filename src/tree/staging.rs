@@ -1,0 +1,106 @@
+//! Staging: the repository's `staging/` folder, where a file's bytes live from its first write until the
+//! engine seals them (one file per inode, named by the inode number), with a cache of open descriptors.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::IoContext;
+use crate::Result;
+
+/// The staging folder and its open files.
+pub struct Staging {
+    dir: PathBuf,
+    open: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+impl Staging {
+    /// Opens (creating) the staging folder `dir`.
+    pub fn open(dir: PathBuf) -> Result<Staging> {
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        Ok(Staging {
+            dir,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where inode `ino`'s bytes are staged.
+    pub fn path(&self, ino: u64) -> PathBuf {
+        self.dir.join(ino.to_string())
+    }
+
+    /// A temporary name beside the staging file, for building it before it counts.
+    pub fn temp_path(&self, ino: u64) -> PathBuf {
+        self.dir.join(format!("{ino}.tmp"))
+    }
+
+    /// The staging file of `ino`, opened read-write (kept open until [`Staging::close`]).
+    pub fn file(&self, ino: u64) -> Result<Arc<File>> {
+        let mut open = self.lock();
+        if let Some(f) = open.get(&ino) {
+            return Ok(f.clone());
+        }
+        let path = self.path(ino);
+        let f = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .at(&path)?,
+        );
+        open.insert(ino, f.clone());
+        Ok(f)
+    }
+
+    /// Creates an empty staging file for `ino` (replacing any), durable before it returns.
+    pub fn create_empty(&self, ino: u64) -> Result<()> {
+        let tmp = self.temp_path(ino);
+        let f = File::create(&tmp).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+        self.install(ino)
+    }
+
+    /// Moves the temporary file of `ino` into place and makes the rename durable.
+    pub fn install(&self, ino: u64) -> Result<()> {
+        self.close(ino);
+        let (tmp, path) = (self.temp_path(ino), self.path(ino));
+        std::fs::rename(&tmp, &path).at(&path)?;
+        sync_dir(&self.dir)
+    }
+
+    /// Forgets the open descriptor of `ino` (readers holding it keep reading).
+    pub fn close(&self, ino: u64) {
+        self.lock().remove(&ino);
+    }
+
+    /// Removes the staging file of `ino`, if any.
+    pub fn remove(&self, ino: u64) {
+        self.close(ino);
+        let _ = std::fs::remove_file(self.path(ino));
+        let _ = std::fs::remove_file(self.temp_path(ino));
+    }
+
+    /// Inode numbers that have a staging file (temporary files included, as their inode).
+    pub fn inodes(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Ok(ino) = name.trim_end_matches(".tmp").parse() {
+                out.push(ino);
+            }
+        }
+        Ok(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<File>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Makes renames in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}

@@ -1,0 +1,355 @@
+//! POSIX semantics of the tree, checked without a kernel.
+
+use super::*;
+use crate::block::BlockSize;
+use crate::repo::Config;
+use crate::transfer::{no_progress, Session};
+
+fn repo(dir: &std::path::Path) -> Arc<Repo> {
+    let cfg = Config {
+        block_size: BlockSize::new(4096).unwrap(),
+        writeback_delay_ms: 0,
+        ..Config::default()
+    };
+    Arc::new(Repo::init(&dir.join("repo"), cfg).unwrap())
+}
+
+fn errno<T: std::fmt::Debug>(r: Result<T>) -> i32 {
+    r.unwrap_err().errno()
+}
+
+#[test]
+fn namespace_operations_follow_posix() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tree::new(repo(dir.path())).unwrap();
+    let root = t.getattr(ROOT).unwrap();
+    assert_eq!((root.kind, root.nlink), (Kind::Dir, 2));
+
+    let a = t.mkdir(ROOT, "a", 0o755, 1, 2).unwrap();
+    assert_eq!((a.kind, a.mode, a.uid, a.gid), (Kind::Dir, 0o755, 1, 2));
+    assert_eq!(t.getattr(ROOT).unwrap().nlink, 3);
+    let f = t.create(a.ino, "f", 0o644, 1, 2).unwrap();
+    assert_eq!((f.size, f.nlink), (0, 1));
+    assert_eq!(t.lookup(a.ino, "f").unwrap().ino, f.ino);
+    assert_eq!(errno(t.lookup(a.ino, "nope")), libc::ENOENT);
+    assert_eq!(errno(t.lookup(f.ino, "x")), libc::ENOTDIR);
+    assert_eq!(errno(t.create(a.ino, "f", 0o644, 0, 0)), libc::EEXIST);
+    assert_eq!(errno(t.mkdir(a.ino, "a/b", 0o755, 0, 0)), libc::EINVAL);
+    assert_eq!(
+        errno(t.mkdir(a.ino, &"n".repeat(300), 0o755, 0, 0)),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(errno(t.create(f.ino, "g", 0o644, 0, 0)), libc::ENOTDIR);
+    assert_eq!(errno(t.getattr(999)), libc::ENOENT);
+
+    // Paths both ways.
+    assert_eq!(t.resolve("/a/f").unwrap(), f.ino);
+    assert_eq!(t.resolve("a//f/").unwrap(), f.ino);
+    assert_eq!(t.resolve("/").unwrap(), ROOT);
+    assert_eq!(errno(t.resolve("/a/f/x")), libc::ENOTDIR);
+    assert_eq!(t.path_of(f.ino).unwrap(), "/a/f");
+    assert_eq!(t.path_of(ROOT).unwrap(), "/");
+    assert_eq!(t.resolve_parent("/a/f").unwrap(), (a.ino, "f"));
+    assert_eq!(errno(t.resolve_parent("/")), libc::EINVAL);
+
+    // Symlinks.
+    let l = t.symlink(ROOT, "l", "a/f", 0, 0).unwrap();
+    assert_eq!((l.kind, l.size), (Kind::Symlink, 3));
+    assert_eq!(t.readlink(l.ino).unwrap(), "a/f");
+    assert_eq!(errno(t.readlink(f.ino)), libc::EINVAL);
+    assert_eq!(errno(t.symlink(ROOT, "bad", "", 0, 0)), libc::EINVAL);
+
+    // Hard links count names; a folder cannot be hard-linked.
+    let h = t.link(f.ino, ROOT, "hard").unwrap();
+    assert_eq!((h.ino, h.nlink), (f.ino, 2));
+    assert_eq!(errno(t.link(a.ino, ROOT, "dirlink")), libc::EPERM);
+    assert_eq!(errno(t.link(f.ino, ROOT, "hard")), libc::EEXIST);
+    t.unlink(a.ino, "f").unwrap();
+    assert_eq!(t.getattr(f.ino).unwrap().nlink, 1);
+    assert_eq!(t.path_of(f.ino).unwrap(), "/hard");
+
+    // rmdir / unlink mismatches and non-empty folders.
+    let b = t.mkdir(a.ino, "b", 0o700, 0, 0).unwrap();
+    t.create(b.ino, "x", 0o600, 0, 0).unwrap();
+    assert_eq!(errno(t.rmdir(a.ino, "b")), libc::ENOTEMPTY);
+    assert_eq!(errno(t.unlink(a.ino, "b")), libc::EISDIR);
+    assert_eq!(errno(t.rmdir(ROOT, "hard")), libc::ENOTDIR);
+    assert_eq!(errno(t.unlink(ROOT, "none")), libc::ENOENT);
+    t.unlink(b.ino, "x").unwrap();
+    t.rmdir(a.ino, "b").unwrap();
+    assert_eq!(t.getattr(a.ino).unwrap().nlink, 2);
+    assert_eq!(errno(t.getattr(b.ino)), libc::ENOENT);
+
+    let names: Vec<String> = t.readdir(ROOT).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["a", "hard", "l"]);
+    assert_eq!(errno(t.readdir(l.ino)), libc::ENOTDIR);
+}
+
+#[test]
+fn rename_covers_replace_noreplace_exchange_and_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tree::new(repo(dir.path())).unwrap();
+    let d1 = t.mkdir(ROOT, "d1", 0o755, 0, 0).unwrap().ino;
+    let d2 = t.mkdir(ROOT, "d2", 0o755, 0, 0).unwrap().ino;
+    let f = t.create(d1, "f", 0o644, 0, 0).unwrap().ino;
+    let g = t.create(d2, "g", 0o644, 0, 0).unwrap().ino;
+
+    // Across folders, then over an existing file (which goes away).
+    t.rename(d1, "f", d2, "f2", RenameMode::Replace).unwrap();
+    assert_eq!(t.lookup(d2, "f2").unwrap().ino, f);
+    assert_eq!(errno(t.lookup(d1, "f")), libc::ENOENT);
+    assert_eq!(
+        errno(t.rename(d2, "f2", d2, "g", RenameMode::NoReplace)),
+        libc::EEXIST
+    );
+    t.rename(d2, "f2", d2, "g", RenameMode::Replace).unwrap();
+    assert_eq!(t.lookup(d2, "g").unwrap().ino, f);
+    assert_eq!(errno(t.getattr(g)), libc::ENOENT);
+    // Renaming onto itself changes nothing.
+    t.rename(d2, "g", d2, "g", RenameMode::Replace).unwrap();
+
+    // Exchange swaps two entries, even a file and a folder.
+    let sub = t.mkdir(d1, "sub", 0o755, 0, 0).unwrap().ino;
+    t.rename(d1, "sub", d2, "g", RenameMode::Exchange).unwrap();
+    assert_eq!(t.lookup(d2, "g").unwrap().ino, sub);
+    assert_eq!(t.lookup(d1, "sub").unwrap().ino, f);
+    assert_eq!(t.path_of(sub).unwrap(), "/d2/g");
+    assert_eq!(t.getattr(d2).unwrap().nlink, 3);
+    assert_eq!(t.getattr(d1).unwrap().nlink, 2);
+    assert_eq!(
+        errno(t.rename(d1, "sub", d2, "none", RenameMode::Exchange)),
+        libc::ENOENT
+    );
+
+    // Folder rules: not into itself, not over a file, over an empty folder only.
+    assert_eq!(
+        errno(t.rename(ROOT, "d2", sub, "x", RenameMode::Replace)),
+        libc::EINVAL
+    );
+    assert_eq!(
+        errno(t.rename(ROOT, "d2", d2, "x", RenameMode::Replace)),
+        libc::EINVAL
+    );
+    assert_eq!(
+        errno(t.rename(d2, "g", d1, "sub", RenameMode::Replace)),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        errno(t.rename(d1, "sub", ROOT, "d2", RenameMode::Replace)),
+        libc::EISDIR
+    );
+    t.create(sub, "inner", 0o644, 0, 0).unwrap();
+    let empty = t.mkdir(ROOT, "empty", 0o755, 0, 0).unwrap().ino;
+    assert_eq!(
+        errno(t.rename(ROOT, "empty", d2, "g", RenameMode::Replace)),
+        libc::ENOTEMPTY
+    );
+    t.rename(d2, "g", ROOT, "empty", RenameMode::Replace).unwrap();
+    assert_eq!(errno(t.getattr(empty)), libc::ENOENT);
+    assert_eq!(t.resolve("/empty/inner").is_ok(), true);
+    assert_eq!(t.getattr(ROOT).unwrap().nlink, 5);
+    assert_eq!(
+        errno(t.rename(ROOT, "none", ROOT, "x", RenameMode::Replace)),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno(t.rename(ROOT, "d1", ROOT, "a/b", RenameMode::Replace)),
+        libc::EINVAL
+    );
+    let walked: Vec<String> = t.walk(ROOT).unwrap().into_iter().map(|w| w.0).collect();
+    assert_eq!(walked, ["d1", "d2", "empty", "empty/inner", "d1/sub"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_writes_reads_truncates_and_seals() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let t = Tree::new(repo.clone()).unwrap();
+    let f = t.create(ROOT, "f.txt", 0o644, 0, 0).unwrap().ino;
+    assert!(t.read(f, 0, 10).await.unwrap().is_empty());
+    assert_eq!(errno(t.write(f, 0, b"x").await), libc::EBADF);
+
+    // Sparse write past the end reads back zeros in the hole.
+    t.open(f, true, false).await.unwrap();
+    assert_eq!(t.write(f, 10_000, b"tail").await.unwrap(), 4);
+    t.write(f, 0, b"head").await.unwrap();
+    let attr = t.getattr(f).unwrap();
+    assert_eq!((attr.size, attr.dirty), (10_004, true));
+    let all = t.read(f, 0, 1 << 20).await.unwrap();
+    assert_eq!(&all[..4], b"head");
+    assert!(all[4..10_000].iter().all(|b| *b == 0));
+    assert_eq!(&all[10_000..], b"tail");
+    assert_eq!(t.read(f, 10_002, 100).await.unwrap(), b"il");
+    assert!(t.read(f, 20_000, 100).await.unwrap().is_empty());
+
+    // A file open for writing is not sealed.
+    let session = Session::new(repo.clone(), no_progress());
+    assert_eq!(t.seal(f, &session).await.unwrap(), Sealed::Busy);
+    t.fsync(f).unwrap();
+    t.release(f, true).unwrap();
+    assert_eq!(t.queue().len().unwrap(), 1);
+    let Sealed::Done(link) = t.seal(f, &session).await.unwrap() else {
+        panic!("not sealed")
+    };
+    let attr = t.getattr(f).unwrap();
+    assert_eq!((attr.size, attr.dirty), (10_004, false));
+    assert_eq!(t.getxattr(f, LINK_XATTR).unwrap(), link.as_bytes());
+    assert!(!repo.root().join("staging").join(f.to_string()).exists());
+    assert_eq!(t.read(f, 0, 1 << 20).await.unwrap(), all);
+    assert_eq!(t.read(f, 9_999, 3).await.unwrap(), b"\0ta");
+    assert_eq!(t.seal(f, &session).await.unwrap(), Sealed::Clean);
+    assert_eq!(t.links().unwrap(), vec![link.clone()]);
+
+    // Writing a clean file brings its content back into staging first.
+    t.open(f, true, false).await.unwrap();
+    t.write(f, 2, b"AD").await.unwrap();
+    assert_eq!(&t.read(f, 0, 6).await.unwrap(), b"heAD\0\0");
+    assert_eq!(errno(t.getxattr(f, LINK_XATTR)), libc::ENODATA);
+    // Truncate down, then up (zeros), then O_TRUNC.
+    t.setattr(
+        f,
+        SetAttr {
+            size: Some(3),
+            ..SetAttr::default()
+        },
+    )
+    .await
+    .unwrap();
+    t.setattr(
+        f,
+        SetAttr {
+            size: Some(6),
+            ..SetAttr::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.read(f, 0, 100).await.unwrap(), b"heA\0\0\0");
+    t.release(f, true).unwrap();
+    t.open(f, true, true).await.unwrap();
+    assert_eq!(t.getattr(f).unwrap().size, 0);
+    t.write(f, 0, b"new").await.unwrap();
+    // Written while sealing: the seal reports busy and leaves the bytes staged.
+    assert_eq!(t.seal(f, &session).await.unwrap(), Sealed::Busy);
+    t.release(f, true).unwrap();
+    assert!(matches!(t.seal(f, &session).await.unwrap(), Sealed::Done(_)));
+    assert_eq!(t.read(f, 0, 100).await.unwrap(), b"new");
+
+    // Attributes.
+    let set = SetAttr {
+        mode: Some(0o600),
+        uid: Some(7),
+        gid: Some(8),
+        mtime: Some(1_000_000_000_000_000_000),
+        atime: Some(5),
+        ..SetAttr::default()
+    };
+    let a = t.setattr(f, set).await.unwrap();
+    assert_eq!(
+        (a.mode, a.uid, a.gid, a.mtime, a.atime),
+        (0o600, 7, 8, 1_000_000_000_000_000_000, 5)
+    );
+    let d = t.mkdir(ROOT, "d", 0o755, 0, 0).unwrap().ino;
+    assert_eq!(
+        errno(
+            t.setattr(
+                d,
+                SetAttr {
+                    size: Some(0),
+                    ..SetAttr::default()
+                }
+            )
+            .await
+        ),
+        libc::EISDIR
+    );
+    assert_eq!(errno(t.open(d, true, false).await), libc::EISDIR);
+    assert_eq!(errno(t.read(d, 0, 1).await), libc::EISDIR);
+    // An explicit mtime on a dirty file sticks to its staging file.
+    t.open(f, true, false).await.unwrap();
+    t.write(f, 3, b"!").await.unwrap();
+    let a = t
+        .setattr(
+            f,
+            SetAttr {
+                mtime: Some(2_000_000_000_000_000_000),
+                ..SetAttr::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.mtime, 2_000_000_000_000_000_000);
+    t.release(f, true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinked_open_files_xattrs_statfs_and_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let t = Tree::new(repo.clone()).unwrap();
+    let f = t.create(ROOT, "f", 0o644, 0, 0).unwrap().ino;
+    t.open(f, true, false).await.unwrap();
+    t.write(f, 0, b"still here").await.unwrap();
+    // Deleted while open: readable through the handle, gone at the last release.
+    t.unlink(ROOT, "f").unwrap();
+    assert_eq!(t.read(f, 0, 100).await.unwrap(), b"still here");
+    t.release(f, true).unwrap();
+    assert_eq!(errno(t.getattr(f)), libc::ENOENT);
+
+    let g = t.create(ROOT, "g", 0o644, 0, 0).unwrap().ino;
+    t.setxattr(g, "user.tags", b"a,b").unwrap();
+    assert_eq!(t.getxattr(g, "user.tags").unwrap(), b"a,b");
+    assert_eq!(t.listxattr(g).unwrap(), ["user.tags"]);
+    assert_eq!(errno(t.setxattr(g, "trusted.x", b"")), libc::ENOTSUP);
+    assert_eq!(errno(t.setxattr(g, LINK_XATTR, b"")), libc::EPERM);
+    t.removexattr(g, "user.tags").unwrap();
+    assert_eq!(errno(t.removexattr(g, "user.tags")), libc::ENODATA);
+    assert_eq!(errno(t.getxattr(g, "user.tags")), libc::ENODATA);
+    let st = t.statfs().unwrap();
+    assert_eq!((st.block_size, st.files, st.name_max), (4096, 2, 255));
+    assert!(st.blocks >= st.blocks_free && st.blocks > 0);
+
+    // A dirty file and an open-unlinked file at "crash" time.
+    t.open(g, true, false).await.unwrap();
+    t.write(g, 0, b"dirty at exit").await.unwrap();
+    t.fsync(g).unwrap();
+    let h = t.create(ROOT, "h", 0o644, 0, 0).unwrap().ino;
+    t.open(h, false, false).await.unwrap();
+    t.unlink(ROOT, "h").unwrap();
+    std::fs::write(repo.root().join("staging/999"), b"stray").unwrap();
+    drop(t);
+    let t = Tree::new(repo.clone()).unwrap();
+    assert_eq!(errno(t.getattr(h)), libc::ENOENT);
+    assert!(!repo.root().join("staging/999").exists());
+    assert_eq!(t.read(g, 0, 100).await.unwrap(), b"dirty at exit");
+    let queued = t.queue().list().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].payload.as_slice(), g.to_le_bytes());
+
+    // put_link creates or replaces, guarded by the expected signature.
+    let session = Session::new(repo.clone(), no_progress());
+    let Sealed::Done(link) = t.seal(g, &session).await.unwrap() else {
+        panic!("not sealed")
+    };
+    let sig = signature(&t.inode(g).unwrap());
+    assert_eq!(sig, link);
+    let n = t.put_link(ROOT, "copy", &link, 13, 5, 0o640, None).unwrap();
+    assert_eq!(t.read(n, 0, 100).await.unwrap(), b"dirty at exit");
+    assert_eq!(
+        errno(t.put_link(ROOT, "copy", &link, 13, 5, 0o640, Some("other"))),
+        libc::EAGAIN
+    );
+    assert_eq!(
+        errno(t.put_link(ROOT, "gone", &link, 13, 5, 0o640, Some("x"))),
+        libc::EAGAIN
+    );
+    t.put_link(ROOT, "copy", &link, 13, 6, 0o600, Some(&link))
+        .unwrap();
+    assert_eq!(t.getattr(n).unwrap().mode, 0o600);
+    t.mkdir(ROOT, "dir", 0o755, 0, 0).unwrap();
+    assert_eq!(
+        errno(t.put_link(ROOT, "dir", &link, 13, 5, 0o640, None)),
+        libc::EISDIR
+    );
+    assert_eq!(signature(&t.inode(t.resolve("/dir").unwrap()).unwrap()), "dir");
+}

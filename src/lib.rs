@@ -7,12 +7,15 @@ pub mod block;
 pub mod cli;
 pub mod crypto;
 pub mod descriptor;
+pub mod engine;
 pub mod error;
+pub mod fmt;
 pub mod pool;
 pub mod queue;
 pub mod repo;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod transfer;
 pub mod tree;
 

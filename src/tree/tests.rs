@@ -146,7 +146,7 @@ fn rename_covers_replace_noreplace_exchange_and_folders() {
     );
     t.rename(d2, "g", ROOT, "empty", RenameMode::Replace).unwrap();
     assert_eq!(errno(t.getattr(empty)), libc::ENOENT);
-    assert_eq!(t.resolve("/empty/inner").is_ok(), true);
+    assert!(t.resolve("/empty/inner").is_ok());
     assert_eq!(t.getattr(ROOT).unwrap().nlink, 5);
     assert_eq!(
         errno(t.rename(ROOT, "none", ROOT, "x", RenameMode::Replace)),

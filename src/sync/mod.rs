@@ -1,0 +1,345 @@
+//! Folder sync: sessions that keep a local folder and a tree folder equal in both directions. A pass
+//! scans both sides, plans against the state of the last sync (three-way, so deletions and renames
+//! propagate both ways and concurrent edits become conflicts that keep both versions), and queues the
+//! steps; the engine executes them, each step committing its effect on the sync state together with its
+//! removal from the queue. Sessions and that state live in LMDB (`sync_sessions`, `sync_base`).
+
+pub mod exec;
+pub mod plan;
+pub mod scan;
+
+pub use exec::execute;
+pub use plan::{Action, Base, Step};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use heed::byteorder::BE;
+use heed::types::{Bytes, U64};
+use heed::Database;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::queue::now_ms;
+use crate::state::State;
+use crate::tree::{self, Tree};
+use crate::{Error, Result};
+
+/// The queue kind of sync steps.
+pub const SYNC: &str = "sync";
+/// Passes a convergence runs at most (a conflict takes two: rename, then upload the copy).
+const MAX_PASSES: usize = 5;
+/// Skipped paths kept per session for `status`.
+const MAX_SKIPPED: usize = 50;
+
+/// A sync session as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: u64,
+    pub local: PathBuf,
+    /// The tree folder, as an absolute tree path.
+    pub tree: String,
+    pub paused: bool,
+    pub created: i64,
+    /// When a pass last found nothing left to do (ms since the epoch).
+    pub last_sync: Option<i64>,
+    /// Why the last pass failed, if it did.
+    pub last_error: Option<String>,
+    /// Paths the last pass skipped, with the reason.
+    #[serde(default)]
+    pub skipped: Vec<(String, String)>,
+    /// Entries in sync at the end of the last pass.
+    #[serde(default)]
+    pub entries: u64,
+    /// Conflicts found so far.
+    #[serde(default)]
+    pub conflicts: u64,
+}
+
+/// The sync databases.
+#[derive(Clone)]
+pub struct Syncs {
+    env: heed::Env,
+    sessions: Database<U64<BE>, Bytes>,
+    base: Database<Bytes, Bytes>,
+}
+
+fn base_key(id: u64, rel: &str) -> Vec<u8> {
+    let mut k = id.to_be_bytes().to_vec();
+    k.extend_from_slice(rel.as_bytes());
+    k
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    ciborium::from_reader(bytes).map_err(|e| Error::Config {
+        path: format!("state/{what}").into(),
+        reason: format!("unreadable record: {e}"),
+    })
+}
+
+impl Syncs {
+    /// Opens the sync databases in `state`.
+    pub fn open(state: &State) -> Result<Syncs> {
+        Ok(Syncs {
+            env: state.env().clone(),
+            sessions: state.database("sync_sessions")?,
+            base: state.database("sync_base")?,
+        })
+    }
+
+    /// Every session.
+    pub fn list(&self) -> Result<Vec<Session>> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.sessions.iter(&rtxn)? {
+            let (_, v) = item?;
+            out.push(decode("sync_sessions", v)?);
+        }
+        Ok(out)
+    }
+
+    /// Session `id`.
+    pub fn get(&self, id: u64) -> Result<Session> {
+        let rtxn = self.env.read_txn()?;
+        match self.sessions.get(&rtxn, &id)? {
+            Some(v) => decode("sync_sessions", v),
+            None => Err(Error::posix(
+                libc::ENOENT,
+                format!("no sync session {id} (see `noisefs sync list`)"),
+            )),
+        }
+    }
+
+    /// Stores a session record.
+    pub fn put(&self, s: &Session) -> Result<()> {
+        let mut wtxn = self.env.write_txn()?;
+        self.sessions
+            .put(&mut wtxn, &s.id, &crate::descriptor::node::encode(s))?;
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// Changes session `id` with `f`.
+    pub fn update(&self, id: u64, f: impl FnOnce(&mut Session)) -> Result<Session> {
+        let mut s = self.get(id)?;
+        f(&mut s);
+        self.put(&s)?;
+        Ok(s)
+    }
+
+    /// Adds a session between `local` (an existing folder) and tree folder `tree_path` (created if
+    /// missing). Returns it.
+    pub fn add(&self, t: &Tree, local: &Path, tree_path: &str) -> Result<Session> {
+        let meta = std::fs::metadata(local).map_err(|e| Error::io(local, e))?;
+        if !meta.is_dir() {
+            return Err(Error::posix(
+                libc::ENOTDIR,
+                format!("{} is not a folder", local.display()),
+            ));
+        }
+        let local = std::fs::canonicalize(local).map_err(|e| Error::io(local, e))?;
+        let tree_path = normalize(tree_path);
+        mkdir_p(t, &tree_path)?;
+        for s in self.list()? {
+            if s.local == local && s.tree == tree_path {
+                return Err(Error::posix(
+                    libc::EEXIST,
+                    format!(
+                        "session {} already syncs {} with {}",
+                        s.id,
+                        local.display(),
+                        tree_path
+                    ),
+                ));
+            }
+        }
+        let id = self.list()?.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+        let s = Session {
+            id,
+            local,
+            tree: tree_path,
+            paused: false,
+            created: now_ms(),
+            last_sync: None,
+            last_error: None,
+            skipped: Vec::new(),
+            entries: 0,
+            conflicts: 0,
+        };
+        self.put(&s)?;
+        Ok(s)
+    }
+
+    /// Removes session `id` and its sync state (the folders are left as they are).
+    pub fn remove(&self, id: u64) -> Result<()> {
+        self.get(id)?;
+        let mut wtxn = self.env.write_txn()?;
+        self.sessions.delete(&mut wtxn, &id)?;
+        let keys: Vec<Vec<u8>> = self
+            .base
+            .prefix_iter(&wtxn, &id.to_be_bytes())?
+            .map(|r| r.map(|(k, _)| k.to_vec()))
+            .collect::<std::result::Result<_, _>>()?;
+        for k in keys {
+            self.base.delete(&mut wtxn, &k)?;
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// The state of session `id` at its last sync.
+    pub fn base(&self, id: u64) -> Result<BTreeMap<String, Base>> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = BTreeMap::new();
+        for item in self.base.prefix_iter(&rtxn, &id.to_be_bytes())? {
+            let (k, v) = item?;
+            out.insert(
+                String::from_utf8_lossy(&k[8..]).into_owned(),
+                decode("sync_base", v)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Sets (or with `None` forgets) the synced state of `rel` and removes queue item `seq`, together.
+    pub fn settle(&self, engine: &Engine, id: u64, rel: &str, base: Option<&Base>, seq: u64) -> Result<()> {
+        let mut wtxn = self.env.write_txn()?;
+        let key = base_key(id, rel);
+        match base {
+            Some(b) => self
+                .base
+                .put(&mut wtxn, &key, &crate::descriptor::node::encode(b))?,
+            None => {
+                self.base.delete(&mut wtxn, &key)?;
+            }
+        }
+        engine.queue().complete_in(&mut wtxn, seq)?;
+        wtxn.commit()?;
+        Ok(())
+    }
+}
+
+/// `/a/b` form of a tree path.
+pub fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Creates tree folder `path` and its parents as needed; returns its inode.
+pub fn mkdir_p(t: &Tree, path: &str) -> Result<u64> {
+    let mut ino = tree::ROOT;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        ino = match t.lookup(ino, part) {
+            Ok(a) if a.kind == tree::Kind::Dir => a.ino,
+            Ok(_) => {
+                return Err(Error::posix(
+                    libc::ENOTDIR,
+                    format!("tree path {path}: {part} is not a folder"),
+                ))
+            }
+            Err(e) if e.errno() == libc::ENOENT => {
+                let parent = t.getattr(ino)?;
+                t.mkdir(ino, part, 0o755, parent.uid, parent.gid)?.ino
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(ino)
+}
+
+/// The payload of a queued sync step.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub session: u64,
+    pub step: Step,
+}
+
+/// What one pass found.
+#[derive(Debug, Default, Serialize)]
+pub struct Pass {
+    pub planned: usize,
+    pub skipped: Vec<(String, String)>,
+    pub entries: usize,
+}
+
+/// Scans both sides of session `id`, plans, and queues the steps. A paused session plans nothing.
+pub fn pass(engine: &Engine, id: u64) -> Result<Pass> {
+    let syncs = Syncs::open(engine.repo().state())?;
+    let s = syncs.get(id)?;
+    if s.paused {
+        return Ok(Pass::default());
+    }
+    let t = engine.tree();
+    let root = t.resolve(&s.tree)?;
+    let local = scan::scan_local(&s.local)?;
+    let rules = scan::ignore_rules(&s.local);
+    let remote = scan::scan_tree(t, root, &rules)?;
+    let base = syncs.base(id)?;
+    let steps = plan::plan(&local.entries, &remote.entries, &base);
+    let mut wtxn = syncs.env.write_txn()?;
+    for step in &steps {
+        let key = format!("{SYNC}/{id}/{}", step.rel);
+        let payload = crate::descriptor::node::encode(&Queued {
+            session: id,
+            step: step.clone(),
+        });
+        engine.queue().push_in(&mut wtxn, SYNC, &key, &payload, 0)?;
+    }
+    wtxn.commit()?;
+    Ok(Pass {
+        planned: steps.len(),
+        skipped: local.skipped,
+        entries: local.entries.len().max(remote.entries.len()),
+    })
+}
+
+/// Syncs session `id` until both sides agree (or [`MAX_PASSES`] passes ran), executing the steps now.
+/// Records the outcome in the session. Returns the steps executed.
+pub async fn converge(engine: &Engine, id: u64) -> Result<usize> {
+    let syncs = Syncs::open(engine.repo().state())?;
+    let mut total = 0;
+    let mut result = Ok(());
+    let mut last = Pass::default();
+    for _ in 0..MAX_PASSES {
+        match pass(engine, id) {
+            Ok(p) => last = p,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        if last.planned == 0 {
+            break;
+        }
+        total += last.planned;
+        if let Err(e) = engine.run_ready(true, &|| false).await {
+            result = Err(e);
+            break;
+        }
+    }
+    let failing = engine
+        .queue()
+        .list()?
+        .into_iter()
+        .filter(|i| i.kind == SYNC && i.key.starts_with(&format!("{SYNC}/{id}/")))
+        .find_map(|i| {
+            i.last_error
+                .map(|e| format!("{}: {e}", i.key.splitn(3, '/').nth(2).unwrap_or("")))
+        });
+    let done = last.planned == 0 && failing.is_none();
+    syncs.update(id, |s| {
+        s.last_error = match &result {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => failing.clone(),
+        };
+        if done && result.is_ok() && !s.paused {
+            s.last_sync = Some(now_ms());
+        }
+        s.skipped = last.skipped.iter().take(MAX_SKIPPED).cloned().collect();
+        s.entries = last.entries as u64;
+    })?;
+    result.map(|()| total)
+}
+
+#[cfg(test)]
+mod tests;

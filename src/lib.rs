@@ -6,6 +6,7 @@
 pub mod block;
 pub mod cli;
 pub mod crypto;
+pub mod daemon;
 pub mod descriptor;
 pub mod engine;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod fmt;
 pub mod pool;
 pub mod queue;
 pub mod repo;
+pub mod share;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -104,6 +104,7 @@ pub struct Repo {
     resilient: Arc<ResilientStore>,
     store: Arc<dyn BlockStore>,
     pool: Mutex<Option<Pool>>,
+    pending_sets: Mutex<std::collections::HashSet<[u8; 32]>>,
     _lock: File,
 }
 
@@ -174,6 +175,7 @@ impl Repo {
             resilient,
             store,
             pool: Mutex::new(None),
+            pending_sets: Mutex::new(std::collections::HashSet::new()),
             _lock: lock,
         })
     }
@@ -242,6 +244,11 @@ impl Repo {
     /// The circuit breakers' states, for `status`.
     pub fn breakers(&self) -> Vec<BreakerStatus> {
         vec![self.resilient.status()]
+    }
+
+    /// Randomizer sets chosen by storing sessions and not committed yet.
+    pub fn pending_sets(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<[u8; 32]>> {
+        self.pending_sets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the randomizer pool, loaded from the state on first use.

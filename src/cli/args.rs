@@ -135,6 +135,52 @@ pub enum Command {
     /// Repository statistics and checks
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Work with the tree: the mutable folder hierarchy the mount shows
+    #[command(subcommand)]
+    Tree(TreeCommand),
+    /// Keep local folders in two-way sync with tree folders
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// Snapshot a tree file or folder and print a link others can receive
+    #[command(
+        after_help = "Examples:\n  noisefs share /photos/2026\n  NOISEFS_PASSWORD=secret noisefs share --password /notes.txt"
+    )]
+    Share {
+        /// The tree path
+        path: String,
+        /// Protect the link with a password (read from NOISEFS_PASSWORD, else asked for)
+        #[arg(long)]
+        password: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Add a shared file or folder into the tree
+    #[command(
+        after_help = "Examples:\n  noisefs receive 'noisefs://bafk…#key'\n  noisefs receive --now 'noisefs://bafk…#key' /inbox/"
+    )]
+    Receive {
+        /// The link
+        link: String,
+        /// Where in the tree: an existing folder (the shared name is kept) or a new path [default: /]
+        path: Option<String>,
+        /// Read every block now instead of on first use
+        #[arg(long)]
+        now: bool,
+        #[command(flatten)]
+        password: PasswordFlag,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show the daemon, the operation queue, sync sessions and store health
+    #[command(after_help = "Example:\n  noisefs status --json")]
+    Status {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Run in the background as the repository's owner: seals written files, runs sync sessions and
+    /// serves the other commands over a Unix socket in the repository
+    #[command(after_help = "Example:\n  noisefs daemon &\n  noisefs status")]
+    Daemon,
     /// Print a shell completion script
     #[command(after_help = "Example:\n  noisefs completions bash > /etc/bash_completion.d/noisefs")]
     Completions {
@@ -156,6 +202,116 @@ pub enum RepoCommand {
     Verify {
         #[command(flatten)]
         out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TreeCommand {
+    /// List a tree folder (or describe a file)
+    #[command(after_help = "Example:\n  noisefs tree ls /docs")]
+    Ls {
+        /// The tree path
+        #[arg(default_value = "/")]
+        path: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Create a tree folder
+    #[command(after_help = "Example:\n  noisefs tree mkdir -p /docs/2026")]
+    Mkdir {
+        /// The tree path
+        path: String,
+        /// Create missing parents too, and accept an existing folder
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Remove a tree file, symlink or (empty, or with -r any) folder
+    #[command(after_help = "Example:\n  noisefs tree rm -r /old")]
+    Rm {
+        /// The tree path
+        path: String,
+        /// Remove folders and everything below them
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Move or rename within the tree (into a folder if the target is one)
+    #[command(after_help = "Example:\n  noisefs tree mv /docs/a.txt /archive/")]
+    Mv {
+        /// The tree path to move
+        from: String,
+        /// The new path, or an existing folder to move into
+        to: String,
+    },
+    /// Store a local file or folder into the tree
+    #[command(after_help = "Example:\n  noisefs tree import ~/Pictures /photos")]
+    Import {
+        /// The local file or folder
+        local: PathBuf,
+        /// The tree path: an existing folder (the local name is kept) or a new path
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Write a tree file or folder to a local path
+    #[command(after_help = "Example:\n  noisefs tree export /photos ~/restored-photos")]
+    Export {
+        /// The tree path
+        path: String,
+        /// The local path to create
+        local: PathBuf,
+        /// Replace the local path if it exists
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Start syncing a local folder with a tree folder (created if missing)
+    #[command(after_help = "Example:\n  noisefs sync add ~/Documents /documents")]
+    Add {
+        /// The local folder
+        local: PathBuf,
+        /// The tree folder
+        path: String,
+    },
+    /// List sync sessions
+    #[command(after_help = "Example:\n  noisefs sync list --json")]
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show sessions in detail: state, last sync, errors, skipped paths, queued steps
+    #[command(after_help = "Example:\n  noisefs sync status 1")]
+    Status {
+        /// Only this session
+        id: Option<u64>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Stop syncing a session until resumed
+    Pause {
+        /// The session
+        id: u64,
+    },
+    /// Resume a paused session
+    Resume {
+        /// The session
+        id: u64,
+    },
+    /// Remove a session (both folders are left as they are)
+    Remove {
+        /// The session
+        id: u64,
+    },
+    /// Sync now: with --once, every session (or one) until both sides agree, then exit; without,
+    /// keep watching and syncing in the foreground until interrupted
+    #[command(after_help = "Examples:\n  noisefs sync run --once\n  noisefs sync run --once 2")]
+    Run {
+        /// Only this session
+        id: Option<u64>,
+        /// Sync once and exit
+        #[arg(long)]
+        once: bool,
     },
 }
 

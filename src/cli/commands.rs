@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -12,9 +11,12 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::args::{Cli, Command, RepoCommand};
+use super::io::Io;
+use super::namespace;
 use super::progress::{bytes_bar, count_bar, size_of_path};
 use crate::block::BlockId;
 use crate::descriptor::{Link, Meta};
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::fmt::{format_time, human_bytes, mode_string};
 use crate::repo::{Config, Repo};
@@ -22,17 +24,17 @@ use crate::state::PinRecord;
 use crate::store::BlockStore;
 use crate::transfer::{self, no_progress, now, Marks, Opened, Session};
 
-/// Runs one parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs one parsed command in this process, opening the repository (no daemon runs).
+pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
     let quiet = cli.quiet;
     let root = match &cli.repo {
-        Some(p) => p.clone(),
+        Some(p) => io.path(p),
         None => Repo::default_path()?,
     };
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut io.out.clone());
+            Ok(0)
         }
         Command::Init { block_size } => {
             let config = Config {
@@ -40,20 +42,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Config::default()
             };
             Repo::init(&root, config)?;
-            println!(
+            writeln!(
+                io.out.clone(),
                 "initialized NoiseFS repository at {} (block size {block_size})",
                 root.display()
-            );
-            Ok(ExitCode::SUCCESS)
+            )?;
+            Ok(0)
         }
         command => {
             let repo = Arc::new(Repo::open(&root)?);
-            dispatch(repo, command, quiet).await
+            let engine = Arc::new(Engine::new(repo)?);
+            let mutates = matches!(
+                command,
+                Command::Tree(_) | Command::Receive { .. } | Command::Share { .. } | Command::Sync(_)
+            );
+            let code = dispatch(&engine, command, io, quiet).await?;
+            if mutates {
+                // No daemon will do it later: seal and sync what the command queued before exiting.
+                engine.drain().await?;
+            }
+            Ok(code)
         }
     }
 }
 
-async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
+/// Runs one command against an open repository (in this process or in the daemon). Returns the exit
+/// status.
+pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bool) -> anyhow::Result<u8> {
+    let repo = engine.repo().clone();
     match command {
         Command::Put {
             paths,
@@ -62,7 +78,8 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
             no_pin,
             out,
         } => {
-            put(repo, &paths, &name, password, no_pin, out.json, quiet).await?;
+            let paths: Vec<PathBuf> = paths.iter().map(|p| io.path(p)).collect();
+            put(repo, io, &paths, &name, password, no_pin, out.json, quiet).await?;
         }
         Command::Get {
             link,
@@ -70,21 +87,21 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
             force,
             password,
         } => {
-            let opened = open_link(&repo, &link, password.password).await?;
+            let opened = open_link(&repo, io, &link, password.password).await?;
             let target = match output {
-                Some(p) => p,
-                None => default_target(&opened)?,
+                Some(p) => io.path(&p),
+                None => io.path(&default_target(&opened)?),
             };
             let total = match &opened.meta {
                 Meta::File { size, .. } => *size,
                 _ => 0,
             };
-            let (bar, progress) = bytes_bar(total, quiet, "getting");
+            let (bar, progress) = bytes_bar(total, quiet || !io.bars, "getting");
             let n = transfer::get_to(repo.store(), &opened, &target, force, &progress).await;
             bar.finish_and_clear();
             let n = n?;
             if !quiet {
-                eprintln!("wrote {} ({})", target.display(), human_bytes(n));
+                writeln!(io.err.clone(), "wrote {} ({})", target.display(), human_bytes(n))?;
             }
         }
         Command::Cat {
@@ -93,13 +110,14 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
             length,
             password,
         } => {
-            let opened = open_link(&repo, &link, password.password).await?;
+            let opened = open_link(&repo, io, &link, password.password).await?;
             if offset.is_none() && length.is_none() {
-                transfer::cat(repo.store(), &opened, &no_progress()).await?;
+                let out = Box::new(io.out.clone());
+                transfer::read_to(repo.store(), &opened, out, "<stdout>".into(), &no_progress()).await?;
             } else {
                 // A megabyte at a time, so a long range streams with bounded memory.
                 let (mut pos, mut left) = (offset.unwrap_or(0), length.unwrap_or(u64::MAX));
-                let mut stdout = std::io::stdout().lock();
+                let mut stdout = io.out.clone();
                 while left > 0 {
                     let chunk = transfer::read_range(repo.store(), &opened, pos, left.min(1 << 20)).await?;
                     if chunk.is_empty() {
@@ -114,17 +132,17 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
             }
         }
         Command::Ls { link, password, out } => {
-            let opened = open_link(&repo, &link, password.password).await?;
-            ls(&opened, out.json).await?;
+            let opened = open_link(&repo, io, &link, password.password).await?;
+            ls(io, &opened, out.json).await?;
         }
         Command::Stat { link, password, out } => {
-            let opened = open_link(&repo, &link, password.password).await?;
-            stat(&opened, out.json)?;
+            let opened = open_link(&repo, io, &link, password.password).await?;
+            stat(io, &opened, out.json)?;
         }
         Command::Pin { link, password } => {
             // A password link is pinned under its wrapper's root, so gc keeps the wrapper too.
             let pin_root = link.parse::<Link>()?.root;
-            let opened = open_link(&repo, &link, password.password).await?;
+            let opened = open_link(&repo, io, &link, password.password).await?;
             let inner = Link::new(opened.root, opened.key.clone());
             let mut marks = Marks::default();
             transfer::mark(repo.store(), &inner, &mut marks)
@@ -145,7 +163,12 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
                 },
             )?;
             if !quiet {
-                eprintln!("pinned {} ({} blocks)", opened.root, marks.refs.len());
+                writeln!(
+                    io.err.clone(),
+                    "pinned {} ({} blocks)",
+                    opened.root,
+                    marks.refs.len()
+                )?;
             }
         }
         Command::Unpin { link } => {
@@ -154,21 +177,51 @@ async fn dispatch(repo: Arc<Repo>, command: Command, quiet: bool) -> anyhow::Res
                 bail!("{} is not pinned (see `noisefs repo stats`)", link.root);
             }
             if !quiet {
-                eprintln!("unpinned {}; run `noisefs gc` to free its blocks", link.root);
+                writeln!(
+                    io.err.clone(),
+                    "unpinned {}; run `noisefs gc` to free its blocks",
+                    link.root
+                )?;
             }
         }
-        Command::Gc { dry_run, out } => gc(&repo, dry_run, out.json, quiet).await?,
-        Command::Repo(RepoCommand::Stats { out }) => repo_stats(&repo, out.json).await?,
-        Command::Repo(RepoCommand::Verify { out }) => return repo_verify(&repo, out.json, quiet).await,
-        Command::Init { .. } | Command::Completions { .. } => {
-            unreachable!("handled before opening the repository")
+        Command::Gc { dry_run, out } => gc(engine, io, dry_run, out.json, quiet).await?,
+        Command::Repo(RepoCommand::Stats { out }) => repo_stats(&repo, io, out.json).await?,
+        Command::Repo(RepoCommand::Verify { out }) => return repo_verify(&repo, io, out.json, quiet).await,
+        Command::Tree(cmd) => return namespace::tree(engine, io, cmd).await,
+        Command::Sync(cmd) => return namespace::sync(engine, io, cmd).await,
+        Command::Share { path, password, out } => {
+            return namespace::share(engine, io, &path, password, out.json).await
+        }
+        Command::Receive {
+            link,
+            path,
+            now,
+            password,
+            out,
+        } => {
+            let opened = open_link(&repo, io, &link, password.password).await?;
+            return namespace::receive(engine, io, opened, path.as_deref(), now, out.json).await;
+        }
+        Command::Status { out } => return namespace::status(engine, io, out.json).await,
+        Command::Daemon => bail!(
+            "a daemon already owns this repository{}",
+            io.daemon
+                .as_ref()
+                .map(|d| format!(" (pid {})", d.pid))
+                .unwrap_or_default()
+        ),
+        Command::Init { .. } => bail!("the repository already exists"),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut io.out.clone());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn put(
     repo: Arc<Repo>,
+    io: &Io,
     paths: &[PathBuf],
     stdin_name: &str,
     password: bool,
@@ -177,17 +230,17 @@ async fn put(
     quiet: bool,
 ) -> anyhow::Result<()> {
     let password = if password {
-        Some(read_password(true)?)
+        Some(read_password(io, true)?)
     } else {
         None
     };
     let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
-    let (bar, progress) = bytes_bar(total, quiet, "storing");
+    let (bar, progress) = bytes_bar(total, quiet || !io.bars, "storing");
     let session = Session::new(repo.clone(), progress);
     let mut results = Vec::new();
     for path in paths {
         let mut res = if path.as_os_str() == "-" {
-            put_stdin(&session, stdin_name)
+            put_stdin(&session, io, stdin_name)
                 .await
                 .context("cannot store standard input")?
         } else {
@@ -218,18 +271,18 @@ async fn put(
             res.link = wrapped.to_string();
         }
         if !json {
-            bar.suspend(|| println!("{}", res.link));
+            bar.suspend(|| writeln!(io.out.clone(), "{}", res.link))?;
         }
         results.push(res);
     }
     bar.finish_and_clear();
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        writeln!(io.out.clone(), "{}", serde_json::to_string_pretty(&results)?)?;
     }
     Ok(())
 }
 
-async fn put_stdin(session: &Session, name: &str) -> anyhow::Result<transfer::PutResult> {
+async fn put_stdin(session: &Session, io: &Io, name: &str) -> anyhow::Result<transfer::PutResult> {
     crate::descriptor::node::check_name(name).context("--name must be a plain file name")?;
     let info = transfer::FileInfo {
         name: name.to_string(),
@@ -237,7 +290,8 @@ async fn put_stdin(session: &Session, name: &str) -> anyhow::Result<transfer::Pu
         mode: 0o644,
         media_type: transfer::media_type(std::path::Path::new(name)),
     };
-    let (link, size) = session.put_reader(std::io::stdin(), info).await?;
+    let input = io.take_input().context("standard input was already read")?;
+    let (link, size) = session.put_reader(input, info).await?;
     session.finish(&link, name, size, false).await?;
     Ok(transfer::PutResult {
         link: link.to_string(),
@@ -248,17 +302,24 @@ async fn put_stdin(session: &Session, name: &str) -> anyhow::Result<transfer::Pu
     })
 }
 
-async fn open_link(repo: &Repo, link: &str, password: bool) -> anyhow::Result<Opened> {
+async fn open_link(repo: &Repo, io: &Io, link: &str, password: bool) -> anyhow::Result<Opened> {
     let link: Link = link.parse()?;
     let pw = if password || link.key().is_none() {
-        Some(read_password(false)?)
+        Some(read_password(io, false)?)
     } else {
         None
     };
     Ok(transfer::open(repo.store(), &link, pw.as_deref()).await?)
 }
 
-fn read_password(confirm: bool) -> anyhow::Result<String> {
+/// The password for a command: given by the daemon's client, else NOISEFS_PASSWORD, else asked for.
+pub fn read_password(io: &Io, confirm: bool) -> anyhow::Result<String> {
+    if let Some(pw) = &io.password {
+        return Ok(pw.clone());
+    }
+    if io.daemon.is_some() {
+        bail!("this command needs a password; set NOISEFS_PASSWORD");
+    }
     if let Ok(pw) = std::env::var("NOISEFS_PASSWORD") {
         if pw.is_empty() {
             bail!("NOISEFS_PASSWORD is set but empty");
@@ -285,7 +346,7 @@ fn default_target(opened: &Opened) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(name))
 }
 
-async fn ls(opened: &Opened, json: bool) -> anyhow::Result<()> {
+async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
     let rows: Vec<serde_json::Value> = match &opened.meta {
         Meta::File {
             name,
@@ -308,7 +369,7 @@ async fn ls(opened: &Opened, json: bool) -> anyhow::Result<()> {
             })
             .collect(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = io.out.clone();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
@@ -336,7 +397,7 @@ async fn ls(opened: &Opened, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stat(opened: &Opened, json: bool) -> anyhow::Result<()> {
+fn stat(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
     let value = match &opened.meta {
         Meta::File {
             name,
@@ -363,7 +424,7 @@ fn stat(opened: &Opened, json: bool) -> anyhow::Result<()> {
         Meta::Wrapped { .. } => unreachable!("open() unwraps password links"),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        writeln!(io.out.clone(), "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
     if let Some(map) = value.as_object() {
@@ -373,15 +434,28 @@ fn stat(opened: &Opened, json: bool) -> anyhow::Result<()> {
                 (_, serde_json::Value::String(s)) => s.clone(),
                 (_, v) => v.to_string(),
             };
-            println!("{:<11} {shown}", format!("{}:", k.replace('_', " ")));
+            writeln!(
+                io.out.clone(),
+                "{:<11} {shown}",
+                format!("{}:", k.replace('_', " "))
+            )?;
         }
     }
     Ok(())
 }
 
-async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
+async fn gc(engine: &Engine, io: &Io, dry_run: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
+    let repo = engine.repo();
     let mut marks = Marks::default();
     let pins = repo.state().pins()?;
+    // Everything the tree holds is kept too (including files staged and sealed since).
+    for l in engine.tree().links()? {
+        let link: Link = l.parse()?;
+        marks.keep(link.root);
+        transfer::mark(repo.store(), &link, &mut marks)
+            .await
+            .with_context(|| format!("cannot walk tree content {}; nothing was removed", link.root))?;
+    }
     for (root, pin) in &pins {
         let link: Link = pin
             .link
@@ -416,26 +490,28 @@ async fn gc(repo: &Arc<Repo>, dry_run: bool, json: bool, quiet: bool) -> anyhow:
     }
     let kept = marks.refs.len();
     if json {
-        println!(
+        writeln!(
+            io.out.clone(),
             "{}",
             serde_json::to_string_pretty(&json!({
                 "dry_run": dry_run, "pins": pins.len(), "kept_blocks": kept,
                 "removed_blocks": removed_blocks, "freed_bytes": freed,
             }))?
-        );
+        )?;
     } else if !quiet {
         let verb = if dry_run { "would remove" } else { "removed" };
-        println!(
+        writeln!(
+            io.out.clone(),
             "{verb} {} blocks ({}); kept {kept} blocks needed by {} pins",
             removed_blocks,
             human_bytes(freed),
             pins.len()
-        );
+        )?;
     }
     Ok(())
 }
 
-async fn repo_stats(repo: &Repo, json: bool) -> anyhow::Result<()> {
+async fn repo_stats(repo: &Repo, io: &Io, json: bool) -> anyhow::Result<()> {
     let totals = repo.state().totals()?;
     let store = repo.store().stats().await?;
     let pins = repo.state().pins()?;
@@ -452,7 +528,8 @@ async fn repo_stats(repo: &Repo, json: bool) -> anyhow::Result<()> {
         0.0
     };
     if json {
-        println!(
+        writeln!(
+            io.out.clone(),
             "{}",
             serde_json::to_string_pretty(&json!({
                 "path": repo.root(), "block_size": repo.block_size(), "blocks": totals.blocks,
@@ -461,32 +538,38 @@ async fn repo_stats(repo: &Repo, json: bool) -> anyhow::Result<()> {
                 "pins": pins.len(), "pinned_content_bytes": content, "overhead": overhead,
                 "reuse": reuse, "randomizer_uses": totals.randomizer_uses,
             }))?
-        );
+        )?;
         return Ok(());
     }
-    println!("repository:   {}", repo.root().display());
-    println!("block size:   {}", repo.config().block_size);
-    println!(
+    writeln!(io.out.clone(), "repository:   {}", repo.root().display())?;
+    writeln!(io.out.clone(), "block size:   {}", repo.config().block_size)?;
+    writeln!(
+        io.out.clone(),
         "blocks:       {} ({} data, {} random, {} descriptor)",
-        totals.blocks, totals.data_blocks, totals.random_blocks, totals.descriptor_blocks
-    );
-    println!("stored:       {}", human_bytes(store.bytes));
-    println!(
+        totals.blocks,
+        totals.data_blocks,
+        totals.random_blocks,
+        totals.descriptor_blocks
+    )?;
+    writeln!(io.out.clone(), "stored:       {}", human_bytes(store.bytes))?;
+    writeln!(
+        io.out.clone(),
         "pinned:       {} links, {} of content",
         pins.len(),
         human_bytes(content)
-    );
-    println!(
+    )?;
+    writeln!(
+        io.out.clone(),
         "overhead:     {:.1}% (stored bytes / pinned content - 1)",
         overhead * 100.0
-    );
-    println!("reuse:        {reuse:.2} tuples per content block (a block serves its own tuple and others as randomizer)");
+    )?;
+    writeln!(io.out.clone(), "reuse:        {reuse:.2} tuples per content block (a block serves its own tuple and others as randomizer)")?;
     Ok(())
 }
 
-async fn repo_verify(repo: &Repo, json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
+async fn repo_verify(repo: &Repo, io: &Io, json: bool, quiet: bool) -> anyhow::Result<u8> {
     let ids = repo.store().list().await?;
-    let bar = count_bar(ids.len() as u64, quiet, "verifying blocks");
+    let bar = count_bar(ids.len() as u64, quiet || !io.bars, "verifying blocks");
     let disk = repo.disk();
     let mut results = futures::stream::iter(ids.iter().copied())
         .map(|id| async move { (id, disk.get(&id).await) })
@@ -513,32 +596,41 @@ async fn repo_verify(repo: &Repo, json: bool, quiet: bool) -> anyhow::Result<Exi
         .filter(|id| !on_disk.contains(id))
         .collect();
     if json {
-        println!(
+        writeln!(
+            io.out.clone(),
             "{}",
             serde_json::to_string_pretty(&json!({
                 "checked": checked,
                 "corrupt": corrupt.iter().map(|(id, why)| json!({"id": id.to_string(), "path": disk.path_of(id), "reason": why})).collect::<Vec<_>>(),
                 "missing": missing.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
             }))?
-        );
+        )?;
     } else {
         for (id, why) in &corrupt {
-            println!("corrupt {id} at {}: {why}", disk.path_of(id).display());
+            writeln!(
+                io.out.clone(),
+                "corrupt {id} at {}: {why}",
+                disk.path_of(id).display()
+            )?;
         }
         for id in &missing {
-            println!("missing {id}: recorded in the state but not on disk");
+            writeln!(
+                io.out.clone(),
+                "missing {id}: recorded in the state but not on disk"
+            )?;
         }
         if !quiet || !corrupt.is_empty() || !missing.is_empty() {
-            println!(
+            writeln!(
+                io.out.clone(),
                 "checked {checked} blocks: {} corrupt, {} missing",
                 corrupt.len(),
                 missing.len()
-            );
+            )?;
         }
     }
     Ok(if corrupt.is_empty() && missing.is_empty() {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::FAILURE
+        1
     })
 }

@@ -1,21 +1,44 @@
-//! The `noisefs` command line: parses arguments, sets up logging and the runtime, runs one command and
-//! turns errors into messages and exit codes.
+//! The `noisefs` command line: parses arguments, sets up logging and the runtime, and runs one command:
+//! through the daemon when one owns the repository, else in this process. Also the daemon's side: the
+//! handler that runs a client's command inside the daemon.
 
 mod args;
 mod commands;
+mod io;
+mod namespace;
 mod progress;
 
-pub use args::{Cli, Command, RepoCommand};
+pub use args::{Cli, Command, RepoCommand, SyncCommand, TreeCommand};
+pub use io::{Io, Out};
 
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+
+use crate::daemon::{self, proto};
+use crate::engine::Engine;
+use crate::repo::Repo;
 
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    if forwarded(&cli.command) {
+        let root = cli.repo.clone().map_or_else(Repo::default_path, Ok);
+        if let Some(stream) = root.ok().and_then(|r| daemon::connect(&r)) {
+            return match forward(&stream, &cli) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -23,13 +46,136 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
-        Ok(code) => code,
+    let io = Io::stdio();
+    let result = match cli.command {
+        Command::Daemon => runtime.block_on(run_daemon(&cli)),
+        _ => runtime.block_on(commands::run(cli, &io)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether a command goes to a running daemon (everything that opens the repository).
+fn forwarded(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Init { .. } | Command::Completions { .. } | Command::Daemon
+    )
+}
+
+/// Whether a command will ask for a password; the client asks before forwarding, since the daemon has
+/// no terminal.
+fn wants_password(c: &Command) -> bool {
+    let locked = |link: &str| link.contains("#argon2id.");
+    match c {
+        Command::Put { password, .. } | Command::Share { password, .. } => *password,
+        Command::Get { link, password, .. }
+        | Command::Cat { link, password, .. }
+        | Command::Ls { link, password, .. }
+        | Command::Stat { link, password, .. }
+        | Command::Pin { link, password }
+        | Command::Receive { link, password, .. } => password.password || locked(link),
+        _ => false,
+    }
+}
+
+/// Sends the command line to the daemon with this process's standard streams; returns its exit status.
+fn forward(stream: &std::os::unix::net::UnixStream, cli: &Cli) -> anyhow::Result<u8> {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.into_string())
+        .collect::<Result<_, _>>()
+        .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8; the daemon cannot take it"))?;
+    let password = if wants_password(&cli.command) {
+        let confirm = matches!(cli.command, Command::Put { .. } | Command::Share { .. });
+        Some(commands::read_password(&Io::stdio(), confirm)?)
+    } else {
+        None
+    };
+    let req = proto::Request {
+        v: proto::VERSION,
+        op: "run".into(),
+        argv,
+        cwd: std::env::current_dir()?,
+        password,
+    };
+    let fds = [
+        std::io::stdin().as_raw_fd(),
+        std::io::stdout().as_raw_fd(),
+        std::io::stderr().as_raw_fd(),
+    ];
+    proto::send(stream, &req, &fds)?;
+    let resp = proto::read_reply(stream)?;
+    if let Some(e) = resp.error {
+        anyhow::bail!("the daemon (pid {}) refused the request: {e}", resp.pid);
+    }
+    Ok(u8::try_from(resp.exit).unwrap_or(1))
+}
+
+/// `noisefs daemon`: owns the repository and serves commands until SIGINT/SIGTERM.
+async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
+    let root = match &cli.repo {
+        Some(p) => p.clone(),
+        None => Repo::default_path()?,
+    };
+    let repo = Arc::new(Repo::open(&root)?);
+    let engine = Arc::new(Engine::new(repo)?);
+    let info = daemon::Info {
+        pid: std::process::id(),
+        started: crate::queue::now_ms(),
+        socket: daemon::socket_path(&root),
+    };
+    let handle = tokio::runtime::Handle::current();
+    let e = engine.clone();
+    let handler: daemon::Handler = Arc::new(move |req: proto::Request, fds| {
+        let io = Io::passed(fds, req.cwd.clone(), req.password.clone(), info.clone());
+        let code = match Cli::try_parse_from(&req.argv) {
+            Err(err) => {
+                let _ = write!(io.err.clone(), "{}", err.render().ansi());
+                err.exit_code()
+            }
+            Ok(cli) => {
+                tracing::info!(argv = ?req.argv, "running a client's command");
+                match handle.block_on(commands::dispatch(&e, cli.command, &io, cli.quiet)) {
+                    Ok(code) => i32::from(code),
+                    Err(err) => {
+                        let _ = writeln!(io.err.clone(), "error: {err:#}");
+                        1
+                    }
+                }
+            }
+        };
+        let _ = io.out.clone().flush();
+        e.wake.notify_one();
+        code
+    });
+    if !cli.quiet {
+        eprintln!(
+            "noisefs daemon (pid {}) serving {} on {}",
+            std::process::id(),
+            root.display(),
+            daemon::socket_path(&root).display()
+        );
+    }
+    daemon::serve(engine, Some(handler), shutdown_signal()?).await?;
+    Ok(0)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// Keeps block-sized buffers (up to 4 MiB) on the heap, where freed ones are reused, instead of a fresh

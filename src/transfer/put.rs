@@ -1,7 +1,6 @@
 //! Storing: a [`Session`] streams files and folders into sealed tuples and descriptor trees, committing the
 //! state in small batches after the blocks are durable, and pins what it was asked to store.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -75,7 +74,8 @@ pub struct FileInfo {
 pub struct Session {
     repo: Arc<Repo>,
     batch: Mutex<Batch>,
-    pending_sets: Mutex<HashSet<[u8; 32]>>,
+    /// Randomizer sets this session chose and has not committed (also in the repository's pending set).
+    mine: Mutex<Vec<[u8; 32]>>,
     since_commit: Mutex<usize>,
     progress: Progress,
 }
@@ -86,7 +86,7 @@ impl Session {
         Session {
             repo,
             batch: Mutex::new(Batch::default()),
-            pending_sets: Mutex::new(HashSet::new()),
+            mine: Mutex::new(Vec::new()),
             since_commit: Mutex::new(0),
             progress,
         }
@@ -396,13 +396,19 @@ impl Session {
         let n = usize::from(self.repo.config().tuple_size) - 1;
         loop {
             let chosen = self.repo.with_pool(|pool| {
-                let mut pending = self.pending_sets.lock().unwrap_or_else(|p| p.into_inner());
+                // Sets chosen by every session of this repository and not committed yet, so two sessions
+                // (the engine and a command in the daemon) never pick the same set.
+                let mut pending = self.repo.pending_sets();
                 let state = self.repo.state();
                 let set = pool.choose(n, &mut rand::thread_rng(), |k| {
                     pending.contains(k) || state.set_used(k).unwrap_or(true)
                 });
                 if let Some(set) = &set {
                     pending.insert(set_key(set));
+                    self.mine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(set_key(set));
                 }
                 set
             })?;
@@ -473,10 +479,11 @@ impl Session {
         tokio::task::spawn_blocking(move || repo.state().apply(&batch))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-        self.pending_sets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mine = std::mem::take(&mut *self.mine.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut pending = self.repo.pending_sets();
+        for k in mine {
+            pending.remove(&k);
+        }
         Ok(())
     }
 
@@ -491,6 +498,31 @@ impl Session {
             created: now(),
         };
         self.repo.state().pin(&link.root, &record)
+    }
+
+    /// Stores a folder manifest holding `entries` (sorted by name, names unique) and returns its link.
+    /// Not pinned until [`Session::finish`].
+    pub async fn put_manifest(
+        &self,
+        name: &str,
+        mtime: i64,
+        mode: u32,
+        entries: Vec<DirEntry>,
+    ) -> Result<Link> {
+        let key = Key::random();
+        let mut tree = TreeWriter::<DirEntry>::new(key.clone(), self.repo.block_size());
+        let count = entries.len() as u64;
+        for e in entries {
+            self.store_nodes(tree.push(e)?).await?;
+        }
+        let (root, nodes) = tree.finish(Meta::Dir {
+            name: name.to_string(),
+            mtime,
+            mode,
+            entries: count,
+        })?;
+        self.store_nodes(nodes).await?;
+        Ok(Link::new(root, key))
     }
 
     /// Wraps `link` for a password: a descriptor block sealed under the Argon2id key of `password`.

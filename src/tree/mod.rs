@@ -4,6 +4,7 @@
 //! while written a staging file that the engine seals later (write-back). Every operation has POSIX
 //! semantics and fails with an errno-carrying [`Error::Posix`], so the FUSE driver only translates.
 
+pub mod copy;
 mod record;
 mod staging;
 

@@ -1,0 +1,491 @@
+//! The commands over the mutable namespace: `tree`, `sync`, `share`, `receive` and `status`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::args::{SyncCommand, TreeCommand};
+use super::commands::read_password;
+use super::io::Io;
+use crate::engine::Engine;
+use crate::fmt::{format_time, human_bytes, mode_string};
+use crate::queue::now_ms;
+use crate::sync::{self, Syncs};
+use crate::transfer::Opened;
+use crate::tree::{copy, Kind, RenameMode, ROOT};
+
+/// `noisefs tree …`.
+pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Result<u8> {
+    let t = engine.tree();
+    let mut out = io.out.clone();
+    match cmd {
+        TreeCommand::Ls { path, out: j } => {
+            let ino = t.resolve(&path)?;
+            let attr = t.getattr(ino)?;
+            let rows: Vec<(String, crate::tree::Attr, Option<String>)> = if attr.kind == Kind::Dir {
+                t.readdir(ino)?
+                    .into_iter()
+                    .map(|e| {
+                        let a = t.getattr(e.ino)?;
+                        let target = if a.kind == Kind::Symlink {
+                            t.readlink(e.ino).ok()
+                        } else {
+                            None
+                        };
+                        Ok((e.name, a, target))
+                    })
+                    .collect::<crate::Result<_>>()?
+            } else {
+                let name = sync::normalize(&path)
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let target = if attr.kind == Kind::Symlink {
+                    t.readlink(ino).ok()
+                } else {
+                    None
+                };
+                vec![(name, attr, target)]
+            };
+            if j.json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(name, a, target)| {
+                        json!({"name": name, "kind": a.kind, "size": a.size, "mode": a.mode, "mtime_ns": a.mtime,
+                               "dirty": a.dirty, "ino": a.ino, "target": target})
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for (name, a, target) in rows {
+                    let k = match a.kind {
+                        Kind::Dir => 'd',
+                        Kind::Symlink => 'l',
+                        Kind::File => '-',
+                    };
+                    let suffix = match (&target, a.kind) {
+                        (Some(t), _) => format!(" -> {t}"),
+                        (None, Kind::Dir) => "/".into(),
+                        _ => String::new(),
+                    };
+                    let flag = if a.dirty { " (not sealed yet)" } else { "" };
+                    writeln!(
+                        out,
+                        "{k}{} {:>10} {} {name}{suffix}{flag}",
+                        mode_string(a.mode),
+                        a.size,
+                        format_time(a.mtime.div_euclid(1_000_000_000))
+                    )?;
+                }
+            }
+        }
+        TreeCommand::Mkdir { path, parents } => {
+            if parents {
+                sync::mkdir_p(t, &path)?;
+            } else {
+                let (parent, name) = t.resolve_parent(&path)?;
+                let owner = t.getattr(parent)?;
+                t.mkdir(parent, name, 0o755, owner.uid, owner.gid)
+                    .with_context(|| format!("cannot create tree folder {path}"))?;
+            }
+        }
+        TreeCommand::Rm { path, recursive } => {
+            let (parent, name) = t.resolve_parent(&path)?;
+            let attr = t
+                .lookup(parent, name)
+                .with_context(|| format!("cannot remove {path}"))?;
+            if attr.kind == Kind::Dir {
+                if recursive {
+                    // Children first: the walk lists parents before children.
+                    for (rel, _, rec) in t.walk(attr.ino)?.into_iter().rev() {
+                        let (dir, leaf) = match rel.rsplit_once('/') {
+                            Some((d, l)) => (t.resolve(&format!("{path}/{d}"))?, l.to_string()),
+                            None => (attr.ino, rel.clone()),
+                        };
+                        if rec.kind == Kind::Dir {
+                            t.rmdir(dir, &leaf)?;
+                        } else {
+                            t.unlink(dir, &leaf)?;
+                        }
+                    }
+                }
+                t.rmdir(parent, name)
+                    .with_context(|| format!("cannot remove {path} (use -r for a folder with content)"))?;
+            } else {
+                t.unlink(parent, name)?;
+            }
+        }
+        TreeCommand::Mv { from, to } => {
+            let (sp, sn) = t.resolve_parent(&from)?;
+            let (dp, dn) = match t.resolve(&to) {
+                Ok(ino) if t.getattr(ino)?.kind == Kind::Dir => (ino, sn),
+                _ => t.resolve_parent(&to)?,
+            };
+            t.rename(sp, sn, dp, dn, RenameMode::NoReplace)
+                .with_context(|| format!("cannot move {from} to {to}"))?;
+        }
+        TreeCommand::Import { local, path } => {
+            let local = io.path(&local);
+            let r = copy::import(t, engine.session(), &local, &path)
+                .await
+                .with_context(|| format!("cannot import {}", local.display()))?;
+            for (p, why) in &r.skipped {
+                writeln!(io.err.clone(), "skipped {p}: {why}")?;
+            }
+            writeln!(
+                out,
+                "imported {} files, {} folders ({}) to {}",
+                r.files,
+                r.folders,
+                human_bytes(r.bytes),
+                r.target
+            )?;
+        }
+        TreeCommand::Export { path, local, force } => {
+            let local = io.path(&local);
+            let r = copy::export(t, &path, &local, force)
+                .await
+                .with_context(|| format!("cannot export {path}"))?;
+            writeln!(
+                out,
+                "exported {} files, {} folders ({}) to {}",
+                r.files,
+                r.folders,
+                human_bytes(r.bytes),
+                r.target
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+/// `noisefs sync …`.
+pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand) -> anyhow::Result<u8> {
+    let syncs = Syncs::open(engine.repo().state())?;
+    let mut out = io.out.clone();
+    match cmd {
+        SyncCommand::Add { local, path } => {
+            let local = io.path(&local);
+            let s = syncs
+                .add(engine.tree(), &local, &path)
+                .with_context(|| format!("cannot sync {} with {path}", local.display()))?;
+            writeln!(out, "session {}: {} <-> {}", s.id, s.local.display(), s.tree)?;
+            if io.daemon.is_none() {
+                writeln!(
+                    io.err.clone(),
+                    "no daemon runs: `noisefs sync run --once` syncs now, `noisefs daemon` keeps it in sync"
+                )?;
+            }
+        }
+        SyncCommand::List { out: j } => {
+            let list = syncs.list()?;
+            if j.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else {
+                for s in list {
+                    writeln!(
+                        out,
+                        "{:>3}  {}  {} <-> {}",
+                        s.id,
+                        state_of(&s),
+                        s.local.display(),
+                        s.tree
+                    )?;
+                }
+            }
+        }
+        SyncCommand::Status { id, out: j } => {
+            let list: Vec<sync::Session> = match id {
+                Some(id) => vec![syncs.get(id)?],
+                None => syncs.list()?,
+            };
+            let queue = engine.queue().list()?;
+            if j.json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|s| {
+                        let q: Vec<_> = queue.iter().filter(|i| i.key.starts_with(&format!("{}/{}/", sync::SYNC, s.id))).collect();
+                        json!({"session": s, "state": state_of(s), "queued": q.len(),
+                               "failing": q.iter().filter(|i| i.last_error.is_some()).map(|i| json!({"key": i.key, "attempts": i.attempts, "error": i.last_error})).collect::<Vec<_>>()})
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for s in &list {
+                    session_text(&mut out, s, &queue)?;
+                }
+            }
+        }
+        SyncCommand::Pause { id } => {
+            syncs.update(id, |s| s.paused = true)?;
+            writeln!(out, "session {id} paused")?;
+        }
+        SyncCommand::Resume { id } => {
+            syncs.update(id, |s| s.paused = false)?;
+            engine.wake.notify_one();
+            writeln!(out, "session {id} resumed")?;
+        }
+        SyncCommand::Remove { id } => {
+            syncs.remove(id)?;
+            writeln!(out, "session {id} removed; both folders are left as they are")?;
+        }
+        SyncCommand::Run { id, once } => {
+            if !once {
+                if let Some(d) = &io.daemon {
+                    writeln!(
+                        out,
+                        "the daemon (pid {}) already syncs every session as changes happen",
+                        d.pid
+                    )?;
+                    return Ok(0);
+                }
+                let stop = super::shutdown_signal()?;
+                crate::daemon::serve(engine.clone(), None, stop).await?;
+                return Ok(0);
+            }
+            let ids: Vec<u64> = match id {
+                Some(id) => vec![syncs.get(id)?.id],
+                None => syncs.list()?.iter().map(|s| s.id).collect(),
+            };
+            let mut failed = false;
+            for id in ids {
+                let steps = sync::converge(engine, id).await;
+                let s = syncs.get(id)?;
+                match (steps, &s.last_error) {
+                    (Ok(n), None) => writeln!(out, "session {id}: in sync ({n} steps)")?,
+                    (Ok(_), Some(e)) | (Err(_), Some(e)) => {
+                        failed = true;
+                        writeln!(io.err.clone(), "session {id}: {e}")?;
+                    }
+                    (Err(e), None) => {
+                        failed = true;
+                        writeln!(io.err.clone(), "session {id}: {e}")?;
+                    }
+                }
+            }
+            return Ok(u8::from(failed));
+        }
+    }
+    Ok(0)
+}
+
+fn state_of(s: &sync::Session) -> &'static str {
+    match (s.paused, &s.last_error, s.last_sync) {
+        (true, _, _) => "paused",
+        (_, Some(_), _) => "error",
+        (_, None, None) => "new",
+        (_, None, Some(_)) => "idle",
+    }
+}
+
+fn session_text(out: &mut impl Write, s: &sync::Session, queue: &[crate::queue::Item]) -> anyhow::Result<()> {
+    let prefix = format!("{}/{}/", sync::SYNC, s.id);
+    let queued: Vec<_> = queue.iter().filter(|i| i.key.starts_with(&prefix)).collect();
+    writeln!(out, "session {}: {} <-> {}", s.id, s.local.display(), s.tree)?;
+    writeln!(out, "  state:      {}", state_of(s))?;
+    let last = s
+        .last_sync
+        .map(|t| format_time(t / 1000))
+        .unwrap_or_else(|| "never".into());
+    writeln!(out, "  last sync:  {last}")?;
+    writeln!(
+        out,
+        "  entries:    {}   conflicts: {}   queued steps: {}",
+        s.entries,
+        s.conflicts,
+        queued.len()
+    )?;
+    if let Some(e) = &s.last_error {
+        writeln!(out, "  error:      {e}")?;
+    }
+    for i in queued.iter().filter(|i| i.last_error.is_some()) {
+        writeln!(
+            out,
+            "  failing:    {} (attempt {}): {}",
+            i.key.trim_start_matches(&prefix),
+            i.attempts,
+            i.last_error.as_deref().unwrap_or_default()
+        )?;
+    }
+    for (p, why) in &s.skipped {
+        writeln!(out, "  skipped:    {p}: {why}")?;
+    }
+    Ok(())
+}
+
+/// `noisefs share`.
+pub async fn share(
+    engine: &Arc<Engine>,
+    io: &Io,
+    path: &str,
+    password: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let password = if password {
+        Some(read_password(io, true)?)
+    } else {
+        None
+    };
+    let (link, mut report) = crate::share::share(engine, path)
+        .await
+        .with_context(|| format!("cannot share {path}"))?;
+    if let Some(pw) = password {
+        let wrapped = engine.session().wrap_with_password(&link, &pw).await?;
+        let state = engine.repo().state();
+        if let Some((_, rec)) = state.pins()?.into_iter().find(|(r, _)| *r == link.root) {
+            state.unpin(&link.root)?;
+            state.pin(&wrapped.root, &rec)?;
+        }
+        report.target = wrapped.to_string();
+    }
+    let mut out = io.out.clone();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(out, "{}", report.target)?;
+    }
+    Ok(0)
+}
+
+/// `noisefs receive`.
+pub async fn receive(
+    engine: &Arc<Engine>,
+    io: &Io,
+    opened: Opened,
+    path: Option<&str>,
+    now: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let report = crate::share::receive(engine, opened, path, now)
+        .await
+        .context("cannot receive")?;
+    let mut out = io.out.clone();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(
+            out,
+            "received {} files, {} folders ({}) at {}",
+            report.files,
+            report.folders,
+            human_bytes(report.bytes),
+            report.target
+        )?;
+    }
+    Ok(0)
+}
+
+/// `noisefs status`.
+pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result<u8> {
+    let queue = engine.queue().list()?;
+    let sessions = Syncs::open(engine.repo().state())?.list()?;
+    let breakers = engine.repo().breakers();
+    let mut kinds = std::collections::BTreeMap::<String, u64>::new();
+    for i in &queue {
+        *kinds.entry(i.kind.clone()).or_default() += 1;
+    }
+    let failing: Vec<_> = queue.iter().filter(|i| i.last_error.is_some()).collect();
+    let dirty = engine
+        .tree()
+        .walk(ROOT)?
+        .iter()
+        .filter(|(_, _, r)| r.dirty)
+        .count();
+    let mut out = io.out.clone();
+    if json {
+        let v = json!({
+            "daemon": io.daemon.as_ref().map(|d| json!({"running": true, "pid": d.pid, "started_ms": d.started, "socket": d.socket}))
+                .unwrap_or_else(|| json!({"running": false})),
+            "repository": engine.repo().root(),
+            "queue": {"len": queue.len(), "by_kind": kinds, "items": queue},
+            "engine": engine.status(),
+            "unsealed_files": dirty,
+            "sessions": sessions.iter().map(|s| json!({"session": s, "state": state_of(s)})).collect::<Vec<_>>(),
+            "stores": breakers,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(0);
+    }
+    match &io.daemon {
+        Some(d) => writeln!(
+            out,
+            "daemon:     running (pid {}, up {}s, socket {})",
+            d.pid,
+            (now_ms() - d.started) / 1000,
+            d.socket.display()
+        )?,
+        None => writeln!(
+            out,
+            "daemon:     not running (commands open the repository themselves)"
+        )?,
+    }
+    writeln!(out, "repository: {}", engine.repo().root().display())?;
+    let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    writeln!(
+        out,
+        "queue:      {} operations{}; {} failing; {} files not sealed yet",
+        queue.len(),
+        if by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_kind.join(", "))
+        },
+        failing.len(),
+        dirty
+    )?;
+    let st = engine.status();
+    if let Some(r) = &st.running {
+        writeln!(out, "running:    {r}")?;
+    }
+    for i in failing.iter().take(20) {
+        let wait = ((i.not_before - now_ms()) / 1000).max(0);
+        writeln!(
+            out,
+            "  {} {}: attempt {}, retry in {wait}s: {}",
+            i.kind,
+            i.key,
+            i.attempts,
+            i.last_error.as_deref().unwrap_or_default()
+        )?;
+    }
+    if sessions.is_empty() {
+        writeln!(out, "sessions:   none")?;
+    }
+    for s in &sessions {
+        let last = s
+            .last_sync
+            .map(|t| format_time(t / 1000))
+            .unwrap_or_else(|| "never".into());
+        writeln!(
+            out,
+            "session {}:  {} ({} <-> {}), last sync {last}, {} entries, {} conflicts{}",
+            s.id,
+            state_of(s),
+            s.local.display(),
+            s.tree,
+            s.entries,
+            s.conflicts,
+            s.last_error
+                .as_ref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        )?;
+    }
+    for b in breakers {
+        writeln!(
+            out,
+            "store {}: breaker {}, {} failures ({} in a row), {} retries{}",
+            b.store,
+            b.state,
+            b.failures,
+            b.consecutive_failures,
+            b.retries,
+            b.last_error.map(|e| format!(", last: {e}")).unwrap_or_default()
+        )?;
+    }
+    // Scripts can tell a healthy repository by the exit status.
+    Ok(u8::from(!failing.is_empty()))
+}

@@ -1,0 +1,246 @@
+//! The daemon: the long-running owner of a repository. It runs the engine (write-back sealing, queued
+//! sync steps), watches sync sessions' folders (`notify`) and the tree for changes, and serves commands
+//! over `daemon.sock` in the repository (mode 0600, see [`proto`]). On SIGINT/SIGTERM it stops taking
+//! requests, runs the queued work that is due, and leaves the rest persisted for the next start.
+
+pub mod proto;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::Watcher;
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::IoContext;
+use crate::queue::now_ms;
+use crate::sync::{self, Syncs};
+use crate::Result;
+
+/// The socket's name in the repository folder.
+pub const SOCKET: &str = "daemon.sock";
+/// How long changes settle before a session syncs.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How often every session is rescanned even without events (events can be lost).
+const RESCAN: Duration = Duration::from_secs(60);
+/// How long shutdown may spend running due work.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
+
+/// What `status` shows about a running daemon.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub pid: u32,
+    /// Start time, ms since the epoch.
+    pub started: i64,
+    pub socket: PathBuf,
+}
+
+/// Runs one `run` request: the request, its three descriptors (stdin, stdout, stderr); returns the exit
+/// status. The CLI provides it, so the daemon need not know the commands.
+pub type Handler = Arc<dyn Fn(proto::Request, Vec<OwnedFd>) -> i32 + Send + Sync>;
+
+/// The socket path of the repository at `root`.
+pub fn socket_path(root: &Path) -> PathBuf {
+    root.join(SOCKET)
+}
+
+/// Connects to the daemon of the repository at `root`, if one is running.
+pub fn connect(root: &Path) -> Option<UnixStream> {
+    UnixStream::connect(socket_path(root)).ok()
+}
+
+/// Serves `engine`'s repository until `shutdown` completes. With a `handler`, also listens on the
+/// control socket; without, only syncs and seals (the foreground `sync run`).
+pub async fn serve(
+    engine: Arc<Engine>,
+    handler: Option<Handler>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let socket = socket_path(engine.repo().root());
+    let accept = match handler {
+        Some(h) => Some(listen(&socket, h, events_tx.clone(), stop.clone())?),
+        None => None,
+    };
+    let syncs = Syncs::open(engine.repo().state())?;
+    let mut watchers: HashMap<u64, notify::RecommendedWatcher> = HashMap::new();
+    let mut tree_changes = engine.tree().subscribe();
+    let mut dirty: HashSet<u64> = syncs.list()?.iter().map(|s| s.id).collect();
+    let mut last_rescan = std::time::Instant::now();
+    tokio::pin!(shutdown);
+    tracing::info!(socket = %socket.display(), "daemon running");
+    loop {
+        refresh_watchers(&syncs, &mut watchers, &events_tx);
+        if let Err(e) = engine.run_ready(false, &|| stop.load(Ordering::Relaxed)).await {
+            tracing::warn!(error = %e, "running queued work failed");
+        }
+        for id in std::mem::take(&mut dirty) {
+            if let Err(e) = sync::converge(&engine, id).await {
+                tracing::warn!(session = id, error = %e, "sync pass failed");
+            }
+        }
+        // Our own sync steps changed the tree; that needs no new pass.
+        tree_changes.borrow_and_update();
+        let wait = match engine.queue().next_due()? {
+            Some(due) => Duration::from_millis((due - now_ms()).clamp(10, RESCAN.as_millis() as i64) as u64),
+            None => RESCAN,
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(id) = events.recv() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                mark(&syncs, &mut dirty, id);
+                while let Ok(id) = events.try_recv() {
+                    mark(&syncs, &mut dirty, id);
+                }
+            }
+            Ok(()) = tree_changes.changed() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                mark(&syncs, &mut dirty, 0);
+            }
+            () = engine.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        if last_rescan.elapsed() >= RESCAN {
+            mark(&syncs, &mut dirty, 0);
+            last_rescan = std::time::Instant::now();
+        }
+    }
+    tracing::info!("daemon stopping: running due work, persisting the rest");
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = accept {
+        let _ = UnixStream::connect(&socket); // wakes the accept loop so it sees `stop`
+        let _ = t.join();
+        let _ = std::fs::remove_file(&socket);
+    }
+    let deadline = std::time::Instant::now() + SHUTDOWN_DRAIN;
+    let drained = engine
+        .run_ready(false, &|| std::time::Instant::now() > deadline)
+        .await;
+    let left = engine.queue().len()?;
+    tracing::info!(left, "daemon stopped");
+    drained.map(|_| ())
+}
+
+/// Adds session `id` (0: every session) to `dirty`.
+fn mark(syncs: &Syncs, dirty: &mut HashSet<u64>, id: u64) {
+    if id != 0 {
+        dirty.insert(id);
+    } else if let Ok(all) = syncs.list() {
+        dirty.extend(all.iter().filter(|s| !s.paused).map(|s| s.id));
+    }
+}
+
+/// Watches every session's local folder; drops watchers of removed sessions.
+fn refresh_watchers(
+    syncs: &Syncs,
+    watchers: &mut HashMap<u64, notify::RecommendedWatcher>,
+    events: &tokio::sync::mpsc::UnboundedSender<u64>,
+) {
+    let Ok(sessions) = syncs.list() else { return };
+    let live: HashSet<u64> = sessions.iter().filter(|s| !s.paused).map(|s| s.id).collect();
+    watchers.retain(|id, _| live.contains(id));
+    let new: Vec<&sync::Session> = sessions
+        .iter()
+        .filter(|s| live.contains(&s.id) && !watchers.contains_key(&s.id))
+        .collect();
+    for s in new {
+        let (tx, id) = (events.clone(), s.id);
+        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            let ours = ev.as_ref().is_ok_and(|e| {
+                e.paths.iter().all(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(sync::scan::TEMP_PREFIX))
+                })
+            });
+            if !ours {
+                let _ = tx.send(id);
+            }
+        });
+        match watcher.and_then(|mut w| w.watch(&s.local, notify::RecursiveMode::Recursive).map(|()| w)) {
+            Ok(w) => {
+                watchers.insert(s.id, w);
+            }
+            Err(e) => {
+                tracing::warn!(session = s.id, path = %s.local.display(), error = %e, "cannot watch; relying on periodic rescans")
+            }
+        }
+    }
+}
+
+/// Binds the control socket (0600) and accepts connections on a thread, one thread per connection.
+fn listen(
+    socket: &Path,
+    handler: Handler,
+    events: tokio::sync::mpsc::UnboundedSender<u64>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    // We hold the repository lock, so a socket file left here is from a process that died.
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).at(socket)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).at(socket)?;
+    Ok(std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let (handler, events) = (handler.clone(), events.clone());
+            std::thread::spawn(move || {
+                serve_connection(&conn, &handler);
+                // A command may have added, paused or removed sessions, or changed the tree.
+                let _ = events.send(0);
+            });
+        }
+    }))
+}
+
+fn serve_connection(conn: &UnixStream, handler: &Handler) {
+    let pid = std::process::id();
+    let resp = match proto::recv(conn) {
+        Err(e) => proto::Response {
+            exit: 2,
+            pid,
+            error: Some(format!("malformed request: {e}")),
+        },
+        Ok((req, _)) if req.v != proto::VERSION => proto::Response {
+            exit: 2,
+            pid,
+            error: Some(format!(
+                "protocol version {} is not {}; use the same noisefs version as the daemon",
+                req.v,
+                proto::VERSION
+            )),
+        },
+        Ok((req, _)) if req.op == "ping" => proto::Response {
+            exit: 0,
+            pid,
+            error: None,
+        },
+        Ok((req, fds)) if req.op == "run" && fds.len() == 3 => proto::Response {
+            exit: handler(req, fds),
+            pid,
+            error: None,
+        },
+        Ok((req, fds)) => proto::Response {
+            exit: 2,
+            pid,
+            error: Some(format!(
+                "unknown request {:?} with {} descriptors",
+                req.op,
+                fds.len()
+            )),
+        },
+    };
+    if let Err(e) = proto::reply(conn, &resp) {
+        tracing::debug!(error = %e, "client went away before the answer");
+    }
+}

@@ -1,0 +1,323 @@
+//! Sharing and receiving: [`share`] snapshots a tree file or folder into immutable manifests and returns
+//! its link; [`receive`] adds what a link names into the tree (file content stays where it is and is
+//! read on demand, or is fetched at once with `now`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_bytes::ByteBuf;
+
+use crate::descriptor::node::FileContent;
+use crate::descriptor::{DirEntry, EntryKind, Link, Meta};
+use crate::engine::Engine;
+use crate::transfer::{self, no_progress, FileInfo, Opened};
+use crate::tree::{Kind, Sealed};
+use crate::{Error, Result};
+
+/// What a share or receive covered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The link (share) or the tree path filled (receive).
+    pub target: String,
+    pub files: u64,
+    pub folders: u64,
+    pub bytes: u64,
+    pub dir: bool,
+}
+
+/// Snapshots tree path `path` (sealing files still being written first) and returns its link, pinned.
+pub async fn share(engine: &Engine, path: &str) -> Result<(Link, Report)> {
+    let t = engine.tree();
+    let ino = t.resolve(path)?;
+    let rec = t.inode(ino)?;
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut items = vec![(String::new(), ino, rec.clone())];
+    if rec.kind == Kind::Dir {
+        items.extend(t.walk(ino)?);
+    }
+    if rec.kind == Kind::Symlink {
+        return Err(Error::posix(
+            libc::EINVAL,
+            format!("{path} is a symlink; share what it points at"),
+        ));
+    }
+    // Seal what is still staged, so the snapshot holds the latest bytes.
+    for (rel, i, r) in &items {
+        if r.dirty && t.seal(*i, engine.session()).await? == Sealed::Busy {
+            return Err(Error::posix(
+                libc::EBUSY,
+                format!("{path}/{rel} is open for writing; close it and share again"),
+            ));
+        }
+    }
+    let mut report = Report {
+        target: String::new(),
+        files: 0,
+        folders: 0,
+        bytes: 0,
+        dir: rec.kind == Kind::Dir,
+    };
+    let session = engine.session();
+    let mut children: HashMap<String, Vec<DirEntry>> = HashMap::new();
+    let mut root_link = None;
+    // Children before parents: walk order reversed.
+    for (rel, i, _) in items.iter().rev() {
+        let r = t.inode(*i)?;
+        let entry_name = if rel.is_empty() {
+            name.clone()
+        } else {
+            rel.rsplit('/').next().unwrap_or(rel).to_string()
+        };
+        let mut entry = DirEntry {
+            name: entry_name.clone(),
+            mtime: r.mtime.div_euclid(1_000_000_000),
+            mode: r.mode,
+            ..DirEntry::default()
+        };
+        let link = match r.kind {
+            Kind::File => {
+                report.files += 1;
+                report.bytes += r.size;
+                entry.kind = EntryKind::File;
+                entry.size = r.size;
+                match &r.link {
+                    Some(l) => {
+                        let l: Link = l.parse()?;
+                        entry.root = Some(l.root);
+                        entry.key = l.key().map(|k| ByteBuf::from(k.as_bytes().to_vec()));
+                        Some(l)
+                    }
+                    None => {
+                        entry.data = Some(ByteBuf::new());
+                        None
+                    }
+                }
+            }
+            Kind::Symlink => {
+                entry.kind = EntryKind::Symlink;
+                entry.target = r.target.clone();
+                None
+            }
+            Kind::Dir => {
+                report.folders += 1;
+                let mut list = children.remove(rel).unwrap_or_default();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                entry.kind = EntryKind::Dir;
+                entry.size = list
+                    .iter()
+                    .map(|e| if e.kind == EntryKind::File { e.size } else { 0 })
+                    .sum();
+                let l = session
+                    .put_manifest(&entry_name, entry.mtime, r.mode, list)
+                    .await?;
+                entry.root = Some(l.root);
+                entry.key = l.key().map(|k| ByteBuf::from(k.as_bytes().to_vec()));
+                Some(l)
+            }
+        };
+        if rel.is_empty() {
+            root_link = link;
+        } else {
+            let parent = rel
+                .rsplit_once('/')
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default();
+            children.entry(parent).or_default().push(entry);
+        }
+    }
+    let link = match root_link {
+        Some(l) => l,
+        // An empty file has no sealed content yet: give it some (zero bytes) so it has a link.
+        None => {
+            let info = FileInfo {
+                name: name.clone(),
+                mtime: rec.mtime.div_euclid(1_000_000_000),
+                mode: rec.mode,
+                media_type: transfer::media_type(std::path::Path::new(&name)),
+            };
+            session.put_reader(std::io::empty(), info).await?.0
+        }
+    };
+    session.finish(&link, &name, report.bytes, report.dir).await?;
+    report.target = link.to_string();
+    Ok((link, report))
+}
+
+/// Adds what `opened` (from `link`, with its key) names at tree path `path`: inside it when it is a
+/// folder, else under that name. With `now`, reads every file's content at once (so missing blocks are
+/// found now instead of on first read).
+pub async fn receive(engine: &Engine, opened: Opened, path: Option<&str>, now: bool) -> Result<Report> {
+    let t = engine.tree().clone();
+    let name = match opened.name() {
+        "" => opened.root.to_string(),
+        n => n.to_string(),
+    };
+    let path = path.map(crate::sync::normalize).unwrap_or_else(|| "/".into());
+    let (parent, name) = match t.resolve(&path) {
+        Ok(ino) if t.getattr(ino)?.kind == Kind::Dir => (ino, name),
+        Ok(_) => {
+            return Err(Error::posix(
+                libc::EEXIST,
+                format!("tree path {path} exists; choose another"),
+            ))
+        }
+        Err(e) if e.errno() == libc::ENOENT => {
+            let (dir, last) = path.rsplit_once('/').unwrap_or(("", &path));
+            (crate::sync::mkdir_p(&t, dir)?, last.to_string())
+        }
+        Err(e) => return Err(e),
+    };
+    if t.lookup(parent, &name).is_ok() {
+        return Err(Error::posix(
+            libc::EEXIST,
+            format!("{} already exists in the tree", join(&t.path_of(parent)?, &name)),
+        ));
+    }
+    let target = join(&t.path_of(parent)?, &name);
+    let mut report = Report {
+        target: target.clone(),
+        files: 0,
+        folders: 0,
+        bytes: 0,
+        dir: matches!(opened.meta, Meta::Dir { .. }),
+    };
+    let store = engine.repo().store().clone();
+    let opened = Arc::new(opened);
+    if let Meta::File {
+        size, mtime, mode, ..
+    } = &opened.meta
+    {
+        let link = Link::new(opened.root, opened.key.clone()).to_string();
+        if now {
+            fetch(&store, &opened).await?;
+        }
+        t.put_link(parent, &name, &link, *size, mtime * 1_000_000_000, *mode, None)?;
+        report.files = 1;
+        report.bytes = *size;
+        return Ok(report);
+    }
+    let Meta::Dir { mode, .. } = &opened.meta else {
+        return Err(Error::Descriptor {
+            id: opened.root,
+            reason: "neither a file nor a folder".into(),
+        });
+    };
+    let uid_gid = t.getattr(parent)?;
+    let top = t.mkdir(parent, &name, *mode, uid_gid.uid, uid_gid.gid)?.ino;
+    let mut stack = vec![(opened, top, 1usize)];
+    while let Some((dir, ino, depth)) = stack.pop() {
+        report.folders += 1;
+        if depth > transfer::MAX_FOLDER_DEPTH {
+            return Err(Error::Descriptor {
+                id: dir.root,
+                reason: "folders nested too deep".into(),
+            });
+        }
+        for e in dir.entries().await? {
+            match e.kind {
+                EntryKind::Dir => {
+                    let link = e.link().ok_or_else(|| Error::Descriptor {
+                        id: dir.root,
+                        reason: format!("folder entry {:?} has no link", e.name),
+                    })?;
+                    let child = transfer::open(&store, &link, None).await?;
+                    let sub = t.mkdir(ino, &e.name, e.mode, uid_gid.uid, uid_gid.gid)?.ino;
+                    stack.push((Arc::new(child), sub, depth + 1));
+                }
+                EntryKind::Symlink => {
+                    let target = e.target.clone().unwrap_or_default();
+                    t.symlink(ino, &e.name, &target, uid_gid.uid, uid_gid.gid)?;
+                }
+                EntryKind::File => {
+                    let link = match e.content() {
+                        Some(FileContent::Link(l)) => {
+                            if now {
+                                fetch(&store, &transfer::open(&store, &l, None).await?).await?;
+                            }
+                            l
+                        }
+                        // Content kept inside the manifest gets a descriptor of its own, so the
+                        // tree file has a link like every other.
+                        Some(FileContent::Data(bytes)) => restore(engine, &e, bytes.to_vec()).await?,
+                        Some(FileContent::Tuples {
+                            key,
+                            tuples,
+                            block_size,
+                        }) => {
+                            let inline =
+                                Opened::inline(&store, dir.root, key, &e, tuples.to_vec(), block_size);
+                            let bytes = transfer::read_range(&store, &inline, 0, e.size).await?;
+                            restore(engine, &e, bytes).await?
+                        }
+                        None => {
+                            return Err(Error::Descriptor {
+                                id: dir.root,
+                                reason: format!("file entry {:?} has no content", e.name),
+                            })
+                        }
+                    };
+                    let sub = t.put_link(
+                        ino,
+                        &e.name,
+                        &link.to_string(),
+                        e.size,
+                        e.mtime * 1_000_000_000,
+                        e.mode,
+                        Some(""),
+                    )?;
+                    t.setattr(
+                        sub,
+                        crate::tree::SetAttr {
+                            uid: Some(uid_gid.uid),
+                            gid: Some(uid_gid.gid),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                    report.files += 1;
+                    report.bytes += e.size;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn restore(engine: &Engine, e: &DirEntry, bytes: Vec<u8>) -> Result<Link> {
+    let info = FileInfo {
+        name: e.name.clone(),
+        mtime: e.mtime,
+        mode: e.mode,
+        media_type: e
+            .media_type
+            .clone()
+            .unwrap_or_else(|| transfer::media_type(std::path::Path::new(&e.name))),
+    };
+    let (link, _) = engine
+        .session()
+        .put_reader(std::io::Cursor::new(bytes), info)
+        .await?;
+    engine.session().commit().await?;
+    Ok(link)
+}
+
+async fn fetch(store: &Arc<dyn crate::store::BlockStore>, opened: &Opened) -> Result<()> {
+    transfer::read_to(
+        store,
+        opened,
+        Box::new(std::io::sink()),
+        "<fetch>".into(),
+        &no_progress(),
+    )
+    .await?;
+    Ok(())
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}

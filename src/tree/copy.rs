@@ -1,0 +1,195 @@
+//! Copying between the local filesystem and the tree: [`import`] stores a local file or folder into a
+//! tree path, [`export`] writes a tree file or folder to a local path (built in a temporary sibling and
+//! renamed into place, so a failed export leaves nothing behind).
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{Kind, Tree};
+use crate::error::IoContext;
+use crate::transfer::{self, FileInfo, Session};
+use crate::{Error, Result};
+
+/// What a copy covered, and what it skipped (path, reason).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct CopyReport {
+    /// The tree path (import) or local path (export) written.
+    pub target: String,
+    pub files: u64,
+    pub folders: u64,
+    pub bytes: u64,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Where a copy to `dest` lands: inside `dest` when it is an existing folder, else at `dest` itself.
+fn destination(t: &Tree, dest: &str, name: &str) -> Result<(u64, String)> {
+    let dest = crate::sync::normalize(dest);
+    match t.resolve(&dest) {
+        Ok(ino) if t.getattr(ino)?.kind == Kind::Dir => {
+            if t.lookup(ino, name).is_ok() {
+                return Err(Error::posix(
+                    libc::EEXIST,
+                    format!("tree path {}/{name}", dest.trim_end_matches('/')),
+                ));
+            }
+            Ok((ino, name.to_string()))
+        }
+        Ok(_) => Err(Error::posix(libc::EEXIST, format!("tree path {dest}"))),
+        Err(e) if e.errno() == libc::ENOENT => {
+            let (dir, last) = dest.rsplit_once('/').unwrap_or(("", &dest));
+            Ok((t.resolve(dir)?, last.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Stores local `src` (file, folder or symlink) at tree path `dest`.
+pub async fn import(t: &Tree, session: &Session, src: &Path, dest: &str) -> Result<CopyReport> {
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::posix(
+                libc::EINVAL,
+                format!("{} has no name to import under", src.display()),
+            )
+        })?;
+    let (parent, name) = destination(t, dest, &name)?;
+    let mut report = CopyReport {
+        target: format!("{}/{name}", t.path_of(parent)?.trim_end_matches('/')),
+        ..CopyReport::default()
+    };
+    let mut stack: Vec<(PathBuf, u64, String)> = vec![(src.to_path_buf(), parent, name)];
+    while let Some((path, dir, name)) = stack.pop() {
+        super::check_name(&name)?;
+        let meta = std::fs::symlink_metadata(&path).at(&path)?;
+        let ft = meta.file_type();
+        let owner = t.getattr(dir)?;
+        if ft.is_dir() {
+            let ino = t.mkdir(dir, &name, meta.mode(), owner.uid, owner.gid)?.ino;
+            report.folders += 1;
+            for entry in std::fs::read_dir(&path).at(&path)? {
+                let entry = entry.at(&path)?;
+                match entry.file_name().into_string() {
+                    Ok(n) => stack.push((entry.path(), ino, n)),
+                    Err(raw) => report.skipped.push((
+                        entry.path().display().to_string(),
+                        format!("name {raw:?} is not UTF-8"),
+                    )),
+                }
+            }
+        } else if ft.is_file() {
+            let file = std::fs::File::open(&path).at(&path)?;
+            let info = FileInfo {
+                name: name.clone(),
+                mtime: meta.mtime(),
+                mode: meta.mode() & 0o7777,
+                media_type: transfer::media_type(&path),
+            };
+            let (link, size) = session.put_reader(file, info).await?;
+            session.commit().await?;
+            let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+            t.put_link(dir, &name, &link.to_string(), size, mtime, meta.mode(), Some(""))?;
+            report.files += 1;
+            report.bytes += size;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&path).at(&path)?;
+            t.symlink(dir, &name, &target.to_string_lossy(), owner.uid, owner.gid)?;
+        } else {
+            report.skipped.push((
+                path.display().to_string(),
+                "special file (fifo, socket or device)".into(),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Writes tree path `src` to local `dest`; an existing `dest` is refused unless `force`.
+pub async fn export(t: &Tree, src: &str, dest: &Path, force: bool) -> Result<CopyReport> {
+    let ino = t.resolve(src)?;
+    let exists = std::fs::symlink_metadata(dest).is_ok();
+    if exists && !force {
+        return Err(Error::TargetExists {
+            path: dest.to_path_buf(),
+        });
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = parent.join(format!(".noisefs-export-{:016x}", rand::random::<u64>()));
+    let mut report = CopyReport {
+        target: dest.display().to_string(),
+        ..CopyReport::default()
+    };
+    let result = write_out(t, ino, &tmp, &mut report).await;
+    let placed = result.and_then(|()| {
+        if exists {
+            let old = parent.join(format!(".noisefs-old-{:016x}", rand::random::<u64>()));
+            std::fs::rename(dest, &old).at(dest)?;
+            std::fs::rename(&tmp, dest).at(dest)?;
+            remove_any(&old);
+            Ok(())
+        } else {
+            std::fs::rename(&tmp, dest).at(dest)
+        }
+    });
+    if placed.is_err() {
+        remove_any(&tmp);
+    }
+    placed.map(|()| report)
+}
+
+async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Result<()> {
+    let mut stack = vec![(top, at.to_path_buf())];
+    let mut dirs = Vec::new();
+    while let Some((ino, path)) = stack.pop() {
+        let attr = t.getattr(ino)?;
+        match attr.kind {
+            Kind::Dir => {
+                std::fs::create_dir(&path).at(&path)?;
+                report.folders += 1;
+                for e in t.readdir(ino)? {
+                    stack.push((e.ino, path.join(&e.name)));
+                }
+                dirs.push((path, attr));
+            }
+            Kind::Symlink => std::os::unix::fs::symlink(t.readlink(ino)?, &path).at(&path)?,
+            Kind::File => {
+                let mut out = std::fs::File::create(&path).at(&path)?;
+                let mut off = 0;
+                loop {
+                    let chunk = t.read(ino, off, 1 << 20).await?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    out.write_all(&chunk).at(&path)?;
+                    off += chunk.len() as u64;
+                }
+                out.set_permissions(std::fs::Permissions::from_mode(attr.mode))
+                    .at(&path)?;
+                out.set_modified(time_of(attr.mtime)).at(&path)?;
+                report.files += 1;
+                report.bytes += off;
+            }
+        }
+    }
+    // Folder times and modes last, after their content was written.
+    for (path, attr) in dirs.into_iter().rev() {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(attr.mode)).at(&path)?;
+        std::fs::File::open(&path)
+            .and_then(|d| d.set_modified(time_of(attr.mtime)))
+            .at(&path)?;
+    }
+    Ok(())
+}
+
+fn time_of(ns: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
+}
+
+fn remove_any(path: &Path) {
+    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+}

@@ -95,6 +95,20 @@ impl Queue {
         Ok(seq)
     }
 
+    /// Like [`Queue::push_in`], but an identical item already queued under `key` is left as it is, with
+    /// its attempts and retry time (planning the same work again does not skip its backoff).
+    pub fn offer_in(&self, wtxn: &mut RwTxn, kind: &str, key: &str, payload: &[u8]) -> Result<u64> {
+        if let Some(seq) = self.keys.get(wtxn, key)? {
+            if let Some(bytes) = self.items.get(wtxn, &seq)? {
+                let item = decode(seq, bytes)?;
+                if item.kind == kind && item.payload.as_slice() == payload {
+                    return Ok(seq);
+                }
+            }
+        }
+        self.push_in(wtxn, kind, key, payload, 0)
+    }
+
     /// The oldest item of `kind` (any kind when `None`) that may run at `now` (ms).
     pub fn next_ready(&self, kind: Option<&str>, now: i64) -> Result<Option<Item>> {
         let rtxn = self.env.read_txn()?;
@@ -228,5 +242,12 @@ mod tests {
         assert!(q.is_empty().unwrap());
         assert!(q.next_due().unwrap().is_none());
         assert!(q.push("seal", "seal/5", b"5", 0).unwrap() > a2);
+        // Offering identical work keeps the queued item (and its backoff); different work replaces it.
+        let env = state.env().clone();
+        let mut w = env.write_txn().unwrap();
+        let s1 = q.push_in(&mut w, "sync", "k", b"p", 0).unwrap();
+        assert_eq!(q.offer_in(&mut w, "sync", "k", b"p").unwrap(), s1);
+        assert!(q.offer_in(&mut w, "sync", "k", b"q").unwrap() > s1);
+        w.commit().unwrap();
     }
 }

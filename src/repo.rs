@@ -151,6 +151,15 @@ impl Repo {
 
     /// Opens an existing repository; [`Error::NotInitialized`] when there is none.
     pub fn open_existing(root: &Path) -> Result<Repo> {
+        Self::open_with(root, |disk| disk)
+    }
+
+    /// Opens an existing repository with another backend under the resilience layer: `backend` gets the
+    /// disk store and returns what to use instead (tests put a fault-injecting store there).
+    pub fn open_with(
+        root: &Path,
+        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn BlockStore>,
+    ) -> Result<Repo> {
         let cfg_path = root.join("config.toml");
         if !cfg_path.exists() {
             return Err(Error::NotInitialized {
@@ -159,13 +168,26 @@ impl Repo {
         }
         let lock = Self::lock(root)?;
         let config = Config::load(&cfg_path)?;
-        Self::assemble(root, config, lock)
+        Self::compose(root, config, lock, backend)
     }
 
     fn assemble(root: &Path, config: Config, lock: File) -> Result<Repo> {
+        Self::compose(root, config, lock, |disk| disk)
+    }
+
+    fn compose(
+        root: &Path,
+        config: Config,
+        lock: File,
+        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn BlockStore>,
+    ) -> Result<Repo> {
         let state = State::open(&root.join("state"))?;
         let disk = Arc::new(DiskStore::open(root.join("blocks"))?);
-        let resilient = Arc::new(ResilientStore::new("disk", disk.clone(), config.store.clone()));
+        let resilient = Arc::new(ResilientStore::new(
+            "disk",
+            backend(disk.clone()),
+            config.store.clone(),
+        ));
         let store = Arc::new(CachedStore::new(resilient.clone(), config.cache_mib << 20));
         Ok(Repo {
             root: root.to_path_buf(),

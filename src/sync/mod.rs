@@ -283,7 +283,7 @@ pub fn pass(engine: &Engine, id: u64) -> Result<Pass> {
             session: id,
             step: step.clone(),
         });
-        engine.queue().push_in(&mut wtxn, SYNC, &key, &payload, 0)?;
+        engine.queue().offer_in(&mut wtxn, SYNC, &key, &payload)?;
     }
     wtxn.commit()?;
     Ok(Pass {
@@ -312,9 +312,14 @@ pub async fn converge(engine: &Engine, id: u64) -> Result<usize> {
             break;
         }
         total += last.planned;
-        if let Err(e) = engine.run_ready(true, &|| false).await {
-            result = Err(e);
-            break;
+        match engine.run_ready(true, &|| false).await {
+            // Everything planned is waiting to retry a failure: passes would find the same.
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
     let failing = engine

@@ -89,6 +89,12 @@ pub fn scan_local(root: &Path) -> Result<Scan> {
                 scan.skipped.push((rel, e.to_string()));
                 continue;
             }
+            if name.starts_with(TEMP_PREFIX) {
+                // Left by a download that was killed (this process holds the repository lock, and it
+                // is not downloading while it scans).
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             let Some(side) = local_side(&path) else {
                 if std::fs::symlink_metadata(&path).is_ok() {
                     scan.skipped
@@ -186,6 +192,10 @@ mod tests {
         let scan = scan_local(r).unwrap();
         let keys: Vec<&str> = scan.entries.keys().map(String::as_str).collect();
         assert_eq!(keys, [IGNORE_FILE, "a", "a/b", "a/b/f.txt", "ln"]);
+        assert!(
+            !r.join(".noisefs-sync-123").exists(),
+            "a killed download's temp file is cleaned up"
+        );
         assert_eq!(scan.entries["ln"].sig, "l:a/b");
         assert!(scan.entries["a/b/f.txt"].sig.starts_with("f:1:"));
         assert_eq!(scan.skipped.len(), 1);

@@ -243,3 +243,65 @@ fn conflict_names_keep_the_extension_and_fit() {
 fn exec_conflict_name(name: &str) -> String {
     exec::conflict_name(name, "host", 0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_keeps_steps_queued_until_it_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        block_size: BlockSize::new(4096).unwrap(),
+        store: crate::store::Resilience {
+            retries: 1,
+            backoff_ms: 1,
+            breaker_failures: 1000,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let root = dir.path().join("repo");
+    drop(Repo::init(&root, cfg).unwrap());
+    let faulty = std::sync::Mutex::new(None);
+    let repo = Repo::open_with(&root, |disk| {
+        let f = Arc::new(crate::store::FaultyStore::new(disk));
+        *faulty.lock().unwrap() = Some(f.clone());
+        f
+    })
+    .unwrap();
+    let faulty = faulty.into_inner().unwrap().unwrap();
+    let engine = Engine::new(Arc::new(repo)).unwrap();
+    let a = dir.path().join("a");
+    write(&a.join("f.txt"), &vec![1u8; 50_000]);
+    let syncs = Syncs::open(engine.repo().state()).unwrap();
+    let id = syncs.add(engine.tree(), &a, "/t").unwrap().id;
+
+    faulty.set_failing(true); // a full or failing disk
+    converge(&engine, id).await.unwrap();
+    let s = syncs.get(id).unwrap();
+    assert!(
+        s.last_error.as_deref().unwrap_or_default().contains("injected"),
+        "{s:?}"
+    );
+    assert!(s.last_sync.is_none());
+    let items = engine.queue().list().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].attempts, 1);
+    assert!(
+        engine.tree().resolve("/t/f.txt").is_err(),
+        "nothing is marked done that is not stored"
+    );
+    assert!(syncs.base(id).unwrap().is_empty());
+    assert!(engine.repo().breakers()[0].failures > 0);
+
+    faulty.set_failing(false);
+    // The failed step waits for its retry time; a later pass finds the work still to do.
+    let item = engine.queue().list().unwrap().remove(0);
+    engine.run_item(item).await.unwrap();
+    converge(&engine, id).await.unwrap();
+    let s = syncs.get(id).unwrap();
+    assert!(s.last_error.is_none() && s.last_sync.is_some(), "{s:?}");
+    let ino = engine.tree().resolve("/t/f.txt").unwrap();
+    assert_eq!(
+        engine.tree().read(ino, 0, 1 << 20).await.unwrap(),
+        vec![1u8; 50_000]
+    );
+    assert!(engine.queue().is_empty().unwrap());
+}

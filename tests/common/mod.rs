@@ -126,3 +126,81 @@ pub fn chi_square(data: &[u8]) -> f64 {
 
 /// Far in the tail for 255 degrees of freedom (mean 255, sd 22.6): about 7 sd.
 pub const CHI_SQUARE_LIMIT: f64 = 420.0;
+
+/// Waits until `cond` holds, checking every 20 ms; panics naming `what` after a minute. Tests decide by
+/// the condition, never by how long it took.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A `noisefs daemon` child process on an environment's repository.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Env {
+    /// Starts the daemon and waits until its socket answers.
+    pub fn daemon(&self) -> Daemon {
+        let log = self.path(&format!("daemon-{}.log", rand_suffix()));
+        let child = self
+            .cmd(&["daemon", "-v"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start daemon");
+        let sock = self.repo().join("daemon.sock");
+        let mut d = Daemon { child, log };
+        wait_until("the daemon socket", || {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("daemon exited with {status}: {}", d.log_text());
+            }
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
+        d
+    }
+}
+
+impl Daemon {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) {
+        // SAFETY: kill with a valid pid and signal number has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait daemon");
+        assert!(
+            status.success(),
+            "daemon exited with {status}: {}",
+            self.log_text()
+        );
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill daemon");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,146 @@
+//! The daemon owns the repository and serves the CLI over its socket; commands behave the same through
+//! it (output, errors, exit status, relative paths, standard input) and fall back to opening the
+//! repository when it stops.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::{pseudo_random, Env};
+
+#[test]
+fn commands_go_through_the_daemon_and_status_shows_it() {
+    let env = Env::new(Some("4K"));
+    let data = pseudo_random(100_000, 3);
+    std::fs::write(env.path("f.bin"), &data).unwrap();
+    let d = env.daemon();
+    let pid = d.child.id();
+    let sock = env.repo().join("daemon.sock");
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["daemon"]["running"], true, "{status}");
+    assert_eq!(status["daemon"]["pid"], pid);
+    assert_eq!(status["stores"][0]["state"], "closed");
+    assert!(env.ok(&["status"]).contains(&format!("running (pid {pid}")));
+
+    // A relative path is the client's, and the output comes back on the client's stdout.
+    let link = env.ok(&["put", "f.bin"]).trim().to_string();
+    assert_eq!(env.run(&["cat", &link]).stdout, data);
+    // Standard input is the client's too.
+    let mut child = env
+        .cmd(&["put", "-", "--name", "in.txt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let link2 = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(env.run(&["cat", &link2]).stdout, b"from stdin");
+    // Errors keep their message and exit status; argument errors too.
+    let err = env.fails(&["cat", "noisefs://nonsense"]);
+    assert!(err.contains("invalid link"), "{err}");
+    let out = env.run(&["tree", "ls", "/missing"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such file"));
+    let out = env.run(&["repo", "verify"]);
+    assert!(out.status.success());
+    // Password commands: the client reads the password and passes it along.
+    let out = env.with_password(&["put", "--password", "f.bin"], "pw");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let locked = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(env.with_password(&["cat", &locked], "pw").stdout, data);
+    // A second daemon is refused, naming the first one.
+    let second = env.run(&["daemon"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains(&pid.to_string()));
+    // The tree through the daemon.
+    env.ok(&["tree", "mkdir", "-p", "/a/b"]);
+    env.ok(&["tree", "import", "f.bin", "/a/b"]);
+    env.ok(&["tree", "mv", "/a/b/f.bin", "/a/g.bin"]);
+    let ls = env.ok(&["tree", "ls", "/a"]);
+    assert!(ls.contains("g.bin") && ls.contains("b/"), "{ls}");
+
+    d.stop();
+    assert!(!sock.exists(), "the socket is removed on a clean stop");
+    // Without a daemon the same commands open the repository themselves.
+    assert!(env.ok(&["status"]).contains("not running"));
+    assert_eq!(env.run(&["cat", &link]).stdout, data);
+    env.ok(&["tree", "export", "/a/g.bin", "out.bin"]);
+    assert_eq!(std::fs::read(env.path("out.bin")).unwrap(), data);
+}
+
+#[test]
+fn share_and_receive_round_trip_through_the_tree() {
+    let env = Env::new(Some("4K"));
+    std::fs::create_dir_all(env.path("src/sub")).unwrap();
+    std::fs::write(env.path("src/small.txt"), b"tiny").unwrap();
+    std::fs::write(env.path("src/sub/big.bin"), pseudo_random(50_000, 9)).unwrap();
+    std::fs::write(env.path("src/empty"), b"").unwrap();
+    std::os::unix::fs::symlink("small.txt", env.path("src/ln")).unwrap();
+    env.ok(&["tree", "import", "src", "/"]);
+    let link = env.ok(&["share", "/src"]).trim().to_string();
+    // The shared link is an ordinary link: `get` materializes it.
+    env.ok(&["get", &link, "-o", "got"]);
+    let diff = std::process::Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(env.path("src"))
+        .arg(env.path("got"))
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+
+    // A folder put with `put` (inline small files) is received into the tree and exported equal.
+    let put_link = env.put(&env.path("src"));
+    let r: serde_json::Value =
+        serde_json::from_str(&env.ok(&["receive", "--now", "--json", &put_link, "/inbox/copy"])).unwrap();
+    assert_eq!(
+        (r["files"].as_u64(), r["target"].as_str()),
+        (Some(3), Some("/inbox/copy"))
+    );
+    env.ok(&["tree", "export", "/inbox/copy", "exported"]);
+    let diff = std::process::Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(env.path("src"))
+        .arg(env.path("exported"))
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+    // Into an existing folder keeps the shared name; over an existing entry is refused.
+    env.ok(&["receive", &put_link, "/inbox"]);
+    assert!(env.ok(&["tree", "ls", "/inbox"]).contains("src/"));
+    assert!(env.fails(&["receive", &put_link, "/inbox"]).contains("exists"));
+    // A single file, password-protected.
+    let out = env.with_password(&["share", "--password", "/src/sub/big.bin"], "pw");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let locked = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(locked.contains("#argon2id."));
+    let out = env.with_password(&["receive", &locked, "/big-again.bin"], "pw");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.ok(&["tree", "export", "/big-again.bin", "big-again"]);
+    assert_eq!(
+        std::fs::read(env.path("big-again")).unwrap(),
+        pseudo_random(50_000, 9)
+    );
+    // gc keeps everything the tree holds.
+    env.ok(&["gc"]);
+    env.ok(&["tree", "export", "/src", "after-gc"]);
+    let diff = std::process::Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(env.path("src"))
+        .arg(env.path("after-gc"))
+        .output()
+        .unwrap();
+    assert!(diff.status.success());
+    // Removing from the tree.
+    assert!(env.fails(&["tree", "rm", "/src"]).contains("-r"));
+    env.ok(&["tree", "rm", "-r", "/src"]);
+    assert!(!env.ok(&["tree", "ls", "/"]).contains("src"));
+}

@@ -1,0 +1,166 @@
+//! Two local folders kept in sync through one tree folder by the real binary: by the daemon as changes
+//! happen, by `sync run --once`, and across a `kill -9` of the daemon.
+
+mod common;
+
+use std::path::Path;
+
+use common::{pseudo_random, wait_until, Env};
+
+/// Every entry below `root` with its content (symlink targets for symlinks), sorted.
+fn listing(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+                out.push((rel + "/", Vec::new()));
+            } else if ft.is_symlink() {
+                out.push((
+                    rel,
+                    std::fs::read_link(e.path())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                        .into_bytes(),
+                ));
+            } else {
+                out.push((rel, std::fs::read(e.path()).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn setup() -> Env {
+    let env = Env::new(Some("4K"));
+    std::fs::create_dir_all(env.path("a")).unwrap();
+    std::fs::create_dir_all(env.path("b")).unwrap();
+    assert!(env.ok(&["sync", "add", "a", "/docs"]).starts_with("session 1"));
+    assert!(env.ok(&["sync", "add", "b", "/docs"]).starts_with("session 2"));
+    env
+}
+
+#[test]
+fn the_daemon_keeps_two_folders_in_sync_both_ways() {
+    let env = setup();
+    let (a, b) = (env.path("a"), env.path("b"));
+    let d = env.daemon();
+    std::fs::create_dir_all(a.join("notes/2026")).unwrap();
+    std::fs::write(a.join("notes/2026/todo.md"), b"- sync\n").unwrap();
+    std::fs::write(a.join("photo.bin"), pseudo_random(300_000, 1)).unwrap();
+    wait_until("a's files in b", || listing(&a) == listing(&b));
+
+    // An edit in b goes to a; a delete in a goes to b; a rename in b goes to a.
+    std::fs::write(b.join("notes/2026/todo.md"), b"- sync\n- mount\n").unwrap();
+    wait_until("b's edit in a", || {
+        std::fs::read(a.join("notes/2026/todo.md")).ok().as_deref() == Some(&b"- sync\n- mount\n"[..])
+    });
+    std::fs::remove_file(a.join("photo.bin")).unwrap();
+    wait_until("a's delete in b", || !b.join("photo.bin").exists());
+    std::fs::rename(b.join("notes/2026"), b.join("notes/archive")).unwrap();
+    wait_until("b's rename in a", || {
+        a.join("notes/archive/todo.md").exists() && !a.join("notes/2026").exists()
+    });
+    wait_until("both sides equal", || listing(&a) == listing(&b));
+
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["sync", "status", "--json"])).unwrap();
+    wait_until("idle sessions", || {
+        let s: serde_json::Value = serde_json::from_str(&env.ok(&["sync", "status", "--json"])).unwrap();
+        s.as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["state"] == "idle" && x["queued"] == 0)
+    });
+    assert_eq!(status.as_array().unwrap().len(), 2);
+
+    // Paused: changes wait; resumed: they flow.
+    env.ok(&["sync", "pause", "2"]);
+    std::fs::write(a.join("later.txt"), b"later").unwrap();
+    wait_until("later.txt in the tree", || {
+        env.ok(&["tree", "ls", "/docs"]).contains("later.txt")
+    });
+    assert!(!b.join("later.txt").exists(), "a paused session must not write");
+    assert!(env.ok(&["sync", "list"]).contains("paused"));
+    env.ok(&["sync", "resume", "2"]);
+    wait_until("later.txt in b", || b.join("later.txt").exists());
+    d.stop();
+
+    // Conflicting edits while nothing runs: both versions survive on both sides.
+    std::fs::write(a.join("later.txt"), b"edited in a").unwrap();
+    std::fs::write(b.join("later.txt"), b"edited in b, longer").unwrap();
+    let out = env.ok(&["sync", "run", "--once"]);
+    assert!(
+        out.contains("session 1: in sync") && out.contains("session 2: in sync"),
+        "{out}"
+    );
+    env.ok(&["sync", "run", "--once", "1"]);
+    assert_eq!(listing(&a), listing(&b));
+    let versions: Vec<Vec<u8>> = listing(&a)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("later"))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(versions.len(), 2, "{:?}", listing(&a));
+    assert!(
+        versions.contains(&b"edited in a".to_vec()) && versions.contains(&b"edited in b, longer".to_vec())
+    );
+    let st = env.ok(&["sync", "status", "2"]);
+    assert!(st.contains("conflicts: 1"), "{st}");
+    let names: Vec<String> = listing(&a).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("later (conflict ") && n.ends_with(".txt")),
+        "{names:?}"
+    );
+
+    env.ok(&["sync", "remove", "2"]);
+    assert!(!env.ok(&["sync", "list"]).contains("b <->"));
+    assert!(env.fails(&["sync", "pause", "2"]).contains("no sync session 2"));
+}
+
+#[test]
+fn a_killed_daemon_resumes_and_converges() {
+    let env = setup();
+    let (a, b) = (env.path("a"), env.path("b"));
+    for i in 0..300 {
+        std::fs::write(
+            a.join(format!("f{i:03}.bin")),
+            pseudo_random(20_000 + i * 37, i as u64),
+        )
+        .unwrap();
+    }
+    let d = env.daemon();
+    // Kill it while it is partway: some of the files reached b, not all.
+    wait_until("the first files in b", || {
+        std::fs::read_dir(&b).map(|r| r.count()).unwrap_or(0) >= 10
+    });
+    d.kill();
+    let partial = std::fs::read_dir(&b).unwrap().count();
+    assert!(partial < 300, "the daemon finished before it was killed");
+
+    // After a restart the queue resumes and everything converges; nothing is torn or left over.
+    let d = env.daemon();
+    wait_until("convergence after the restart", || listing(&a) == listing(&b));
+    for i in 0..300 {
+        assert_eq!(
+            std::fs::read(b.join(format!("f{i:03}.bin"))).unwrap(),
+            pseudo_random(20_000 + i * 37, i as u64)
+        );
+    }
+    d.stop();
+    env.ok(&["repo", "verify"]);
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["queue"]["len"], 0, "{status}");
+    assert_eq!(status["daemon"]["running"], false);
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh machine and runs the main job on the embedded default repository:
-# builds noisefs (release), stores a sample folder, lists it, gets it back and checks it byte for byte.
+# builds noisefs (release), stores a sample folder, lists it, gets it back and checks it byte for byte,
+# then syncs it through the tree into a mirror folder and checks that too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,19 @@ echo "== noisefs get"
 "$BIN" get "$link" -o "$work/restored"
 diff -r "$sample" "$work/restored"
 echo "round trip OK: the folder came back byte for byte"
+echo "== two-way sync: $sample <-> the tree <-> $work/mirror"
+tree_path="/setup-samples/$(date +%Y%m%d-%H%M%S)-$$"
+mkdir -p "$work/mirror"
+s1=$("$BIN" -q sync add "$sample" "$tree_path" | sed -n 's/^session \([0-9]*\):.*/\1/p')
+s2=$("$BIN" -q sync add "$work/mirror" "$tree_path" | sed -n 's/^session \([0-9]*\):.*/\1/p')
+"$BIN" sync run --once "$s1"
+"$BIN" sync run --once "$s2"
+diff -r "$sample" "$work/mirror"
+echo "sync OK: the mirror folder matches, through $tree_path in the tree"
+# The sample folders are temporary: stop syncing them (the tree keeps its copy).
+"$BIN" -q sync remove "$s1" >/dev/null
+"$BIN" -q sync remove "$s2" >/dev/null
+echo "== noisefs status"
+"$BIN" status
 echo "== noisefs repo stats"
 "$BIN" repo stats

@@ -35,6 +35,9 @@ pub struct Engine {
     running: Mutex<Option<String>>,
     done: AtomicU64,
     failed: AtomicU64,
+    /// Held while running the queue, so two callers (the daemon loop and a command inside the daemon)
+    /// never run the same item at once.
+    runner: tokio::sync::Mutex<()>,
     /// Woken when work is queued or the engine should look at the queue again.
     pub wake: tokio::sync::Notify,
 }
@@ -50,6 +53,7 @@ impl Engine {
             running: Mutex::new(None),
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            runner: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -87,16 +91,20 @@ impl Engine {
     /// items whose write-back delay has not passed too, but not items waiting to retry a failure.
     /// Returns how many items ran, and stops early when `stop` says so.
     pub async fn run_ready(&self, ignore_delays: bool, stop: &dyn Fn() -> bool) -> Result<u64> {
+        let _running = self.runner.lock().await;
         let mut ran = 0;
-        let mut skipped = std::collections::HashSet::new();
+        // One sweep in queue order; work queued meanwhile comes after and is reached too. A key runs
+        // at most once per call, so work that re-queues itself (a busy file) cannot spin here.
+        let mut done_keys = std::collections::HashSet::new();
+        let mut after = 0;
         while !stop() {
-            let horizon = if ignore_delays { i64::MAX } else { now_ms() };
-            let item = self.queue().list()?.into_iter().find(|i| {
-                !skipped.contains(&i.seq)
-                    && (i.not_before <= horizon && (i.attempts == 0 || i.not_before <= now_ms()))
-            });
+            let now = now_ms();
+            let item = self.queue().next_after(after, |i| {
+                !done_keys.contains(&i.key) && (i.not_before <= now || (ignore_delays && i.attempts == 0))
+            })?;
             let Some(item) = item else { break };
-            skipped.insert(item.seq);
+            after = item.seq;
+            done_keys.insert(item.key.clone());
             self.run_item(item).await?;
             ran += 1;
         }

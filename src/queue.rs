@@ -122,6 +122,20 @@ impl Queue {
         Ok(None)
     }
 
+    /// The first item after sequence number `after` for which `ready` holds (a cursor over the queue, so
+    /// a run over many items reads each once).
+    pub fn next_after(&self, after: u64, ready: impl Fn(&Item) -> bool) -> Result<Option<Item>> {
+        let rtxn = self.env.read_txn()?;
+        for entry in self.items.range(&rtxn, &(after.saturating_add(1)..))? {
+            let (seq, bytes) = entry?;
+            let item = decode(seq, bytes)?;
+            if ready(&item) {
+                return Ok(Some(item));
+            }
+        }
+        Ok(None)
+    }
+
     /// When the earliest waiting item may run (ms), if any is queued.
     pub fn next_due(&self) -> Result<Option<i64>> {
         let rtxn = self.env.read_txn()?;

@@ -188,7 +188,7 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
         Command::Repo(RepoCommand::Stats { out }) => repo_stats(&repo, io, out.json).await?,
         Command::Repo(RepoCommand::Verify { out }) => return repo_verify(&repo, io, out.json, quiet).await,
         Command::Tree(cmd) => return namespace::tree(engine, io, cmd).await,
-        Command::Sync(cmd) => return namespace::sync(engine, io, cmd).await,
+        Command::Sync(cmd) => return namespace::sync(engine, io, cmd, quiet).await,
         Command::Share { path, password, out } => {
             return namespace::share(engine, io, &path, password, out.json).await
         }

@@ -163,7 +163,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
 }
 
 /// `noisefs sync …`.
-pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand) -> anyhow::Result<u8> {
+pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) -> anyhow::Result<u8> {
     let syncs = Syncs::open(engine.repo().state())?;
     let mut out = io.out.clone();
     match cmd {
@@ -173,7 +173,7 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand) -> anyhow::Re
                 .add(engine.tree(), &local, &path)
                 .with_context(|| format!("cannot sync {} with {path}", local.display()))?;
             writeln!(out, "session {}: {} <-> {}", s.id, s.local.display(), s.tree)?;
-            if io.daemon.is_none() {
+            if io.daemon.is_none() && !quiet {
                 writeln!(
                     io.err.clone(),
                     "no daemon runs: `noisefs sync run --once` syncs now, `noisefs daemon` keeps it in sync"

@@ -105,6 +105,14 @@ impl State {
 
     /// Opens (creating if needed) the named database `name` in this environment.
     pub fn database<K: 'static, V: 'static>(&self, name: &str) -> Result<Database<K, V>> {
+        // Opening an existing database needs no write transaction (and no commit to disk).
+        let rtxn = self.env.read_txn()?;
+        if let Some(db) = self.env.open_database(&rtxn, Some(name))? {
+            // The handle outlives the transaction only if it commits.
+            rtxn.commit()?;
+            return Ok(db);
+        }
+        drop(rtxn);
         let mut wtxn = self.env.write_txn()?;
         let db = self.env.create_database(&mut wtxn, Some(name))?;
         wtxn.commit()?;

@@ -2,7 +2,6 @@
 //! is dropped and the next pass plans again), then acts, then records the new synced state and leaves
 //! the queue in one transaction. Running a step twice is harmless; a step that fails stays queued.
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -211,7 +210,7 @@ impl Ctx<'_> {
                 let target = self.tree.readlink(ino)?;
                 std::os::unix::fs::symlink(&target, &tmp).at(&tmp)
             }
-            _ => self.write_file(ino, attr.size, &tmp).await.and_then(|()| {
+            _ => self.write_file(ino, &tmp).await.and_then(|()| {
                 let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(attr.mtime.max(0) as u64);
                 let f = std::fs::File::options().write(true).open(&tmp).at(&tmp)?;
                 f.set_modified(mtime).at(&tmp)?;
@@ -229,18 +228,11 @@ impl Ctx<'_> {
         })
     }
 
-    async fn write_file(&self, ino: u64, size: u64, tmp: &Path) -> Result<()> {
-        let mut out = std::fs::File::create(tmp).at(tmp)?;
-        let mut off = 0;
-        while off < size {
-            let chunk = self.tree.read(ino, off, CHUNK).await?;
-            if chunk.is_empty() {
-                break;
-            }
-            out.write_all(&chunk).at(tmp)?;
-            off += chunk.len() as u64;
-        }
-        out.sync_all().at(tmp)
+    async fn write_file(&self, ino: u64, tmp: &Path) -> Result<()> {
+        let out = std::fs::File::create(tmp).at(tmp)?;
+        let sync = out.try_clone().at(tmp)?;
+        self.tree.copy_to(ino, Box::new(out), tmp.to_path_buf()).await?;
+        sync.sync_all().at(tmp)
     }
 
     fn delete_tree(&self) -> Result<()> {

@@ -351,7 +351,8 @@ pub async fn read_range(
     }
     let bs = shape.bs as u64;
     let cipher = Arc::new(ContentCipher::new(&opened.key));
-    let mut out = Vec::with_capacity((end - offset) as usize);
+    // First the tuples (one descriptor leaf serves many blocks), then the blocks, several at once.
+    let mut tuples = Vec::new();
     let mut leaf: Option<(u64, Vec<Vec<BlockId>>)> = None;
     for index in offset / bs..=(end - 1) / bs {
         let held = matches!(&leaf, Some((start, t)) if index >= *start && index < start + t.len() as u64);
@@ -366,11 +367,24 @@ pub async fn read_range(
                 }
             };
         }
-        let tuple = match &leaf {
-            Some((start, t)) => t[(index - start) as usize].clone(),
-            None => unreachable!("the leaf was just fetched"),
-        };
-        let data = open_block(store, cipher.clone(), &shape, index, tuple).await?;
+        if let Some((start, t)) = &leaf {
+            tuples.push((index, t[(index - start) as usize].clone()));
+        }
+    }
+    let shape = &shape;
+    let mut blocks = std::pin::pin!(futures::stream::iter(tuples)
+        .map(|(index, tuple)| {
+            let cipher = cipher.clone();
+            async move {
+                open_block(store, cipher, shape, index, tuple)
+                    .await
+                    .map(|d| (index, d))
+            }
+        })
+        .buffered(PARALLEL_BLOCKS));
+    let mut out = Vec::with_capacity((end - offset) as usize);
+    while let Some(item) = blocks.next().await {
+        let (index, data) = item?;
         let lo = offset.saturating_sub(index * bs) as usize;
         let hi = ((end - index * bs) as usize).min(data.len());
         out.extend_from_slice(&data[lo..hi]);

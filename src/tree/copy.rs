@@ -2,7 +2,6 @@
 //! tree path, [`export`] writes a tree file or folder to a local path (built in a temporary sibling and
 //! renamed into place, so a failed export leaves nothing behind).
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -158,21 +157,15 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
             }
             Kind::Symlink => std::os::unix::fs::symlink(t.readlink(ino)?, &path).at(&path)?,
             Kind::File => {
-                let mut out = std::fs::File::create(&path).at(&path)?;
-                let mut off = 0;
-                loop {
-                    let chunk = t.read(ino, off, 1 << 20).await?;
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    out.write_all(&chunk).at(&path)?;
-                    off += chunk.len() as u64;
-                }
+                let out = std::fs::File::create(&path).at(&path)?;
+                let written = t
+                    .copy_to(ino, Box::new(out.try_clone().at(&path)?), path.clone())
+                    .await?;
                 out.set_permissions(std::fs::Permissions::from_mode(attr.mode))
                     .at(&path)?;
                 out.set_modified(time_of(attr.mtime)).at(&path)?;
                 report.files += 1;
-                report.bytes += off;
+                report.bytes += written;
             }
         }
     }

@@ -80,7 +80,8 @@ impl Inode {
         crate::descriptor::node::encode(self)
     }
 
-    pub(crate) fn decode(ino: u64, bytes: &[u8]) -> Result<Inode> {
+    /// Decodes a stored record (of inode `ino`, named in the error).
+    pub fn decode(ino: u64, bytes: &[u8]) -> Result<Inode> {
         ciborium::from_reader(bytes).map_err(|e| Error::Config {
             path: format!("state/tree_inodes/{ino}").into(),
             reason: format!("unreadable inode record: {e}"),

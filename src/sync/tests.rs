@@ -305,3 +305,70 @@ async fn a_failing_store_keeps_steps_queued_until_it_heals() {
     );
     assert!(engine.queue().is_empty().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changing_while_stored_is_stored_again_not_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        block_size: BlockSize::new(4096).unwrap(),
+        ..Config::default()
+    };
+    let root = dir.path().join("repo");
+    drop(Repo::init(&root, cfg).unwrap());
+    let faulty = std::sync::Mutex::new(None);
+    let repo = Repo::open_with(&root, |disk| {
+        let f = Arc::new(crate::store::FaultyStore::new(disk));
+        *faulty.lock().unwrap() = Some(f.clone());
+        f
+    })
+    .unwrap();
+    let faulty = faulty.into_inner().unwrap().unwrap();
+    let engine = Engine::new(Arc::new(repo)).unwrap();
+    let a = dir.path().join("a");
+    write(&a.join("f.txt"), &vec![1u8; 30_000]);
+    let syncs = Syncs::open(engine.repo().state()).unwrap();
+    let id = syncs.add(engine.tree(), &a, "/t").unwrap().id;
+
+    // Every store call waits a little; once the upload is storing, the file is rewritten under it.
+    faulty.stall(std::time::Duration::from_millis(30));
+    let path = a.join("f.txt");
+    let f2 = faulty.clone();
+    let writer = std::thread::spawn(move || {
+        while f2.calls() == 0 {
+            std::thread::yield_now();
+        }
+        std::fs::write(&path, vec![2u8; 40_000]).unwrap();
+    });
+    converge(&engine, id).await.unwrap();
+    writer.join().unwrap();
+    faulty.stall(std::time::Duration::ZERO);
+    converge(&engine, id).await.unwrap();
+    let ino = engine.tree().resolve("/t/f.txt").unwrap();
+    assert_eq!(
+        engine.tree().read(ino, 0, 1 << 20).await.unwrap(),
+        vec![2u8; 40_000]
+    );
+    let s = syncs.get(id).unwrap();
+    assert!(s.last_error.is_none() && s.conflicts == 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_a_step_and_its_record_is_harmless() {
+    let f = fixture();
+    write(&f.a.join("doc.txt"), b"content");
+    converge(&f.engine, f.sa).await.unwrap();
+    // b's pass queues a download; "crash" after its effect but before it was recorded: the file is
+    // already in b, the step is still queued and the base knows nothing.
+    let p = pass(&f.engine, f.sb).unwrap();
+    assert_eq!(p.planned, 1);
+    std::fs::write(f.b.join("doc.txt"), b"content").unwrap();
+    let syncs = Syncs::open(f.engine.repo().state()).unwrap();
+    assert!(syncs.base(f.sb).unwrap().is_empty());
+    // On restart the stale step is dropped, and the next pass finds equal content: no conflict.
+    f.engine.drain().await.unwrap();
+    converge(&f.engine, f.sb).await.unwrap();
+    let s = syncs.get(f.sb).unwrap();
+    assert_eq!((s.conflicts, s.last_error.clone()), (0, None));
+    assert_eq!(syncs.base(f.sb).unwrap().len(), 1);
+    assert_eq!(listing(&f.a), listing(&f.b));
+}

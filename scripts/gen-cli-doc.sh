@@ -7,7 +7,10 @@ B=target/release/noisefs
 {
   echo "# noisefs command reference"; echo
   echo "Generated from \`noisefs <command> --help\` (regenerate with the loop in scripts/gen-cli-doc.sh)."; echo
-  for c in "" init put get cat ls stat pin unpin gc "repo stats" "repo verify" completions; do
+  for c in "" init put get cat ls stat pin unpin gc "repo stats" "repo verify" \
+    "tree ls" "tree mkdir" "tree rm" "tree mv" "tree import" "tree export" \
+    "sync add" "sync list" "sync status" "sync pause" "sync resume" "sync remove" "sync run" \
+    share receive status daemon completions; do
     echo "## noisefs $c"; echo; echo '```'
     # shellcheck disable=SC2086
     $B $c --help

@@ -111,3 +111,57 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_errnos() {
+        let id = BlockId::of(b"x");
+        let cases: Vec<(Error, i32)> = vec![
+            (Error::posix(libc::ENOTEMPTY, "d"), libc::ENOTEMPTY),
+            (
+                Error::io("/p", std::io::Error::from_raw_os_error(libc::ENOSPC)),
+                libc::ENOSPC,
+            ),
+            (Error::io("/p", std::io::Error::other("x")), libc::EIO),
+            (
+                Error::InvalidLink {
+                    input: "x".into(),
+                    reason: "y".into(),
+                },
+                libc::EINVAL,
+            ),
+            (Error::TargetExists { path: "/t".into() }, libc::EEXIST),
+            (
+                Error::Locked {
+                    path: "/r".into(),
+                    pid: "1".into(),
+                },
+                libc::EBUSY,
+            ),
+            (
+                Error::Unsupported {
+                    what: "a".into(),
+                    reason: "b".into(),
+                },
+                libc::ENOTSUP,
+            ),
+            (
+                Error::Unavailable {
+                    store: "s".into(),
+                    reason: "r".into(),
+                },
+                libc::EAGAIN,
+            ),
+            (Error::Decrypt { id }, libc::EACCES),
+            (Error::MissingBlock { id }, libc::EIO),
+        ];
+        for (e, errno) in cases {
+            assert_eq!(e.errno(), errno, "{e}");
+        }
+        let msg = Error::posix(libc::ENOENT, "tree path /a").to_string();
+        assert!(msg.starts_with("tree path /a: No such file"), "{msg}");
+    }
+}

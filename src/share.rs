@@ -321,3 +321,91 @@ async fn fetch(store: &Arc<dyn crate::store::BlockStore>, opened: &Opened) -> Re
 fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockSize;
+    use crate::repo::{Config, Repo};
+    use crate::tree::ROOT;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn share_snapshots_and_receive_adds_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            block_size: BlockSize::new(4096).unwrap(),
+            ..Config::default()
+        };
+        let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
+        let engine = Engine::new(repo.clone()).unwrap();
+        let t = engine.tree().clone();
+        let d = t.mkdir(ROOT, "d", 0o750, 0, 0).unwrap().ino;
+        let sub = t.mkdir(d, "sub", 0o755, 0, 0).unwrap().ino;
+        t.create(d, "empty", 0o600, 0, 0).unwrap();
+        t.symlink(d, "ln", "sub/f", 0, 0).unwrap();
+        let f = t.create(sub, "f", 0o644, 0, 0).unwrap().ino;
+        t.open(f, true, false).await.unwrap();
+        t.write(f, 0, &vec![3u8; 9_000]).await.unwrap();
+        // Open for writing: cannot be snapshotted yet.
+        assert_eq!(share(&engine, "/d").await.unwrap_err().errno(), libc::EBUSY);
+        t.release(f, true).unwrap();
+        // Staged content is sealed as part of the share.
+        let (link, report) = share(&engine, "/d").await.unwrap();
+        assert_eq!(
+            (report.files, report.folders, report.bytes, report.dir),
+            (2, 2, 9_000, true)
+        );
+        assert!(!t.getattr(f).unwrap().dirty);
+        assert!(repo.state().pins().unwrap().iter().any(|(r, _)| *r == link.root));
+        assert_eq!(share(&engine, "/d/ln").await.unwrap_err().errno(), libc::EINVAL);
+        // A never-written file still gets a link.
+        let (elink, er) = share(&engine, "/d/empty").await.unwrap();
+        assert_eq!((er.files, er.bytes, er.dir), (1, 0, false));
+
+        // Receive the folder elsewhere (into an existing folder, with --now), and the single file.
+        t.mkdir(ROOT, "inbox", 0o755, 0, 0).unwrap();
+        let opened = transfer::open(repo.store(), &link, None).await.unwrap();
+        let r = receive(&engine, opened, Some("/inbox"), true).await.unwrap();
+        assert_eq!((r.files, r.folders, r.target.as_str()), (2, 2, "/inbox/d"));
+        let got = t.resolve("/inbox/d/sub/f").unwrap();
+        assert_eq!(t.read(got, 0, 1 << 20).await.unwrap(), vec![3u8; 9_000]);
+        assert_eq!(t.getattr(t.resolve("/inbox/d").unwrap()).unwrap().mode, 0o750);
+        assert_eq!(t.readlink(t.resolve("/inbox/d/ln").unwrap()).unwrap(), "sub/f");
+        let opened = transfer::open(repo.store(), &link, None).await.unwrap();
+        assert_eq!(
+            receive(&engine, opened, Some("/inbox"), false)
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::EEXIST
+        );
+        let opened = transfer::open(repo.store(), &elink, None).await.unwrap();
+        let r = receive(&engine, opened, Some("/new/dir/e"), false).await.unwrap();
+        assert_eq!(r.target, "/new/dir/e");
+        let opened = transfer::open(repo.store(), &elink, None).await.unwrap();
+        assert_eq!(
+            receive(&engine, opened, Some("/new/dir/e"), false)
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::EEXIST
+        );
+
+        // A folder stored by `put` keeps small files inline; received, they get links of their own.
+        let src = dir.path().join("p");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("tiny"), b"tiny").unwrap();
+        std::fs::write(src.join("mid"), vec![5u8; 10_000]).unwrap();
+        let res = engine.session().put_path(&src).await.unwrap();
+        let opened = transfer::open(repo.store(), &res.link.parse().unwrap(), None)
+            .await
+            .unwrap();
+        let r = receive(&engine, opened, None, false).await.unwrap();
+        assert_eq!((r.files, r.target.as_str()), (2, "/p"));
+        for (name, want) in [("tiny", b"tiny".to_vec()), ("mid", vec![5u8; 10_000])] {
+            let ino = t.resolve(&format!("/p/{name}")).unwrap();
+            assert!(t.inode(ino).unwrap().link.is_some());
+            assert_eq!(t.read(ino, 0, 1 << 20).await.unwrap(), want);
+        }
+    }
+}

@@ -413,18 +413,6 @@ fn file_shape(opened: &Opened) -> Result<FileShape> {
     })
 }
 
-/// Writes an opened file to stdout.
-pub async fn cat(store: &Arc<dyn BlockStore>, opened: &Opened, progress: &Progress) -> Result<u64> {
-    read_to(
-        store,
-        opened,
-        Box::new(std::io::stdout()),
-        PathBuf::from("<stdout>"),
-        progress,
-    )
-    .await
-}
-
 /// Materializes `opened` (file or folder) at `target`. An existing target is refused unless `force`.
 pub async fn get_to(
     store: &Arc<dyn BlockStore>,

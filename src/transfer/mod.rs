@@ -6,7 +6,7 @@ mod media;
 mod put;
 mod walk;
 
-pub use get::{cat, get_to, open, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH};
+pub use get::{get_to, open, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH};
 pub use media::media_type;
 pub use put::{now, FileInfo, PutResult, Session};
 pub use walk::{mark, Marks};

@@ -186,3 +186,104 @@ fn time_of(ns: i64) -> std::time::SystemTime {
 fn remove_any(path: &Path) {
     let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::block::BlockSize;
+    use crate::repo::{Config, Repo};
+    use crate::transfer::no_progress;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn import_and_export_folders_files_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            block_size: BlockSize::new(4096).unwrap(),
+            ..Config::default()
+        };
+        let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
+        let t = Tree::new(repo.clone()).unwrap();
+        let session = Session::new(repo, no_progress());
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("a.txt"), b"alpha").unwrap();
+        std::fs::write(src.join("sub/b.bin"), vec![7u8; 20_000]).unwrap();
+        std::os::unix::fs::symlink("a.txt", src.join("ln")).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(src.join("fifo"))
+            .status()
+            .unwrap()
+            .success());
+
+        // Into an existing folder: the local name is kept; special files are reported, not stored.
+        let r = import(&t, &session, &src, "/").await.unwrap();
+        assert_eq!(
+            (r.files, r.folders, r.bytes, r.target.as_str()),
+            (2, 2, 20_005, "/src")
+        );
+        assert_eq!(r.skipped.len(), 1);
+        assert_eq!(t.readlink(t.resolve("/src/ln").unwrap()).unwrap(), "a.txt");
+        // To a new name; over an existing entry or under a missing folder it fails.
+        let r = import(&t, &session, &src.join("a.txt"), "/renamed.txt")
+            .await
+            .unwrap();
+        assert_eq!(r.target, "/renamed.txt");
+        assert_eq!(
+            import(&t, &session, &src.join("a.txt"), "/renamed.txt")
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::EEXIST
+        );
+        assert_eq!(
+            import(&t, &session, &src, "/").await.unwrap_err().errno(),
+            libc::EEXIST
+        );
+        assert_eq!(
+            import(&t, &session, &src.join("a.txt"), "/no/such/x")
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::ENOENT
+        );
+        assert_eq!(
+            import(&t, &session, Path::new("/"), "/x")
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::EINVAL
+        );
+
+        // Export back: equal content, modes and times; an existing target needs `force`.
+        let out = dir.path().join("out");
+        let r = export(&t, "/src", &out, false).await.unwrap();
+        assert_eq!((r.files, r.folders, r.bytes), (2, 2, 20_005));
+        assert_eq!(std::fs::read(out.join("sub/b.bin")).unwrap(), vec![7u8; 20_000]);
+        assert_eq!(std::fs::read_link(out.join("ln")).unwrap(), Path::new("a.txt"));
+        let (m1, m2) = (
+            std::fs::metadata(src.join("a.txt")).unwrap(),
+            std::fs::metadata(out.join("a.txt")).unwrap(),
+        );
+        assert_eq!((m1.mode(), m1.mtime()), (m2.mode(), m2.mtime()));
+        assert!(matches!(
+            export(&t, "/src", &out, false).await,
+            Err(Error::TargetExists { .. })
+        ));
+        export(&t, "/renamed.txt", &out, true).await.unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"alpha");
+        // A failed export leaves nothing behind.
+        assert!(export(&t, "/missing", &dir.path().join("none"), false)
+            .await
+            .is_err());
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".noisefs-")
+        });
+        assert_eq!(leftovers.count(), 0);
+    }
+}

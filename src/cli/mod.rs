@@ -129,30 +129,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
         started: crate::queue::now_ms(),
         socket: daemon::socket_path(&root),
     };
-    let handle = tokio::runtime::Handle::current();
-    let e = engine.clone();
-    let handler: daemon::Handler = Arc::new(move |req: proto::Request, fds| {
-        let io = Io::passed(fds, req.cwd.clone(), req.password.clone(), info.clone());
-        let code = match Cli::try_parse_from(&req.argv) {
-            Err(err) => {
-                let _ = write!(io.err.clone(), "{}", err.render().ansi());
-                err.exit_code()
-            }
-            Ok(cli) => {
-                tracing::info!(argv = ?req.argv, "running a client's command");
-                match handle.block_on(commands::dispatch(&e, cli.command, &io, cli.quiet)) {
-                    Ok(code) => i32::from(code),
-                    Err(err) => {
-                        let _ = writeln!(io.err.clone(), "error: {err:#}");
-                        1
-                    }
-                }
-            }
-        };
-        let _ = io.out.clone().flush();
-        e.wake.notify_one();
-        code
-    });
+    let handler = command_handler(engine.clone(), info);
     if !cli.quiet {
         eprintln!(
             "noisefs daemon (pid {}) serving {} on {}",
@@ -163,6 +140,35 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
     }
     daemon::serve(engine, Some(handler), shutdown_signal()?).await?;
     Ok(0)
+}
+
+/// The daemon's handler for clients' commands: runs each on the calling thread, blocking on the current
+/// runtime (call it from within one). The FUSE driver uses it too, since the mount process owns the
+/// repository.
+pub fn command_handler(engine: Arc<Engine>, info: daemon::Info) -> daemon::Handler {
+    let handle = tokio::runtime::Handle::current();
+    Arc::new(move |req: proto::Request, fds| {
+        let io = Io::passed(fds, req.cwd.clone(), req.password.clone(), info.clone());
+        let code = match Cli::try_parse_from(&req.argv) {
+            Err(err) => {
+                let _ = write!(io.err.clone(), "{}", err.render().ansi());
+                err.exit_code()
+            }
+            Ok(cli) => {
+                tracing::info!(argv = ?req.argv, "running a client's command");
+                match handle.block_on(commands::dispatch(&engine, cli.command, &io, cli.quiet)) {
+                    Ok(code) => i32::from(code),
+                    Err(err) => {
+                        let _ = writeln!(io.err.clone(), "error: {err:#}");
+                        1
+                    }
+                }
+            }
+        };
+        let _ = io.out.clone().flush();
+        engine.wake.notify_one();
+        code
+    })
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,0 +1,765 @@
+//! The FUSE adapter: each kernel request is translated into a call on the NoiseFS tree (which decides
+//! everything), answered, and logged with the request's inode and process on failure. No storage logic
+//! lives here. Inode numbers are the tree's, except that a subtree mounted as the root appears as inode 1.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use noisefs::tree::{Attr, Kind, RenameMode, SetAttr, Tree};
+
+/// How long the kernel may cache attributes and entries. Changes made through the mount are seen at
+/// once; changes made by sync or the CLI meanwhile show up within this time.
+const TTL: Duration = Duration::from_secs(1);
+/// Largest read and write request (1 MiB, the kernel's maximum).
+pub const MAX_IO: u32 = 1 << 20;
+/// Root-level names reserved for virtual folders (filled by the search and announce features).
+pub const RESERVED: [&str; 2] = [".search", ".announce"];
+/// Inode numbers of the reserved folders (far above anything the tree allocates).
+const RESERVED_INO: [u64; 2] = [u64::MAX - 1, u64::MAX - 2];
+/// How far ahead of a sequential reader blocks are fetched into the cache.
+const READ_AHEAD: u64 = 4 << 20;
+
+/// One open file.
+struct Handle {
+    ino: u64,
+    write: bool,
+    /// Where the last read ended (sequential readers get read-ahead).
+    next: AtomicU64,
+}
+
+/// The filesystem served to the kernel.
+pub struct NoiseFs {
+    tree: Arc<Tree>,
+    rt: tokio::runtime::Handle,
+    /// The tree inode shown as the mount's root.
+    root: u64,
+    read_only: bool,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+}
+
+fn errno(e: &noisefs::Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+impl NoiseFs {
+    /// Serves `tree` from inode `root` (the tree's root for a whole mount).
+    pub fn new(tree: Arc<Tree>, rt: tokio::runtime::Handle, root: u64, read_only: bool) -> NoiseFs {
+        NoiseFs {
+            tree,
+            rt,
+            root,
+            read_only,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    /// Kernel inode -> tree inode.
+    fn t(&self, ino: INodeNo) -> u64 {
+        match ino.0 {
+            1 => self.root,
+            n if n == self.root => 1,
+            n => n,
+        }
+    }
+
+    /// Tree inode -> kernel inode.
+    fn k(&self, ino: u64) -> INodeNo {
+        INodeNo(match ino {
+            n if n == self.root => 1,
+            1 => self.root,
+            n => n,
+        })
+    }
+
+    fn attr(&self, a: &Attr) -> FileAttr {
+        let kind = match a.kind {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+            Kind::Symlink => FileType::Symlink,
+        };
+        FileAttr {
+            ino: self.k(a.ino),
+            size: a.size,
+            blocks: a.size.div_ceil(512),
+            atime: time(a.atime),
+            mtime: time(a.mtime),
+            ctime: time(a.ctime),
+            crtime: time(a.ctime),
+            kind,
+            perm: (a.mode & 0o7777) as u16,
+            nlink: a.nlink,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: 0,
+            blksize: 128 * 1024,
+            flags: 0,
+        }
+    }
+
+    fn reserved_attr(&self, ino: u64) -> FileAttr {
+        let root = self.tree.getattr(self.root).ok();
+        FileAttr {
+            ino: INodeNo(ino),
+            size: 0,
+            blocks: 0,
+            atime: UNIX_EPOCH,
+            mtime: UNIX_EPOCH,
+            ctime: UNIX_EPOCH,
+            crtime: UNIX_EPOCH,
+            kind: FileType::Directory,
+            perm: 0o555,
+            nlink: 2,
+            uid: root.as_ref().map_or(0, |r| r.uid),
+            gid: root.as_ref().map_or(0, |r| r.gid),
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// Whether `name` in kernel folder `parent` is a reserved virtual folder.
+    fn reserved(&self, parent: INodeNo, name: &OsStr) -> Option<u64> {
+        if parent.0 != 1 {
+            return None;
+        }
+        RESERVED
+            .iter()
+            .position(|r| name.as_bytes() == r.as_bytes())
+            .map(|i| RESERVED_INO[i])
+    }
+
+    /// Refuses changes on a read-only mount, in the reserved folders, and to reserved names.
+    fn writable(&self, parent: INodeNo, name: Option<&OsStr>) -> Result<(), Errno> {
+        if self.read_only || RESERVED_INO.contains(&parent.0) {
+            return Err(Errno::EROFS);
+        }
+        if let Some(n) = name {
+            if self.reserved(parent, n).is_some() {
+                return Err(Errno::EEXIST);
+            }
+        }
+        Ok(())
+    }
+
+    fn log(&self, op: &str, req: &Request, ino: u64, e: &noisefs::Error) {
+        let errno = e.errno();
+        if matches!(
+            errno,
+            libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENODATA
+        ) {
+            tracing::debug!(op, ino, pid = req.pid(), errno, error = %e);
+        } else {
+            tracing::warn!(op, ino, pid = req.pid(), errno, error = %e, "request failed");
+        }
+    }
+
+    fn fh(&self, ino: u64, write: bool) -> FileHandle {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let h = Arc::new(Handle {
+            ino,
+            write,
+            next: AtomicU64::new(u64::MAX),
+        });
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, h);
+        FileHandle(fh)
+    }
+
+    fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh.0)
+            .cloned()
+    }
+
+    /// Fetches the blocks after a sequential reader's position into the cache, in the background.
+    fn read_ahead(&self, ino: u64, from: u64) {
+        let tree = self.tree.clone();
+        self.rt.spawn(async move {
+            let _ = tree.read(ino, from, READ_AHEAD).await;
+        });
+    }
+
+    fn entry(&self, reply: ReplyEntry, r: noisefs::Result<Attr>, op: &str, req: &Request, ino: u64) {
+        match r {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
+            Err(e) => {
+                self.log(op, req, ino, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn empty(&self, reply: ReplyEmpty, r: noisefs::Result<()>, op: &str, req: &Request, ino: u64) {
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => {
+                self.log(op, req, ino, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+}
+
+fn time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+fn ns(t: TimeOrNow) -> i64 {
+    let t = match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    };
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i64,
+        Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}
+
+/// A name the tree can hold (UTF-8), else EINVAL.
+fn name_of(name: &OsStr) -> Result<&str, Errno> {
+    name.to_str().ok_or(Errno::EINVAL)
+}
+
+impl Filesystem for NoiseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_IO);
+        let _ = config.set_max_readahead(MAX_IO);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if let Some(ino) = self.reserved(parent, name) {
+            return reply.entry(&TTL, &self.reserved_attr(ino), Generation(0));
+        }
+        if RESERVED_INO.contains(&parent.0) {
+            return reply.error(Errno::ENOENT);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let p = self.t(parent);
+        self.entry(reply, self.tree.lookup(p, name), "lookup", req, p);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if RESERVED_INO.contains(&ino.0) {
+            return reply.attr(&TTL, &self.reserved_attr(ino.0));
+        }
+        let t = self.t(ino);
+        match self.tree.getattr(t) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => {
+                self.log("getattr", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        if let Err(e) = self.writable(ino, None) {
+            return reply.error(e);
+        }
+        let t = self.t(ino);
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(ns),
+            mtime: mtime.map(ns),
+        };
+        match self.rt.block_on(self.tree.setattr(t, set)) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => {
+                self.log("setattr", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let t = self.t(ino);
+        match self.tree.readlink(t) {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => {
+                self.log("readlink", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if let Err(e) = self.writable(parent, Some(name)) {
+            return reply.error(e);
+        }
+        // Only regular files: the tree holds no fifos, sockets or devices.
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(Errno::EPERM);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let p = self.t(parent);
+        let r = self.tree.create(p, name, mode & !umask, req.uid(), req.gid());
+        self.entry(reply, r, "mknod", req, p);
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        if let Err(e) = self.writable(parent, Some(name)) {
+            return reply.error(e);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let p = self.t(parent);
+        let r = self.tree.mkdir(p, name, mode & !umask, req.uid(), req.gid());
+        self.entry(reply, r, "mkdir", req, p);
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Err(e) = self.writable(parent, None) {
+            return reply.error(e);
+        }
+        if self.reserved(parent, name).is_some() {
+            return reply.error(Errno::EROFS);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let p = self.t(parent);
+        self.empty(reply, self.tree.unlink(p, name), "unlink", req, p);
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Err(e) = self.writable(parent, None) {
+            return reply.error(e);
+        }
+        if self.reserved(parent, name).is_some() {
+            return reply.error(Errno::EROFS);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let p = self.t(parent);
+        self.empty(reply, self.tree.rmdir(p, name), "rmdir", req, p);
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        if let Err(e) = self.writable(parent, Some(link_name)) {
+            return reply.error(e);
+        }
+        let (name, target) = match (name_of(link_name), target.to_str()) {
+            (Ok(n), Some(t)) => (n, t),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let p = self.t(parent);
+        let r = self.tree.symlink(p, name, target, req.uid(), req.gid());
+        self.entry(reply, r, "symlink", req, p);
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if let Err(e) = self
+            .writable(parent, None)
+            .and(self.writable(newparent, Some(newname)))
+        {
+            return reply.error(e);
+        }
+        if self.reserved(parent, name).is_some() {
+            return reply.error(Errno::EROFS);
+        }
+        let (name, newname) = match (name_of(name), name_of(newname)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            RenameMode::Exchange
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            RenameMode::NoReplace
+        } else if flags.is_empty() {
+            RenameMode::Replace
+        } else {
+            return reply.error(Errno::EINVAL); // RENAME_WHITEOUT: overlay filesystems only
+        };
+        let (p, np) = (self.t(parent), self.t(newparent));
+        self.empty(
+            reply,
+            self.tree.rename(p, name, np, newname, mode),
+            "rename",
+            req,
+            p,
+        );
+    }
+
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        if let Err(e) = self.writable(newparent, Some(newname)) {
+            return reply.error(e);
+        }
+        let name = match name_of(newname) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let (t, np) = (self.t(ino), self.t(newparent));
+        self.entry(reply, self.tree.link(t, np, name), "link", req, t);
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let acc = flags.0 & libc::O_ACCMODE;
+        let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+        if write && self.read_only {
+            return reply.error(Errno::EROFS);
+        }
+        let t = self.t(ino);
+        let trunc = write && flags.0 & libc::O_TRUNC != 0;
+        match self.rt.block_on(self.tree.open(t, write, trunc)) {
+            Ok(()) => reply.opened(self.fh(t, write), FopenFlags::empty()),
+            Err(e) => {
+                self.log("open", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let t = self.t(ino);
+        match self.rt.block_on(self.tree.read(t, offset, u64::from(size))) {
+            Ok(data) => {
+                if let Some(h) = self.handle(fh) {
+                    let end = offset + data.len() as u64;
+                    let was = h.next.swap(end, Ordering::Relaxed);
+                    // A reader that continues where it stopped is sequential: fetch ahead of it.
+                    if was == offset && !data.is_empty() {
+                        self.read_ahead(t, end);
+                    }
+                }
+                reply.data(&data);
+            }
+            Err(e) => {
+                self.log("read", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let t = self.t(ino);
+        match self.rt.block_on(self.tree.write(t, offset, data)) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => {
+                self.log("write", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let h = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh.0);
+        let (t, write) = match h {
+            Some(h) => (h.ino, h.write),
+            None => (self.t(ino), false),
+        };
+        self.empty(reply, self.tree.release(t, write), "release", req, t);
+    }
+
+    fn fsync(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let t = self.t(ino);
+        self.empty(reply, self.tree.fsync(t), "fsync", req, t);
+    }
+
+    fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if RESERVED_INO.contains(&ino.0) {
+            // Empty until the search and announce features fill them.
+            for (i, (kino, name)) in [(ino.0, "."), (1, "..")]
+                .into_iter()
+                .enumerate()
+                .skip(offset as usize)
+            {
+                if reply.add(INodeNo(kino), (i + 1) as u64, FileType::Directory, name) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
+        let t = self.t(ino);
+        let entries = match self.tree.readdir(t) {
+            Ok(e) => e,
+            Err(e) => {
+                self.log("readdir", req, t, &e);
+                return reply.error(errno(&e));
+            }
+        };
+        let parent = match self.tree.inode(t) {
+            Ok(rec) if t != self.root => self.k(rec.parent).0,
+            _ => 1,
+        };
+        let dots = [
+            (ino.0, FileType::Directory, "."),
+            (parent, FileType::Directory, ".."),
+        ];
+        let all = dots
+            .into_iter()
+            .map(|(i, k, n)| (INodeNo(i), k, n.to_string()))
+            .chain(entries.into_iter().map(|e| {
+                let kind = match e.kind {
+                    Kind::Dir => FileType::Directory,
+                    Kind::File => FileType::RegularFile,
+                    Kind::Symlink => FileType::Symlink,
+                };
+                (self.k(e.ino), kind, e.name)
+            }));
+        for (i, (kino, kind, name)) in all.enumerate().skip(offset as usize) {
+            if reply.add(kino, (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.tree.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks,
+                s.blocks_free,
+                s.blocks_free,
+                s.files,
+                s.files_free,
+                s.block_size as u32,
+                s.name_max as u32,
+                s.block_size as u32,
+            ),
+            Err(e) => {
+                self.log("statfs", req, 1, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        if let Err(e) = self.writable(ino, None) {
+            return reply.error(e);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let t = self.t(ino);
+        let exists = self.tree.getxattr(t, name).is_ok();
+        if flags & libc::XATTR_CREATE != 0 && exists {
+            return reply.error(Errno::EEXIST);
+        }
+        if flags & libc::XATTR_REPLACE != 0 && !exists {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
+        self.empty(reply, self.tree.setxattr(t, name, value), "setxattr", req, t);
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(_) => return reply.error(Errno::from_i32(libc::ENODATA)),
+        };
+        let t = self.t(ino);
+        match self.tree.getxattr(t, name) {
+            Ok(v) => xattr_reply(reply, size, &v),
+            Err(e) => {
+                self.log("getxattr", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let t = self.t(ino);
+        match self.tree.listxattr(t) {
+            Ok(names) => {
+                let mut buf = Vec::new();
+                for n in names {
+                    buf.extend_from_slice(n.as_bytes());
+                    buf.push(0);
+                }
+                xattr_reply(reply, size, &buf);
+            }
+            Err(e) => {
+                self.log("listxattr", req, t, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if let Err(e) = self.writable(ino, None) {
+            return reply.error(e);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(_) => return reply.error(Errno::from_i32(libc::ENODATA)),
+        };
+        let t = self.t(ino);
+        self.empty(reply, self.tree.removexattr(t, name), "removexattr", req, t);
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // Permissions are checked by the kernel (default_permissions).
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        if let Err(e) = self.writable(parent, Some(name)) {
+            return reply.error(e);
+        }
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let p = self.t(parent);
+        let acc = flags & libc::O_ACCMODE;
+        let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+        let created = self.tree.create(p, name, mode & !umask, req.uid(), req.gid());
+        let r = match created {
+            Ok(a) => self.rt.block_on(self.tree.open(a.ino, write, false)).map(|()| a),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(a) => {
+                let fh = self.fh(a.ino, write);
+                reply.created(&TTL, &self.attr(&a), Generation(0), fh, FopenFlags::empty());
+            }
+            Err(e) => {
+                self.log("create", req, p, &e);
+                reply.error(errno(&e));
+            }
+        }
+    }
+}
+
+fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if (size as usize) < value.len() {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(value);
+    }
+}

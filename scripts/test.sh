@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: formatting, lints, then unit, property and end-to-end tests (including a 1 GiB stream).
+# The test suite: formatting, lints, then unit, property and end-to-end tests of the whole workspace
+# (including a 1 GiB stream and real FUSE mounts, which need /dev/fuse and fusermount3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

@@ -570,6 +570,11 @@ impl Filesystem for NoiseFs {
         self.empty(reply, self.tree.fsync(t), "fsync", req, t);
     }
 
+    fn fsyncdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let t = self.t(ino);
+        self.empty(reply, self.tree.fsyncdir(), "fsyncdir", req, t);
+    }
+
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         if RESERVED_INO.contains(&ino.0) {
             // Empty until the search and announce features fill them.

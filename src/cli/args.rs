@@ -177,6 +177,29 @@ pub enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Mount the tree as a folder (FUSE); the mount process owns the repository and serves the other commands
+    #[command(
+        after_help = "Examples:\n  noisefs mount ~/NoiseFS\n  noisefs mount --read-only --root /photos ~/Photos\n  noisefs mount --root 'noisefs://bafk…#key' ~/Shared\n  noisefs unmount ~/NoiseFS"
+    )]
+    Mount {
+        /// An empty folder to mount on
+        dir: PathBuf,
+        /// Refuse every change
+        #[arg(long)]
+        read_only: bool,
+        /// Show this tree folder as the root, or a `noisefs://` link (read-only)
+        #[arg(long, value_name = "TREE PATH OR LINK")]
+        root: Option<String>,
+        /// Stay in the foreground (logs on standard error) instead of returning once mounted
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Unmount a mounted NoiseFS folder and wait until its process has stored its state
+    #[command(after_help = "Example:\n  noisefs unmount ~/NoiseFS")]
+    Unmount {
+        /// The mounted folder
+        dir: PathBuf,
+    },
     /// Run in the background as the repository's owner: seals written files, runs sync sessions and
     /// serves the other commands over a Unix socket in the repository
     #[command(after_help = "Example:\n  noisefs daemon &\n  noisefs status")]

@@ -211,6 +211,9 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
                 .unwrap_or_default()
         ),
         Command::Init { .. } => bail!("the repository already exists"),
+        Command::Mount { .. } | Command::Unmount { .. } => {
+            bail!("the repository is already owned by a running process; unmount or stop it first")
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut io.out.clone());
         }

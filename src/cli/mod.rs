@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod io;
+mod mount;
 mod namespace;
 mod progress;
 
@@ -47,8 +48,9 @@ pub fn main() -> ExitCode {
         }
     };
     let io = Io::stdio();
-    let result = match cli.command {
+    let result = match &cli.command {
         Command::Daemon => runtime.block_on(run_daemon(&cli)),
+        Command::Mount { .. } | Command::Unmount { .. } => mount::run(&cli),
         _ => runtime.block_on(commands::run(cli, &io)),
     };
     match result {
@@ -64,7 +66,11 @@ pub fn main() -> ExitCode {
 fn forwarded(c: &Command) -> bool {
     !matches!(
         c,
-        Command::Init { .. } | Command::Completions { .. } | Command::Daemon
+        Command::Init { .. }
+            | Command::Completions { .. }
+            | Command::Daemon
+            | Command::Mount { .. }
+            | Command::Unmount { .. }
     )
 }
 

@@ -75,6 +75,7 @@ pub async fn serve(
     let mut tree_changes = engine.tree().subscribe();
     let mut dirty: HashSet<u64> = syncs.list()?.iter().map(|s| s.id).collect();
     let mut last_rescan = std::time::Instant::now();
+    let mut last_sync = std::time::Instant::now();
     tokio::pin!(shutdown);
     tracing::info!(socket = %socket.display(), "daemon running");
     loop {
@@ -90,8 +91,9 @@ pub async fn serve(
         // Our own sync steps changed the tree; that needs no new pass.
         tree_changes.borrow_and_update();
         let wait = match engine.queue().next_due()? {
-            Some(due) => Duration::from_millis((due - now_ms()).clamp(10, RESCAN.as_millis() as i64) as u64),
-            None => RESCAN,
+            Some(due) => Duration::from_millis((due - now_ms()).clamp(10, 1000) as u64),
+            // Wake once a second anyway, to sync the state after changes made meanwhile.
+            None => Duration::from_secs(1),
         };
         tokio::select! {
             () = &mut shutdown => break,
@@ -109,6 +111,13 @@ pub async fn serve(
             () = engine.wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
+        if last_sync.elapsed() >= Duration::from_secs(1) {
+            // Commits are not synced one by one (see State::open); bound what a power loss can take.
+            if let Err(e) = engine.repo().state().sync() {
+                tracing::warn!(error = %e, "cannot sync the state");
+            }
+            last_sync = std::time::Instant::now();
+        }
         if last_rescan.elapsed() >= RESCAN {
             mark(&syncs, &mut dirty, 0);
             last_rescan = std::time::Instant::now();
@@ -125,6 +134,7 @@ pub async fn serve(
     let drained = engine
         .run_ready(false, &|| std::time::Instant::now() > deadline)
         .await;
+    engine.repo().state().sync()?;
     let left = engine.queue().len()?;
     tracing::info!(left, "daemon stopped");
     drained.map(|_| ())

@@ -476,9 +476,12 @@ impl Session {
         }
         self.repo.store().flush().await?;
         let repo = self.repo.clone();
-        tokio::task::spawn_blocking(move || repo.state().apply(&batch))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+        tokio::task::spawn_blocking(move || {
+            repo.state().apply(&batch)?;
+            repo.state().sync()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
         let mine = std::mem::take(&mut *self.mine.lock().unwrap_or_else(|p| p.into_inner()));
         let mut pending = self.repo.pending_sets();
         for k in mine {

@@ -130,6 +130,7 @@ impl Tree {
         }
         let mut orphans = Vec::new();
         let mut dirty = Vec::new();
+        let mut lost = Vec::new();
         for item in self.inodes.iter(&wtxn)? {
             let (ino, bytes) = item?;
             if ino == NEXT_INO {
@@ -138,12 +139,23 @@ impl Tree {
             let rec = Inode::decode(ino, bytes)?;
             if rec.nlink == 0 {
                 orphans.push(ino);
-            } else if rec.dirty {
+            } else if rec.dirty && self.staging.path(ino).exists() {
                 dirty.push(ino);
+            } else if rec.dirty {
+                // Staged but never fsynced, and lost with the machine: the sealed content stands.
+                lost.push((ino, rec));
             }
         }
         for ino in &orphans {
             self.inodes.delete(&mut wtxn, ino)?;
+        }
+        for (ino, mut rec) in lost {
+            tracing::warn!(
+                ino,
+                "staged bytes lost in a crash before any fsync; keeping the last sealed content"
+            );
+            rec.dirty = false;
+            self.put(&mut wtxn, ino, &rec)?;
         }
         for ino in &dirty {
             self.queue
@@ -788,9 +800,16 @@ impl Tree {
             drop(txn);
             let path = self.staging.path(ino);
             self.staging.file(ino)?.sync_all().at(&path)?;
+            self.staging.sync()?;
             self.queue_seal(ino, self.writeback_delay_ms)?;
         }
-        Ok(())
+        // The record (dirty, size, names) must be on disk too.
+        self.repo.state().sync()
+    }
+
+    /// Makes the tree's metadata durable (fsync of a folder).
+    pub fn fsyncdir(&self) -> Result<()> {
+        self.repo.state().sync()
     }
 
     fn queue_seal(&self, ino: u64, delay_ms: i64) -> Result<()> {
@@ -1019,6 +1038,8 @@ impl Tree {
         self.put(&mut txn, ino, &cur)?;
         txn.commit()?;
         drop(h);
+        // The new link must be durable before the staged bytes it replaces go.
+        self.repo.state().sync()?;
         self.staging.remove(ino);
         self.forget_gen(ino);
         self.changed();

@@ -53,19 +53,25 @@ impl Staging {
         Ok(f)
     }
 
-    /// Creates an empty staging file for `ino` (replacing any), durable before it returns.
+    /// Creates an empty staging file for `ino` (replacing any). Not synced: an empty file loses nothing,
+    /// and [`crate::tree::Tree::fsync`] makes it durable with its content.
     pub fn create_empty(&self, ino: u64) -> Result<()> {
-        let tmp = self.temp_path(ino);
-        let f = File::create(&tmp).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        self.install(ino)
+        self.close(ino);
+        let path = self.path(ino);
+        File::create(&path).at(&path)?;
+        Ok(())
     }
 
-    /// Moves the temporary file of `ino` into place and makes the rename durable.
+    /// Moves the (synced) temporary file of `ino` into place and makes the rename durable.
     pub fn install(&self, ino: u64) -> Result<()> {
         self.close(ino);
         let (tmp, path) = (self.temp_path(ino), self.path(ino));
         std::fs::rename(&tmp, &path).at(&path)?;
+        self.sync()
+    }
+
+    /// Makes the staging folder's entries durable.
+    pub fn sync(&self) -> Result<()> {
         sync_dir(&self.dir)
     }
 

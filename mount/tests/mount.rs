@@ -1,0 +1,561 @@
+//! End-to-end tests through a real kernel mount: ordinary tools, POSIX errors, a randomized differential
+//! test against a plain file, persistence across remounts and a `kill -9`, read-only and link mounts.
+
+mod common;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+/// Waits until the file's content is sealed (it then has a link).
+fn wait_sealed(p: &Path) {
+    wait_until("the file to be sealed", || {
+        getxattr(p, "user.noisefs.link").is_ok()
+    });
+}
+
+#[test]
+fn ordinary_tools_work_and_everything_persists() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_source(&src);
+    let m = env.mount("");
+    let mnt = env.mnt();
+
+    // cp -a in and out, tar, rsync: the trees come back identical.
+    sh(Command::new("cp").arg("-a").arg(&src).arg(&mnt));
+    same_tree(&src, &mnt.join("src"));
+    sh(Command::new("cp")
+        .arg("-a")
+        .arg(mnt.join("src"))
+        .arg(env.path("out")));
+    same_tree(&src, &env.path("out"));
+    let tar = env.path("src.tar");
+    sh(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&mnt)
+        .arg("src"));
+    std::fs::create_dir(env.path("untar")).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(env.path("untar")));
+    same_tree(&src, &env.path("untar/src"));
+    std::fs::create_dir(mnt.join("untarred")).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(mnt.join("untarred")));
+    same_tree(&src, &mnt.join("untarred/src"));
+    if which("rsync") {
+        sh(Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", src.display()))
+            .arg(mnt.join("rsynced")));
+        same_tree(&src, &mnt.join("rsynced"));
+    }
+    // Modes and times survive.
+    let (a, b) = (
+        std::fs::metadata(src.join("a/mid.bin")).unwrap(),
+        std::fs::metadata(mnt.join("src/a/mid.bin")).unwrap(),
+    );
+    assert_eq!((a.mode() & 0o7777, a.mtime()), (b.mode() & 0o7777, b.mtime()));
+
+    // git works inside the mount.
+    let repo = mnt.join("project");
+    std::fs::create_dir(&repo).unwrap();
+    let git = |args: &[&str]| {
+        sh(Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo))
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("main.rs"), "fn main() {}\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    std::fs::write(repo.join("main.rs"), "fn main() { println!(\"2\"); }\n").unwrap();
+    git(&["commit", "-qam", "second"]);
+    git(&["checkout", "-q", "HEAD~1"]);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("main.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+    git(&["checkout", "-q", "main"]);
+    assert!(git(&["status", "--porcelain"]).is_empty());
+
+    // An editor's atomic save: write a temp file, fsync, rename over; the file is whole at every step.
+    let doc = mnt.join("doc.txt");
+    std::fs::write(&doc, b"version 1").unwrap();
+    for v in 2..6 {
+        let tmp = mnt.join(".doc.txt.swp");
+        let mut f = File::create(&tmp).unwrap();
+        f.write_all(format!("version {v} {}", "x".repeat(v * 1000)).as_bytes())
+            .unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        assert!(std::fs::read(&doc)
+            .unwrap()
+            .starts_with(format!("version {}", v - 1).as_bytes()));
+        std::fs::rename(&tmp, &doc).unwrap();
+        assert!(std::fs::read(&doc)
+            .unwrap()
+            .starts_with(format!("version {v}").as_bytes()));
+    }
+
+    // Unmount, mount again: everything is there.
+    wait_sealed(&mnt.join("src/a/b/c/big.bin"));
+    m.unmount();
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "the mount point is empty once unmounted"
+    );
+    let m = env.mount("");
+    same_tree(&src, &mnt.join("src"));
+    assert!(git(&["status", "--porcelain"]).is_empty());
+    assert_eq!(git(&["log", "--format=%s"]), "second\nfirst\n");
+    assert!(std::fs::read(&doc).unwrap().starts_with(b"version 5"));
+    m.unmount();
+}
+
+fn which(prog: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn posix_errors_and_semantics() {
+    let env = Env::new();
+    let m = env.mount("");
+    let mnt = env.mnt();
+    std::fs::create_dir(mnt.join("d")).unwrap();
+    std::fs::write(mnt.join("d/f"), b"x").unwrap();
+    std::fs::write(mnt.join("file"), b"content").unwrap();
+
+    assert_eq!(errno_of(File::open(mnt.join("missing"))), libc::ENOENT);
+    assert_eq!(errno_of(std::fs::create_dir(mnt.join("d"))), libc::EEXIST);
+    assert_eq!(
+        errno_of(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(mnt.join("file"))
+        ),
+        libc::EEXIST
+    );
+    assert_eq!(errno_of(std::fs::remove_dir(mnt.join("d"))), libc::ENOTEMPTY);
+    assert_eq!(
+        errno_of(OpenOptions::new().write(true).open(mnt.join("d"))),
+        libc::EISDIR
+    );
+    assert_eq!(errno_of(File::open(mnt.join("file/x"))), libc::ENOTDIR);
+    assert_eq!(errno_of(std::fs::remove_file(mnt.join("d"))), libc::EISDIR);
+    assert_eq!(
+        errno_of(std::fs::write(mnt.join("n".repeat(256)), b"")),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno_of(std::fs::rename(mnt.join("d"), mnt.join("d/inside"))),
+        libc::EINVAL
+    );
+
+    // rename over an existing file, across folders, NOREPLACE and EXCHANGE.
+    std::fs::write(mnt.join("other"), b"other").unwrap();
+    std::fs::rename(mnt.join("other"), mnt.join("d/f")).unwrap();
+    assert_eq!(std::fs::read(mnt.join("d/f")).unwrap(), b"other");
+    let renameat2 = |a: &Path, b: &Path, flags: u32| {
+        let (ca, cb) = (cpath(a), cpath(b));
+        // SAFETY: valid C strings; AT_FDCWD with absolute paths.
+        let rc = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), flags) };
+        if rc == 0 {
+            0
+        } else {
+            last_errno()
+        }
+    };
+    assert_eq!(
+        renameat2(&mnt.join("file"), &mnt.join("d/f"), libc::RENAME_NOREPLACE),
+        libc::EEXIST
+    );
+    assert_eq!(
+        renameat2(&mnt.join("file"), &mnt.join("d/f"), libc::RENAME_EXCHANGE),
+        0
+    );
+    assert_eq!(std::fs::read(mnt.join("file")).unwrap(), b"other");
+    assert_eq!(std::fs::read(mnt.join("d/f")).unwrap(), b"content");
+
+    // Hard links, symlinks, chmod, truncate up and down, utimens.
+    std::fs::hard_link(mnt.join("file"), mnt.join("hard")).unwrap();
+    assert_eq!(std::fs::metadata(mnt.join("file")).unwrap().nlink(), 2);
+    std::os::unix::fs::symlink("d/f", mnt.join("sym")).unwrap();
+    assert_eq!(std::fs::read(mnt.join("sym")).unwrap(), b"content");
+    assert_eq!(std::fs::read_link(mnt.join("sym")).unwrap(), Path::new("d/f"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(mnt.join("file"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(std::fs::metadata(mnt.join("hard")).unwrap().mode() & 0o777, 0o640);
+    let f = OpenOptions::new().write(true).open(mnt.join("file")).unwrap();
+    f.set_len(2).unwrap();
+    f.set_len(5).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .unwrap();
+    drop(f);
+    assert_eq!(std::fs::read(mnt.join("file")).unwrap(), b"ot\0\0\0");
+    assert_eq!(
+        std::fs::metadata(mnt.join("file")).unwrap().mtime(),
+        1_000_000_000
+    );
+
+    // O_APPEND, sparse writes and reads past a hole, O_TRUNC.
+    let mut f = OpenOptions::new().append(true).open(mnt.join("file")).unwrap();
+    f.write_all(b"+end").unwrap();
+    drop(f);
+    assert_eq!(std::fs::read(mnt.join("file")).unwrap(), b"ot\0\0\0+end");
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(mnt.join("sparse"))
+        .unwrap();
+    f.write_all_at(b"far", 5_000_000).unwrap();
+    drop(f);
+    let data = std::fs::read(mnt.join("sparse")).unwrap();
+    assert_eq!(data.len(), 5_000_003);
+    assert!(data[..5_000_000].iter().all(|b| *b == 0) && &data[5_000_000..] == b"far");
+    let f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(mnt.join("sparse"))
+        .unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 0);
+    drop(f);
+
+    // A file deleted while open stays readable through its handle.
+    std::fs::write(mnt.join("gone"), b"still readable").unwrap();
+    let mut h = File::open(mnt.join("gone")).unwrap();
+    std::fs::remove_file(mnt.join("gone")).unwrap();
+    assert_eq!(errno_of(std::fs::metadata(mnt.join("gone"))), libc::ENOENT);
+    let mut s = String::new();
+    h.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "still readable");
+    drop(h);
+
+    // Two writers on one file, disjoint ranges.
+    let big = mnt.join("shared");
+    File::create(&big).unwrap().set_len(2_000_000).unwrap();
+    let writers: Vec<_> = (0..2u8)
+        .map(|i| {
+            let p = big.clone();
+            std::thread::spawn(move || {
+                let f = OpenOptions::new().write(true).open(&p).unwrap();
+                for k in 0..100u64 {
+                    f.write_all_at(&[i + 1; 10_000], (u64::from(i) * 1_000_000) + k * 10_000)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let data = std::fs::read(&big).unwrap();
+    assert!(data[..1_000_000].iter().all(|b| *b == 1) && data[1_000_000..].iter().all(|b| *b == 2));
+
+    // Extended attributes: user namespace, and the read-only link of a sealed file.
+    setxattr(&mnt.join("d/f"), "user.color", b"blue", 0).unwrap();
+    assert_eq!(getxattr(&mnt.join("d/f"), "user.color").unwrap(), b"blue");
+    assert_eq!(
+        setxattr(&mnt.join("d/f"), "user.color", b"red", libc::XATTR_CREATE),
+        Err(libc::EEXIST)
+    );
+    assert_eq!(getxattr(&mnt.join("d/f"), "user.none"), Err(libc::ENODATA));
+    wait_sealed(&mnt.join("d/f"));
+    let link = String::from_utf8(getxattr(&mnt.join("d/f"), "user.noisefs.link").unwrap()).unwrap();
+    assert!(link.starts_with("noisefs://"));
+    assert_eq!(
+        setxattr(&mnt.join("d/f"), "user.noisefs.link", b"x", 0),
+        Err(libc::EPERM)
+    );
+    // The sealed link is an ordinary link for the CLI (which goes through the mount's socket).
+    let out = env.cli(&["cat", &link]);
+    assert_eq!(out.stdout, b"content");
+
+    // Reserved virtual folders: present, empty, read-only.
+    assert!(std::fs::metadata(mnt.join(".search")).unwrap().is_dir());
+    assert_eq!(std::fs::read_dir(mnt.join(".announce")).unwrap().count(), 0);
+    assert_eq!(errno_of(std::fs::write(mnt.join(".search/q"), b"")), libc::EROFS);
+    assert_eq!(errno_of(std::fs::create_dir(mnt.join(".search"))), libc::EEXIST);
+    assert_eq!(errno_of(std::fs::remove_dir(mnt.join(".search"))), libc::EROFS);
+    let names: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with(".search")),
+        "virtual folders are not listed: {names:?}"
+    );
+
+    // statfs has real numbers.
+    // SAFETY: statvfs fills the struct for a valid path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(cpath(&mnt).as_ptr(), &mut st) }, 0);
+    assert!(st.f_blocks > 0 && st.f_bfree <= st.f_blocks && st.f_namemax == 255 && st.f_files > 0);
+
+    // The CLI works while mounted: the mount process serves it.
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains(&format!("running (pid {}", m.child.id())),
+        "{status}"
+    );
+    assert!(env.ok(&["tree", "ls", "/d"]).contains(" f"));
+    m.unmount();
+}
+
+#[test]
+fn random_operations_match_a_reference_file() {
+    let env = Env::new();
+    let m = env.mount("");
+    let path = env.mnt().join("fsx.bin");
+    let reference = env.path("reference.bin");
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(p)
+            .unwrap()
+    };
+    let (mut f, r) = (open(&path), open(&reference));
+    let mut x: u64 = 0x5eed_1234;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    const MAX: u64 = 3 << 20;
+    let ops = 3000;
+    for i in 0..ops {
+        match next(10) {
+            0..=3 => {
+                let (off, len) = (next(MAX), 1 + next(200_000));
+                let data = pseudo_random(len as usize, i);
+                f.write_all_at(&data, off).unwrap();
+                r.write_all_at(&data, off).unwrap();
+            }
+            4..=6 => {
+                let size = r.metadata().unwrap().len();
+                let (off, len) = (next(size + 10), 1 + next(300_000));
+                let (mut a, mut b) = (vec![0u8; len as usize], vec![0u8; len as usize]);
+                let (na, nb) = (read_full(&f, &mut a, off), read_full(&r, &mut b, off));
+                assert_eq!(na, nb, "op {i}: read length at {off}+{len}");
+                assert!(a[..na] == b[..nb], "op {i}: read content at {off}+{len}");
+            }
+            7 => {
+                let size = next(MAX);
+                f.set_len(size).unwrap();
+                r.set_len(size).unwrap();
+            }
+            8 => {
+                assert_eq!(
+                    f.metadata().unwrap().len(),
+                    r.metadata().unwrap().len(),
+                    "op {i}: size"
+                );
+            }
+            _ => {
+                // Close and reopen (the file may be sealed in between), sometimes after an fsync.
+                if next(2) == 0 {
+                    f.sync_all().unwrap();
+                }
+                drop(f);
+                f = open(&path);
+                f.seek(SeekFrom::Start(0)).unwrap();
+            }
+        }
+    }
+    drop(f);
+    let want = std::fs::read(&reference).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), want, "final content");
+    wait_sealed(&path);
+    m.unmount();
+    let m = env.mount("");
+    assert_eq!(std::fs::read(&path).unwrap(), want, "content after a remount");
+    m.unmount();
+}
+
+fn read_full(f: &File, buf: &mut [u8], off: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], off + n as u64).unwrap() {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+#[test]
+fn fsynced_data_survives_kill_9() {
+    let env = Env::new();
+    let m = env.mount("");
+    let mnt = env.mnt();
+    std::fs::create_dir(mnt.join("keep")).unwrap();
+    let data = pseudo_random(1_500_000, 7);
+    let mut f = File::create(mnt.join("keep/synced.bin")).unwrap();
+    f.write_all(&data).unwrap();
+    f.sync_all().unwrap();
+    let d = File::open(mnt.join("keep")).unwrap();
+    d.sync_all().unwrap();
+    // Still open and written, but never fsynced: may or may not survive.
+    f.write_all(b"tail not synced").unwrap();
+    let mut g = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(mnt.join("unsynced"))
+        .unwrap();
+    g.write_all(b"maybe").unwrap();
+    m.kill();
+    drop(f);
+    drop(g);
+
+    let m = env.mount("");
+    let got = std::fs::read(mnt.join("keep/synced.bin")).unwrap();
+    assert!(
+        got.len() >= data.len() && got[..data.len()] == data[..],
+        "fsynced bytes lost"
+    );
+    // The repository reopened cleanly and the staged file is sealed after the restart.
+    wait_sealed(&mnt.join("keep/synced.bin"));
+    m.unmount();
+    let v = Command::new(Path::new(env!("CARGO_BIN_EXE_mount-noisefs")).with_file_name("noisefs"))
+        .args(["repo", "verify"])
+        .env("NOISEFS_HOME", env.repo())
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn read_only_link_and_subtree_mounts() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_source(&src);
+    let link = env.ok(&["put", src.to_str().unwrap()]).trim().to_string();
+    env.ok(&["tree", "import", src.to_str().unwrap(), "/"]);
+
+    // Read-only: reads work, every change is EROFS.
+    let m = env.mount("ro");
+    let mnt = env.mnt();
+    same_tree(&src, &mnt.join("src"));
+    assert_eq!(errno_of(std::fs::write(mnt.join("new"), b"x")), libc::EROFS);
+    assert_eq!(
+        errno_of(std::fs::remove_file(mnt.join("src/small.txt"))),
+        libc::EROFS
+    );
+    assert_eq!(
+        errno_of(OpenOptions::new().write(true).open(mnt.join("src/small.txt"))),
+        libc::EROFS
+    );
+    m.unmount();
+
+    // A subtree as the root.
+    let m = env.mount("root=/src/a");
+    assert_eq!(
+        std::fs::read(mnt.join("mid.bin")).unwrap(),
+        pseudo_random(200_000, 1)
+    );
+    std::fs::write(mnt.join("added"), b"in the subtree").unwrap();
+    m.unmount();
+    assert!(env.ok(&["tree", "ls", "/src/a"]).contains("added"));
+
+    // A link: shown read-only, equal to what was put.
+    let m = env.mount_at(&link, &mnt, "");
+    same_tree(&src, &mnt);
+    assert_eq!(errno_of(std::fs::write(mnt.join("x"), b"x")), libc::EROFS);
+    m.unmount();
+
+    // A missing block gives EIO on that read, and the mount stays up.
+    for shard in std::fs::read_dir(env.repo().join("blocks")).unwrap() {
+        for b in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            std::fs::remove_file(b.unwrap().path()).unwrap();
+        }
+    }
+    let m = env.mount("");
+    assert_eq!(errno_of(std::fs::read(mnt.join("src/a/mid.bin"))), libc::EIO);
+    assert!(std::fs::metadata(mnt.join("src")).unwrap().is_dir());
+    m.unmount();
+}
+
+#[test]
+fn helper_refuses_bad_mount_points_clearly() {
+    let env = Env::new();
+    std::fs::write(env.mnt().join("occupied"), b"x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mount-noisefs"))
+        .arg(env.repo())
+        .arg(env.mnt())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mount-noisefs"))
+        .arg(env.repo())
+        .arg(env.path("nowhere"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = Command::new(env!("CARGO_BIN_EXE_mount-noisefs"))
+        .arg("only-one")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // `noisefs mount` (backgrounded) and `noisefs unmount`, as a user runs them.
+    std::fs::remove_file(env.mnt().join("occupied")).unwrap();
+    let mnt = env.mnt();
+    env.ok(&["mount", mnt.to_str().unwrap()]);
+    assert!(is_mounted(&mnt));
+    std::fs::write(mnt.join("hello.txt"), b"hi").unwrap();
+    // A second mount of the same repository is refused, naming the owner.
+    std::fs::create_dir(env.path("mnt2")).unwrap();
+    let out = env.cli(&["mount", env.path("mnt2").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked by process"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.ok(&["unmount", mnt.to_str().unwrap()]);
+    assert!(!is_mounted(&mnt));
+    assert!(env.ok(&["tree", "ls", "/"]).contains("hello.txt"));
+}

@@ -1,0 +1,124 @@
+//! `noisefs mount` and `noisefs unmount`: the FUSE driver is its own program (`mount-noisefs`, from the
+//! `noisefs-mount` crate, also installed as `mount.noisefs`); these commands start and stop it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use anyhow::{bail, Context};
+
+use super::args::{Cli, Command};
+use crate::repo::Repo;
+
+/// Runs `mount` or `unmount`.
+pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+    let root = match &cli.repo {
+        Some(p) => p.clone(),
+        None => Repo::default_path()?,
+    };
+    match &cli.command {
+        Command::Mount {
+            dir,
+            read_only,
+            root: show,
+            foreground,
+        } => {
+            let helper = helper()?;
+            let mut opts = vec![if *read_only {
+                "ro".to_string()
+            } else {
+                "rw".to_string()
+            }];
+            if let Some(r) = show {
+                if r.contains(',') {
+                    bail!("--root {r:?}: a tree path for mounting cannot contain a comma");
+                }
+                opts.push(format!("root={r}"));
+            }
+            let mut p = Process::new(&helper);
+            p.arg(&root).arg(dir).arg("-o").arg(opts.join(","));
+            if *foreground {
+                p.arg("-f");
+            }
+            let status = p
+                .status()
+                .with_context(|| format!("cannot run {}", helper.display()))?;
+            if status.success() && !*foreground && !cli.quiet {
+                eprintln!(
+                    "mounted {} on {}; `noisefs unmount {}` ends it",
+                    root.display(),
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
+        }
+        Command::Unmount { dir } => {
+            unmount(dir)?;
+            wait_for_owner(&root)?;
+            Ok(0)
+        }
+        _ => unreachable!("only mount and unmount come here"),
+    }
+}
+
+/// The FUSE helper: beside this binary, else on PATH.
+fn helper() -> anyhow::Result<PathBuf> {
+    let names = ["mount-noisefs", "mount.noisefs"];
+    if let Ok(me) = std::env::current_exe() {
+        if let Some(dir) = me.parent() {
+            for n in names {
+                if dir.join(n).exists() {
+                    return Ok(dir.join(n));
+                }
+            }
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for n in names {
+            if dir.join(n).exists() {
+                return Ok(dir.join(n));
+            }
+        }
+    }
+    bail!("the FUSE driver (mount-noisefs) was not found beside noisefs or on PATH; build it with `cargo build --release --workspace`")
+}
+
+/// Asks the kernel to unmount `dir` (fusermount3 for users, umount for root as a fallback).
+fn unmount(dir: &Path) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for (prog, args) in [
+        ("fusermount3", vec!["-u"]),
+        ("fusermount", vec!["-u"]),
+        ("umount", vec![]),
+    ] {
+        match Process::new(prog).args(&args).arg(dir).output() {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => errors.push(format!("{prog}: {}", String::from_utf8_lossy(&out.stderr).trim())),
+            Err(e) => errors.push(format!("{prog}: {e}")),
+        }
+    }
+    bail!("cannot unmount {}: {}", dir.display(), errors.join("; "))
+}
+
+/// Waits (up to a minute) until the mount process has finished and released the repository.
+fn wait_for_owner(root: &Path) -> anyhow::Result<()> {
+    let lock = root.join("repo.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let free = match std::fs::File::open(&lock) {
+            Ok(f) => f.try_lock().is_ok(),
+            Err(_) => true,
+        };
+        if free {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "unmounted, but the mount process still holds {} after a minute (see mount.log there)",
+                root.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

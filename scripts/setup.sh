@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh machine and runs the main job on the embedded default repository:
-# builds noisefs (release), stores a sample folder, lists it, gets it back and checks it byte for byte,
-# then syncs it through the tree into a mirror folder and checks that too.
+# builds noisefs and its FUSE driver (release), stores a sample folder, lists it, gets it back and checks it
+# byte for byte, syncs it through the tree into a mirror folder, then mounts the repository on
+# $NOISEFS_MOUNT (default ~/NoiseFS), copies the sample in with cp -a, checks it, and leaves it mounted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +15,20 @@ if ! command -v cc >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   apt-get update -qq && apt-get install -y -qq build-essential >/dev/null
 fi
 
-cargo build --release --locked
+# fusermount3 for the mount.
+if ! command -v fusermount3 >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq fuse3 >/dev/null
+fi
+
+cargo build --release --locked --workspace
 BIN="$PWD/target/release/noisefs"
-echo "built $BIN"
+# The FUSE helper under the names mount(8) looks for (`mount -t noisefs` / `-t fuse.noisefs`).
+ln -sf mount-noisefs target/release/mount.noisefs
+if [ "$(id -u)" = 0 ] && [ -d /usr/sbin ]; then
+  ln -sf "$PWD/target/release/mount-noisefs" /usr/sbin/mount.noisefs
+  ln -sf "$PWD/target/release/mount-noisefs" /usr/sbin/mount.fuse.noisefs
+fi
+echo "built $BIN and $PWD/target/release/mount-noisefs"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -50,3 +62,14 @@ echo "== noisefs status"
 "$BIN" status
 echo "== noisefs repo stats"
 "$BIN" repo stats
+echo "== noisefs mount ${NOISEFS_MOUNT:=$HOME/NoiseFS}"
+if grep -qs " $NOISEFS_MOUNT fuse" /proc/mounts; then
+  "$BIN" unmount "$NOISEFS_MOUNT"
+fi
+mkdir -p "$NOISEFS_MOUNT"
+"$BIN" mount "$NOISEFS_MOUNT"
+dest="$NOISEFS_MOUNT/setup-sample-$(date +%Y%m%d-%H%M%S)"
+cp -a "$sample" "$dest"
+diff -r "$sample" "$dest"
+ls -la "$NOISEFS_MOUNT" | head -20
+echo "mount OK: $NOISEFS_MOUNT is NoiseFS (the sample is in $dest); \`$BIN unmount $NOISEFS_MOUNT\` ends it"

@@ -187,6 +187,7 @@ impl Repo {
             "disk",
             backend(disk.clone()),
             config.store.clone(),
+            false,
         ));
         let store = Arc::new(CachedStore::new(resilient.clone(), config.cache_mib << 20));
         Ok(Repo {

@@ -35,6 +35,8 @@ struct Handle {
     write: bool,
     /// Where the last read ended (sequential readers get read-ahead).
     next: AtomicU64,
+    /// How far read-ahead has been started.
+    ahead: AtomicU64,
 }
 
 /// The filesystem served to the kernel.
@@ -170,7 +172,8 @@ impl NoiseFs {
         let h = Arc::new(Handle {
             ino,
             write,
-            next: AtomicU64::new(u64::MAX),
+            next: AtomicU64::new(0),
+            ahead: AtomicU64::new(0),
         });
         self.handles
             .lock()
@@ -187,11 +190,26 @@ impl NoiseFs {
             .cloned()
     }
 
-    /// Fetches the blocks after a sequential reader's position into the cache, in the background.
-    fn read_ahead(&self, ino: u64, from: u64) {
+    /// Keeps the blocks ahead of a sequential reader being fetched in the background: when the reader
+    /// is past the middle of what was started, the next stretch is started.
+    fn read_ahead(&self, h: &Handle, ino: u64, pos: u64) {
+        let ahead = h.ahead.load(Ordering::Relaxed);
+        if pos + READ_AHEAD / 2 < ahead {
+            return;
+        }
+        let from = ahead.max(pos);
+        let to = pos + READ_AHEAD;
+        if h.ahead
+            .compare_exchange(ahead, to, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another thread just did it
+        }
         let tree = self.tree.clone();
         self.rt.spawn(async move {
-            let _ = tree.read(ino, from, READ_AHEAD).await;
+            if let Err(e) = tree.prefetch(ino, from, to - from).await {
+                tracing::debug!(ino, error = %e, "read-ahead failed (the read itself will report it)");
+            }
         });
     }
 
@@ -496,9 +514,10 @@ impl Filesystem for NoiseFs {
                 if let Some(h) = self.handle(fh) {
                     let end = offset + data.len() as u64;
                     let was = h.next.swap(end, Ordering::Relaxed);
-                    // A reader that continues where it stopped is sequential: fetch ahead of it.
-                    if was == offset && !data.is_empty() {
-                        self.read_ahead(t, end);
+                    // A reader that continues about where it stopped (the kernel sends several reads at
+                    // once, so not always in order) is sequential: fetch ahead of it.
+                    if offset.abs_diff(was) <= u64::from(MAX_IO) * 2 && !data.is_empty() {
+                        self.read_ahead(&h, t, end);
                     }
                 }
                 reply.data(&data);

@@ -55,6 +55,8 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
     ];
     config.acl = SessionACL::Owner;
     config.n_threads = Some(opts.threads.max(1));
+    // One /dev/fuse descriptor per worker thread: no thundering herd on a shared one.
+    config.clone_fd = true;
     let mut session = match fuser::Session::new(fs, &opts.mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {

@@ -212,6 +212,9 @@ pub async fn fetch_node(store: &dyn BlockStore, key: &Key, id: &BlockId, is_root
     node::decode(id, &plain, is_root)
 }
 
+/// The leaf of tuples a reader used last: (index of its first entry, its tuples).
+type LeafMemo = Arc<std::sync::Mutex<Option<(u64, Arc<Vec<Vec<BlockId>>>)>>>;
+
 /// Reads the leaves of one descriptor tree.
 #[derive(Clone)]
 pub struct TreeReader {
@@ -219,6 +222,7 @@ pub struct TreeReader {
     key: Key,
     root_id: BlockId,
     root: Body,
+    memo: LeafMemo,
 }
 
 impl TreeReader {
@@ -229,6 +233,28 @@ impl TreeReader {
             key,
             root_id,
             root,
+            memo: LeafMemo::default(),
+        }
+    }
+
+    /// The tuple of content block `index`. The leaf it came from is remembered, so reading a file in
+    /// order fetches and decrypts each descriptor leaf once.
+    pub async fn tuple_at(&self, index: u64) -> Result<Vec<BlockId>> {
+        {
+            let memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((start, t)) = memo.as_ref() {
+                if index >= *start && index < start + t.len() as u64 {
+                    return Ok(t[(index - start) as usize].clone());
+                }
+            }
+        }
+        match self.leaf_at(index).await? {
+            (start, Body::Tuples(t)) => {
+                let tuple = t[(index - start) as usize].clone();
+                *self.memo.lock().unwrap_or_else(|p| p.into_inner()) = Some((start, Arc::new(t)));
+                Ok(tuple)
+            }
+            _ => Err(self.malformed("a file tree holds folder entries".into())),
         }
     }
 

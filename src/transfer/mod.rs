@@ -6,7 +6,9 @@ mod media;
 mod put;
 mod walk;
 
-pub use get::{get_to, open, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH};
+pub use get::{
+    geometry, get_to, open, read_blocks, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH,
+};
 pub use media::media_type;
 pub use put::{now, FileInfo, PutResult, Session};
 pub use walk::{mark, Marks};

@@ -30,6 +30,8 @@ use crate::{Error, Result};
 pub const SEAL: &str = "seal";
 /// The extended attribute that shows a clean file's link (read-only).
 pub const LINK_XATTR: &str = "user.noisefs.link";
+/// Bytes of opened content blocks kept for readers.
+const PLAIN_CACHE_BYTES: u64 = 64 << 20;
 /// Key in `tree_inodes` holding the next inode number (inode 0 does not exist).
 const NEXT_INO: u64 = 0;
 
@@ -92,6 +94,9 @@ pub struct Tree {
     queue: Queue,
     handles: Mutex<Handles>,
     opened: Mutex<HashMap<String, Arc<Opened>>>,
+    /// Opened (decrypted) content blocks of sealed files, by (descriptor root, block index): what
+    /// sequential readers and read-ahead share. Sealed content never changes, so entries never go stale.
+    plain: moka::future::Cache<(crate::block::BlockId, u64), Arc<Vec<u8>>>,
     materialize: tokio::sync::Mutex<()>,
     changes: tokio::sync::watch::Sender<u64>,
     /// How long after the last close or fsync a dirty file waits before sealing (ms).
@@ -110,6 +115,12 @@ impl Tree {
             queue: Queue::open(state)?,
             handles: Mutex::new(Handles::default()),
             opened: Mutex::new(HashMap::new()),
+            plain: moka::future::Cache::builder()
+                .max_capacity(PLAIN_CACHE_BYTES)
+                .weigher(|_: &(crate::block::BlockId, u64), v: &Arc<Vec<u8>>| {
+                    u32::try_from(v.len()).unwrap_or(u32::MAX)
+                })
+                .build(),
             materialize: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::channel(0).0,
             writeback_delay_ms: repo.config().writeback_delay_ms as i64,
@@ -862,16 +873,67 @@ impl Tree {
             }
             return match &rec.link {
                 None => Ok(Vec::new()),
-                Some(link) => {
-                    let opened = self.opened(link).await?;
-                    transfer::read_range(self.repo.store(), &opened, offset, len).await
-                }
+                Some(link) => self.read_sealed(link, offset, len).await,
             };
         }
         Err(Error::posix(
             libc::EAGAIN,
             format!("inode {ino} kept changing while read"),
         ))
+    }
+
+    /// Reads a range of sealed content through the cache of opened blocks.
+    async fn read_sealed(&self, link: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let opened = self.opened(link).await?;
+        let (size, bs) = transfer::geometry(&opened)?;
+        let end = offset.saturating_add(len).min(size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let blocks = self.sealed_blocks(&opened, offset / bs, (end - 1) / bs).await?;
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for (i, data) in blocks.iter().enumerate() {
+            let start = (offset / bs + i as u64) * bs;
+            let lo = offset.saturating_sub(start) as usize;
+            let hi = ((end - start) as usize).min(data.len());
+            out.extend_from_slice(&data[lo..hi]);
+        }
+        Ok(out)
+    }
+
+    /// Opened blocks `first..=last` of a sealed file, from the cache or fetched, all at once. A block
+    /// already being fetched (by read-ahead, or another reader) is waited for, not fetched again.
+    async fn sealed_blocks(&self, opened: &Arc<Opened>, first: u64, last: u64) -> Result<Vec<Arc<Vec<u8>>>> {
+        let store = self.repo.store();
+        let fetches = (first..=last).map(|i| {
+            let init = async move {
+                let mut got = transfer::read_blocks(store, opened, &[i]).await?;
+                match got.pop() {
+                    Some((_, data)) => Ok(Arc::new(data)),
+                    None => Err(Error::Task(format!("block {i} was not read"))),
+                }
+            };
+            self.plain.try_get_with((opened.root, i), init)
+        });
+        futures::future::try_join_all(fetches)
+            .await
+            .map_err(|e: Arc<Error>| Error::posix(e.errno(), e.to_string()))
+    }
+
+    /// Fetches the sealed blocks of file `ino` holding `offset..offset+len` into the cache, so a
+    /// sequential reader finds them ready (read-ahead). Does nothing for files being written.
+    pub async fn prefetch(&self, ino: u64, offset: u64, len: u64) -> Result<()> {
+        let rec = self.inode(ino)?;
+        let (Kind::File, false, Some(link)) = (rec.kind, rec.dirty, rec.link) else {
+            return Ok(());
+        };
+        let opened = self.opened(&link).await?;
+        let (size, bs) = transfer::geometry(&opened)?;
+        let end = offset.saturating_add(len).min(size);
+        if offset < end {
+            self.sealed_blocks(&opened, offset / bs, (end - 1) / bs).await?;
+        }
+        Ok(())
     }
 
     /// Streams the whole content of file `ino` into `out` (named `out_name` in errors), with several
@@ -960,7 +1022,7 @@ impl Tree {
         if rec.dirty {
             return self.staging.file(ino);
         }
-        match (&rec.link, empty) {
+        let file = match (&rec.link, empty) {
             (Some(link), false) => {
                 let opened = self.opened(link).await?;
                 let tmp = self.staging.temp_path(ino);
@@ -975,12 +1037,15 @@ impl Tree {
                 .await?;
                 std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
                 self.staging.install(ino)?;
+                let file = self.staging.file(ino)?;
+                // The staged copy keeps the content's modification time until it is written.
+                let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(rec.mtime.max(0) as u64);
+                file.set_modified(mtime).at(self.staging.path(ino))?;
+                file
             }
+            // New content (a new file, or truncated to nothing): its time is now.
             _ => self.staging.create_empty(ino)?,
-        }
-        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(rec.mtime.max(0) as u64);
-        let file = self.staging.file(ino)?;
-        file.set_modified(mtime).at(self.staging.path(ino))?;
+        };
         let mut txn = self.wtxn()?;
         let mut rec = self.get(&txn, ino)?;
         rec.dirty = true;

@@ -55,11 +55,19 @@ impl Staging {
 
     /// Creates an empty staging file for `ino` (replacing any). Not synced: an empty file loses nothing,
     /// and [`crate::tree::Tree::fsync`] makes it durable with its content.
-    pub fn create_empty(&self, ino: u64) -> Result<()> {
-        self.close(ino);
+    pub fn create_empty(&self, ino: u64) -> Result<Arc<File>> {
         let path = self.path(ino);
-        File::create(&path).at(&path)?;
-        Ok(())
+        let f = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .at(&path)?,
+        );
+        self.lock().insert(ino, f.clone());
+        Ok(f)
     }
 
     /// Moves the (synced) temporary file of `ino` into place and makes the rename durable.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::queue::{now_ms, Item, Queue};
 use crate::repo::Repo;
+use crate::search::Search;
 use crate::transfer::{no_progress, Session};
 use crate::tree::{Sealed, Tree, SEAL};
 use crate::{sync, Error, Result};
@@ -40,6 +41,8 @@ pub struct Engine {
     runner: tokio::sync::Mutex<()>,
     /// Woken when work is queued or the engine should look at the queue again.
     pub wake: tokio::sync::Notify,
+    /// The search index, opened on first use.
+    search: Mutex<Option<Arc<Search>>>,
 }
 
 impl Engine {
@@ -55,7 +58,19 @@ impl Engine {
             failed: AtomicU64::new(0),
             runner: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
+            search: Mutex::new(None),
         })
+    }
+
+    /// The search index of the tree, opened (and if need be rebuilt) on first use.
+    pub fn search(&self) -> Result<Arc<Search>> {
+        let mut slot = self.search.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Search::open(self.tree.clone())?);
+        *slot = Some(s.clone());
+        Ok(s)
     }
 
     /// The repository.

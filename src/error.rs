@@ -58,6 +58,10 @@ pub enum Error {
     /// A filesystem operation on the tree failed the POSIX way (no such entry, exists, not empty...).
     #[error("{what}: {}", std::io::Error::from_raw_os_error(*errno))]
     Posix { errno: i32, what: String },
+    #[error("invalid search query {query:?} at character {pos}: {reason}")]
+    Query { query: String, pos: usize, reason: String },
+    #[error("search index at {path}: {reason}; run `noisefs search --reindex` to rebuild it")]
+    Index { path: PathBuf, reason: String },
     #[error("store {store} is unavailable ({reason}); the operation stays queued and is retried")]
     Unavailable { store: String, reason: String },
 }
@@ -93,6 +97,7 @@ impl Error {
             Error::TargetExists { .. } | Error::AlreadyInitialized { .. } => libc::EEXIST,
             Error::Locked { .. } => libc::EBUSY,
             Error::Unsupported { .. } => libc::ENOTSUP,
+            Error::Query { .. } => libc::EINVAL,
             Error::Unavailable { .. } => libc::EAGAIN,
             Error::Decrypt { .. } => libc::EACCES,
             _ => libc::EIO,

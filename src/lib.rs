@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod pool;
 pub mod queue;
 pub mod repo;
+pub mod search;
 pub mod share;
 pub mod state;
 pub mod store;

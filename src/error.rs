@@ -59,7 +59,11 @@ pub enum Error {
     #[error("{what}: {}", std::io::Error::from_raw_os_error(*errno))]
     Posix { errno: i32, what: String },
     #[error("invalid search query {query:?} at character {pos}: {reason}")]
-    Query { query: String, pos: usize, reason: String },
+    Query {
+        query: String,
+        pos: usize,
+        reason: String,
+    },
     #[error("search index at {path}: {reason}; run `noisefs search --reindex` to rebuild it")]
     Index { path: PathBuf, reason: String },
     #[error("store {store} is unavailable ({reason}); the operation stays queued and is retried")]

@@ -44,9 +44,121 @@ pub fn format_time(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
 
+/// Bytes from a human size: `1500`, `10K`, `1.5MiB`, `2 GB` (K, M, G, T are powers of 1024, with or
+/// without `iB`/`B`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (examples: 1500, 10K, 1.5MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown size unit `{other}` in `{s}` (use K, M, G or T)")),
+    };
+    Ok((value * (1u64 << shift) as f64).round() as u64)
+}
+
+/// Seconds since the epoch from `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (UTC), or an age such as `7d`,
+/// `12h`, `30m` (that long before `now`).
+pub fn parse_date(s: &str, now: i64) -> Result<i64, String> {
+    let t = s.trim();
+    let bad = || format!("`{s}` is not a date (examples: 2026-01-31, 2026-01-31T08:00, 7d, 12h)");
+    if let Some(unit) = t.chars().last().filter(|c| "smhdw".contains(*c)) {
+        if let Ok(n) = t[..t.len() - 1].parse::<i64>() {
+            let secs = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                _ => 7 * 86_400,
+            };
+            return Ok(now - n * secs);
+        }
+    }
+    let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, ""));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [y, m, day] = d[..] else { return Err(bad()) };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return Err(bad());
+    }
+    let mut secs = days_from_civil(y, m, day) * 86_400;
+    if !time.is_empty() {
+        let parts: Vec<i64> = time
+            .split(':')
+            .map(|p| p.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        match parts[..] {
+            [h, mi] if h < 24 && mi < 60 => secs += h * 3600 + mi * 60,
+            [h, mi, sec] if h < 24 && mi < 60 && sec < 61 => secs += h * 3600 + mi * 60 + sec,
+            _ => return Err(bad()),
+        }
+    }
+    Ok(secs)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("10K"), Ok(10 << 10));
+        assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_size("2 gb"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("7b"), Ok(7));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("5X").unwrap_err().contains("unknown size unit"));
+    }
+
+    #[test]
+    fn dates_parse() {
+        assert_eq!(parse_date("1970-01-01", 0), Ok(0));
+        assert_eq!(parse_date("2026-11-24", 0), Ok(1_795_478_400));
+        assert_eq!(
+            format_time(parse_date("2000-02-29T13:45", 0).unwrap()),
+            "2000-02-29 13:45"
+        );
+        assert_eq!(parse_date("2000-02-29 13:45:30", 0), Ok(951_831_930));
+        assert_eq!(parse_date("7d", 1_000_000), Ok(1_000_000 - 7 * 86_400));
+        assert_eq!(parse_date("2h", 10_000), Ok(10_000 - 7200));
+        assert_eq!(parse_date("1w", 0), Ok(-604_800));
+        assert_eq!(parse_date("30m", 0), Ok(-1800));
+        assert_eq!(parse_date("5s", 0), Ok(-5));
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-01",
+            "2026-01-01T25:00",
+            "2026-01-01T10",
+            "xd",
+        ] {
+            assert!(parse_date(bad, 0).unwrap_err().contains("not a date"), "{bad}");
+        }
+    }
 
     #[test]
     fn formats() {

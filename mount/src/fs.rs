@@ -17,6 +17,8 @@ use fuser::{
 };
 use noisefs::tree::{Attr, Kind, RenameMode, SetAttr, Tree};
 
+use crate::search::{Node, SearchDirs, SEARCH_INO};
+
 /// How long the kernel may cache attributes and entries. Changes made through the mount are seen at
 /// once; changes made by sync or the CLI meanwhile show up within this time.
 const TTL: Duration = Duration::from_secs(1);
@@ -25,7 +27,9 @@ pub const MAX_IO: u32 = 1 << 20;
 /// Root-level names reserved for virtual folders (filled by the search and announce features).
 pub const RESERVED: [&str; 2] = [".search", ".announce"];
 /// Inode numbers of the reserved folders (far above anything the tree allocates).
-const RESERVED_INO: [u64; 2] = [u64::MAX - 1, u64::MAX - 2];
+const RESERVED_INO: [u64; 2] = [SEARCH_INO, u64::MAX - 2];
+/// Virtual entries (query folders and hits) are computed on each lookup, never cached by the kernel.
+const NO_TTL: Duration = Duration::ZERO;
 /// How far ahead of a sequential reader blocks are fetched into the cache.
 const READ_AHEAD: u64 = 4 << 20;
 
@@ -48,6 +52,8 @@ pub struct NoiseFs {
     read_only: bool,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
+    /// The `/.search` query folders (none when the index could not be opened).
+    search: Option<SearchDirs>,
 }
 
 fn errno(e: &noisefs::Error) -> Errno {
@@ -55,9 +61,18 @@ fn errno(e: &noisefs::Error) -> Errno {
 }
 
 impl NoiseFs {
-    /// Serves `tree` from inode `root` (the tree's root for a whole mount).
-    pub fn new(tree: Arc<Tree>, rt: tokio::runtime::Handle, root: u64, read_only: bool) -> NoiseFs {
+    /// Serves `tree` from inode `root` (the tree's root for a whole mount), with `/.search` over
+    /// `search` when given.
+    pub fn new(
+        tree: Arc<Tree>,
+        rt: tokio::runtime::Handle,
+        root: u64,
+        read_only: bool,
+        search: Option<Arc<noisefs::search::Search>>,
+    ) -> NoiseFs {
+        let prefix = tree.path_of(root).unwrap_or_else(|_| "/".into());
         NoiseFs {
+            search: search.map(|s| SearchDirs::new(s, rt.clone(), prefix)),
             tree,
             rt,
             root,
@@ -65,6 +80,86 @@ impl NoiseFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
+    }
+
+    /// The attributes of a virtual search entry.
+    fn virtual_attr(&self, ino: u64, node: &Node) -> FileAttr {
+        let mut a = self.reserved_attr(ino);
+        match node {
+            Node::Dir => {}
+            Node::Results(size) => {
+                a.kind = FileType::RegularFile;
+                a.perm = 0o444;
+                a.nlink = 1;
+                a.size = *size;
+                a.blocks = size.div_ceil(512);
+            }
+            Node::Link(target) => {
+                a.kind = FileType::Symlink;
+                a.perm = 0o777;
+                a.nlink = 1;
+                a.size = target.len() as u64;
+            }
+        }
+        a
+    }
+
+    /// Looks up `name` in the search folder or a query folder.
+    fn search_lookup(&self, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let Some(s) = &self.search else {
+            return reply.error(Errno::ENOENT);
+        };
+        let Ok(name) = name_of(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let found = if parent == SEARCH_INO {
+            s.lookup_query(name).map(|ino| (ino, Node::Dir))
+        } else {
+            s.lookup_in(parent, name)
+        };
+        match found {
+            Ok((ino, node)) => reply.entry(&NO_TTL, &self.virtual_attr(ino, &node), Generation(0)),
+            Err(e) => {
+                if e != libc::ENOENT {
+                    tracing::debug!(query = name, errno = e, "search folder lookup failed");
+                }
+                reply.error(Errno::from_i32(e))
+            }
+        }
+    }
+
+    /// Lists `/.search` (the queries looked up lately) or a query folder.
+    fn search_readdir(&self, ino: u64, offset: u64, mut reply: ReplyDirectory) {
+        let parent = if ino == SEARCH_INO { 1 } else { SEARCH_INO };
+        let mut all = vec![
+            (ino, FileType::Directory, ".".to_string()),
+            (parent, FileType::Directory, "..".to_string()),
+        ];
+        match (&self.search, ino == SEARCH_INO) {
+            (None, _) => {}
+            (Some(s), true) => all.extend(s.queries().into_iter().map(|(i, q)| (i, FileType::Directory, q))),
+            (Some(s), false) => match s.list(ino) {
+                Ok(entries) => all.extend(entries.into_iter().map(|(i, n, link)| {
+                    let kind = if link {
+                        FileType::Symlink
+                    } else {
+                        FileType::RegularFile
+                    };
+                    (i, kind, n)
+                })),
+                Err(e) => return reply.error(Errno::from_i32(e)),
+            },
+        }
+        for (i, (kino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(kino), (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn search_node(&self, ino: u64) -> Option<Node> {
+        self.search.as_ref()?.node(ino)
     }
 
     /// Kernel inode -> tree inode.
@@ -144,7 +239,7 @@ impl NoiseFs {
 
     /// Refuses changes on a read-only mount, in the reserved folders, and to reserved names.
     fn writable(&self, parent: INodeNo, name: Option<&OsStr>) -> Result<(), Errno> {
-        if self.read_only || RESERVED_INO.contains(&parent.0) {
+        if self.read_only || RESERVED_INO.contains(&parent.0) || SearchDirs::owns(parent.0) {
             return Err(Errno::EROFS);
         }
         if let Some(n) = name {
@@ -269,6 +364,9 @@ impl Filesystem for NoiseFs {
         if let Some(ino) = self.reserved(parent, name) {
             return reply.entry(&TTL, &self.reserved_attr(ino), Generation(0));
         }
+        if parent.0 == SEARCH_INO || SearchDirs::owns(parent.0) {
+            return self.search_lookup(parent.0, name, reply);
+        }
         if RESERVED_INO.contains(&parent.0) {
             return reply.error(Errno::ENOENT);
         }
@@ -283,6 +381,12 @@ impl Filesystem for NoiseFs {
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         if RESERVED_INO.contains(&ino.0) {
             return reply.attr(&TTL, &self.reserved_attr(ino.0));
+        }
+        if SearchDirs::owns(ino.0) {
+            return match self.search_node(ino.0) {
+                Some(node) => reply.attr(&NO_TTL, &self.virtual_attr(ino.0, &node)),
+                None => reply.error(Errno::ENOENT),
+            };
         }
         let t = self.t(ino);
         match self.tree.getattr(t) {
@@ -334,6 +438,13 @@ impl Filesystem for NoiseFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        if SearchDirs::owns(ino.0) {
+            return match self.search_node(ino.0) {
+                Some(Node::Link(target)) => reply.data(target.as_bytes()),
+                Some(_) => reply.error(Errno::EINVAL),
+                None => reply.error(Errno::ENOENT),
+            };
+        }
         let t = self.t(ino);
         match self.tree.readlink(t) {
             Ok(target) => reply.data(target.as_bytes()),
@@ -483,8 +594,16 @@ impl Filesystem for NoiseFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let acc = flags.0 & libc::O_ACCMODE;
         let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-        if write && self.read_only {
+        if write && (self.read_only || SearchDirs::owns(ino.0)) {
             return reply.error(Errno::EROFS);
+        }
+        if SearchDirs::owns(ino.0) {
+            return match self.search_node(ino.0) {
+                // The list is made at lookup; read it directly (its size may change between lookups).
+                Some(Node::Results(_)) => reply.opened(self.fh(ino.0, false), FopenFlags::FOPEN_DIRECT_IO),
+                Some(_) => reply.error(Errno::EISDIR),
+                None => reply.error(Errno::ENOENT),
+            };
         }
         let t = self.t(ino);
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
@@ -508,6 +627,16 @@ impl Filesystem for NoiseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if SearchDirs::owns(ino.0) {
+            let data = self
+                .search
+                .as_ref()
+                .map_or(Err(libc::ENOENT), |s| s.read(ino.0, offset, size));
+            return match data {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
         let t = self.t(ino);
         match self.rt.block_on(self.tree.read(t, offset, u64::from(size))) {
             Ok(data) => {
@@ -577,6 +706,9 @@ impl Filesystem for NoiseFs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh.0);
+        if SearchDirs::owns(ino.0) {
+            return reply.ok();
+        }
         let (t, write) = match h {
             Some(h) => (h.ino, h.write),
             None => (self.t(ino), false),
@@ -595,8 +727,11 @@ impl Filesystem for NoiseFs {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if ino.0 == SEARCH_INO || SearchDirs::owns(ino.0) {
+            return self.search_readdir(ino.0, offset, reply);
+        }
         if RESERVED_INO.contains(&ino.0) {
-            // Empty until the search and announce features fill them.
+            // Empty until the announce feature fills it.
             for (i, (kino, name)) in [(ino.0, "."), (1, "..")]
                 .into_iter()
                 .enumerate()
@@ -691,6 +826,9 @@ impl Filesystem for NoiseFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if SearchDirs::owns(ino.0) || RESERVED_INO.contains(&ino.0) {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
         let name = match name_of(name) {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::from_i32(libc::ENODATA)),
@@ -706,6 +844,9 @@ impl Filesystem for NoiseFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if SearchDirs::owns(ino.0) || RESERVED_INO.contains(&ino.0) {
+            return xattr_reply(reply, size, &[]);
+        }
         let t = self.t(ino);
         match self.tree.listxattr(t) {
             Ok(names) => {

@@ -40,7 +40,20 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
             return Err(e);
         }
     };
-    let fs = NoiseFs::new(engine.tree().clone(), rt.handle().clone(), root, read_only);
+    let search = match engine.search() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "search index unavailable: /.search stays empty");
+            None
+        }
+    };
+    let fs = NoiseFs::new(
+        engine.tree().clone(),
+        rt.handle().clone(),
+        root,
+        read_only,
+        search,
+    );
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(format!("noisefs:{}", opts.repo.display())),

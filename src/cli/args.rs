@@ -171,6 +171,58 @@ pub enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Search the tree by name, content, type, size, date and tags
+    #[command(
+        after_help = "Query syntax (tantivy): every word is required; OR, -word (not), \"a phrase\", word*, and\nfields name:, content:, tag:, type:, ext:, path:, folder:, size:[1000 TO 5000].\n\nExamples:\n  noisefs search quarterly report\n  noisefs search --type image --modified-after 2026-01-01 --sort modified\n  noisefs search 'budget OR forecast' --path /work --tag urgent --json\n  noisefs search --name '*.pdf' --min-size 1M\n  noisefs search --reindex"
+    )]
+    Search {
+        /// The query; none lists everything the filters let through
+        query: Vec<String>,
+        /// Names matching a pattern (`*.pdf`, `report-202?`), or containing this text; case-insensitive
+        #[arg(long, value_name = "PATTERN")]
+        name: Option<String>,
+        /// Only inside this tree folder
+        #[arg(long, value_name = "TREE PATH")]
+        path: Option<String>,
+        /// A media type (`text/markdown`) or its family (`image`, `text`, `video`); `inode/directory` for folders
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// A file extension (`pdf`)
+        #[arg(long)]
+        ext: Option<String>,
+        /// Only entries with this tag (repeat for several)
+        #[arg(long)]
+        tag: Vec<String>,
+        /// At least this size (`10K`, `1.5MiB`)
+        #[arg(long, value_name = "SIZE", value_parser = crate::fmt::parse_size)]
+        min_size: Option<u64>,
+        /// At most this size
+        #[arg(long, value_name = "SIZE", value_parser = crate::fmt::parse_size)]
+        max_size: Option<u64>,
+        /// Modified at or after (`2026-01-31`, `2026-01-31T08:00` UTC, or an age: `7d`, `12h`)
+        #[arg(long, value_name = "DATE", value_parser = parse_date_now)]
+        modified_after: Option<i64>,
+        /// Modified before
+        #[arg(long, value_name = "DATE", value_parser = parse_date_now)]
+        modified_before: Option<i64>,
+        /// Order of the hits
+        #[arg(long, value_enum, default_value_t)]
+        sort: crate::search::Sort,
+        /// Hits to show
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Hits to skip (for the next page)
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Rebuild the index from the tree first
+        #[arg(long)]
+        reindex: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Tag tree files and folders (find them with `search --tag` or `tag:`)
+    #[command(subcommand)]
+    Tag(TagCommand),
     /// Show the daemon, the operation queue, sync sessions and store health
     #[command(after_help = "Example:\n  noisefs status --json")]
     Status {
@@ -210,6 +262,40 @@ pub enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagCommand {
+    /// Add tags to a tree file or folder
+    #[command(after_help = "Example:\n  noisefs tag add /docs/report.pdf work 2026")]
+    Add {
+        /// The tree path
+        path: String,
+        /// The tags (no commas)
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Remove tags from a tree file or folder
+    #[command(after_help = "Example:\n  noisefs tag rm /docs/report.pdf 2026")]
+    Rm {
+        /// The tree path
+        path: String,
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// List the tags of a tree file or folder
+    #[command(after_help = "Example:\n  noisefs tag ls /docs/report.pdf")]
+    Ls {
+        /// The tree path
+        path: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+/// A date option relative to now.
+fn parse_date_now(s: &str) -> Result<i64, String> {
+    crate::fmt::parse_date(s, crate::queue::now_ms() / 1000)
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::args::{Cli, Command, RepoCommand};
 use super::io::Io;
-use super::namespace;
 use super::progress::{bytes_bar, count_bar, size_of_path};
+use super::{namespace, search};
 use crate::block::BlockId;
 use crate::descriptor::{Link, Meta};
 use crate::engine::Engine;
@@ -203,6 +203,43 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             return namespace::receive(engine, io, opened, path.as_deref(), now, out.json).await;
         }
         Command::Status { out } => return namespace::status(engine, io, out.json).await,
+        Command::Search {
+            query,
+            name,
+            path,
+            kind,
+            ext,
+            tag,
+            min_size,
+            max_size,
+            modified_after,
+            modified_before,
+            sort,
+            limit,
+            offset,
+            reindex,
+            out,
+        } => {
+            let req = crate::search::Request {
+                query: query.join(" "),
+                filters: crate::search::Filters {
+                    name,
+                    path,
+                    kind,
+                    ext,
+                    tags: tag,
+                    min_size,
+                    max_size,
+                    after: modified_after,
+                    before: modified_before,
+                },
+                sort,
+                limit,
+                offset,
+            };
+            return search::search(engine, io, &req, reindex, out.json, quiet).await;
+        }
+        Command::Tag(cmd) => return search::tag(engine, io, cmd).await,
         Command::Daemon => bail!(
             "a daemon already owns this repository{}",
             io.daemon

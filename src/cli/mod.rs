@@ -8,8 +8,9 @@ mod io;
 mod mount;
 mod namespace;
 mod progress;
+mod search;
 
-pub use args::{Cli, Command, RepoCommand, SyncCommand, TreeCommand};
+pub use args::{Cli, Command, RepoCommand, SyncCommand, TagCommand, TreeCommand};
 pub use io::{Io, Out};
 
 use std::io::Write;

@@ -30,6 +30,8 @@ pub const SOCKET: &str = "daemon.sock";
 const DEBOUNCE: Duration = Duration::from_millis(300);
 /// How often every session is rescanned even without events (events can be lost).
 const RESCAN: Duration = Duration::from_secs(60);
+/// How long tree changes settle before the search index is updated.
+const INDEX_DELAY: Duration = Duration::from_secs(1);
 /// How long shutdown may spend running due work.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
@@ -66,9 +68,12 @@ pub async fn serve(
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let stop = Arc::new(AtomicBool::new(false));
     let socket = socket_path(engine.repo().root());
-    let accept = match handler {
-        Some(h) => Some(listen(&socket, h, events_tx.clone(), stop.clone())?),
-        None => None,
+    let (accept, indexer) = match handler {
+        Some(h) => (
+            Some(listen(&socket, h, events_tx.clone(), stop.clone())?),
+            Some(tokio::spawn(keep_index_current(engine.clone()))),
+        ),
+        None => (None, None),
     };
     let syncs = Syncs::open(engine.repo().state())?;
     let mut watchers: HashMap<u64, notify::RecommendedWatcher> = HashMap::new();
@@ -125,6 +130,9 @@ pub async fn serve(
     }
     tracing::info!("daemon stopping: running due work, persisting the rest");
     stop.store(true, Ordering::Relaxed);
+    if let Some(task) = indexer {
+        task.abort();
+    }
     if let Some(t) = accept {
         let _ = UnixStream::connect(&socket); // wakes the accept loop so it sees `stop`
         let _ = t.join();
@@ -138,6 +146,37 @@ pub async fn serve(
     let left = engine.queue().len()?;
     tracing::info!(left, "daemon stopped");
     drained.map(|_| ())
+}
+
+/// Keeps the search index current: indexes the tree at start, then after each burst of changes, so
+/// searches rarely wait for a refresh of their own.
+async fn keep_index_current(engine: Arc<Engine>) {
+    let search = match engine.search() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "search index unavailable; searches will report the error");
+            return;
+        }
+    };
+    let mut changes = engine.tree().subscribe();
+    loop {
+        match search.refresh().await {
+            Ok(done) if done.indexed + done.removed > 0 => {
+                tracing::info!(
+                    indexed = done.indexed,
+                    removed = done.removed,
+                    entries = done.entries,
+                    "search index updated"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot update the search index"),
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(INDEX_DELAY).await;
+    }
 }
 
 /// Adds session `id` (0: every session) to `dirty`.

@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(media_type("photo.txt", &png), "image/png");
         assert_eq!(media_type("notes.md", b"# Title\n"), "text/markdown");
         assert_eq!(media_type("README", b"plain words"), "text/plain");
-        assert_eq!(media_type("data.bin", b"\x00\x01\x02"), "application/octet-stream");
+        assert_eq!(
+            media_type("data.bin", b"\x00\x01\x02"),
+            "application/octet-stream"
+        );
         assert_eq!(media_type("fake.txt", b"ab\x00cd"), "application/octet-stream");
         assert_eq!(media_type("empty.json", b""), "application/json");
         assert_eq!(media_type("doc.pdf", b"%PDF-1.7\n"), "application/pdf");
@@ -142,9 +145,15 @@ mod tests {
         assert_eq!(text("image/png", b"hello"), None);
         assert_eq!(text("text/plain", b"\x00bin"), None);
         let huge = "a".repeat(MAX_TEXT + 10);
-        assert_eq!(text("text/plain", huge.as_bytes()).map(|t| t.len()), Some(MAX_TEXT));
+        assert_eq!(
+            text("text/plain", huge.as_bytes()).map(|t| t.len()),
+            Some(MAX_TEXT)
+        );
         let cut = "é".repeat(MAX_TEXT); // a character straddles the cap
-        assert_eq!(text("text/plain", cut.as_bytes()).map(|t| t.len()), Some(MAX_TEXT));
+        assert_eq!(
+            text("text/plain", cut.as_bytes()).map(|t| t.len()),
+            Some(MAX_TEXT)
+        );
     }
 
     #[test]

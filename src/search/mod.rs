@@ -117,7 +117,12 @@ impl Search {
                 (create(&dir, schema)?, Some(reason))
             }
         };
-        if rebuilt.is_some() || index.searchable_segment_metas().map_err(|e| index_error(&dir, e))?.is_empty() {
+        if rebuilt.is_some()
+            || index
+                .searchable_segment_metas()
+                .map_err(|e| index_error(&dir, e))?
+                .is_empty()
+        {
             // A fresh index: nothing is indexed, whatever the bookkeeping says.
             let mut wtxn = tree.repo().state().env().write_txn()?;
             docs.clear(&mut wtxn)?;
@@ -249,9 +254,7 @@ impl Search {
         for (path, ino, rec, fp) in todo {
             let doc = self.document(&searcher, &path, ino, &rec).await;
             writer.delete_term(Term::from_field_text(self.fields.path, &path));
-            writer
-                .add_document(doc)
-                .map_err(|e| index_error(&self.dir, e))?;
+            writer.add_document(doc).map_err(|e| index_error(&self.dir, e))?;
             batch.push((path, Some(fp)));
             done.indexed += 1;
             if batch.len() >= BATCH {
@@ -301,7 +304,13 @@ impl Search {
 
     /// The document for the entry at `path`. Content that cannot be read (a missing block) is left out
     /// with a warning; the entry is still found by its name and metadata.
-    async fn document(&self, searcher: &tantivy::Searcher, path: &str, ino: u64, rec: &Inode) -> TantivyDocument {
+    async fn document(
+        &self,
+        searcher: &tantivy::Searcher,
+        path: &str,
+        ino: u64,
+        rec: &Inode,
+    ) -> TantivyDocument {
         let f = &self.fields;
         let name = path.rsplit('/').next().unwrap_or_default();
         let mut doc = TantivyDocument::default();
@@ -355,7 +364,10 @@ impl Search {
     ) -> Result<(String, Option<String>)> {
         let f = &self.fields;
         if let Some(link) = rec.link.as_ref().filter(|_| !rec.dirty) {
-            let q = TermQuery::new(Term::from_field_text(f.content_key, link), IndexRecordOption::Basic);
+            let q = TermQuery::new(
+                Term::from_field_text(f.content_key, link),
+                IndexRecordOption::Basic,
+            );
             let found = searcher
                 .search(&q, &TopDocs::with_limit(1).order_by_score())
                 .map_err(|e| index_error(&self.dir, e))?;
@@ -367,7 +379,10 @@ impl Search {
                     .find(|t| t.contains('/'))
                     .unwrap_or("application/octet-stream")
                     .to_string();
-                let text = old.get_first(f.content).and_then(|v| v.as_str()).map(str::to_string);
+                let text = old
+                    .get_first(f.content)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
                 return Ok((media, text));
             }
         }
@@ -398,12 +413,17 @@ impl Search {
         let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
         let (total, found): (usize, Vec<(Option<f32>, DocAddress)>) = match req.sort {
             Sort::Score => {
-                let (n, docs) = searcher.search(&query, &(Count, top.order_by_score())).map_err(err)?;
+                let (n, docs) = searcher
+                    .search(&query, &(Count, top.order_by_score()))
+                    .map_err(err)?;
                 (n, docs.into_iter().map(|(s, a)| (Some(s), a)).collect())
             }
             Sort::Name => {
                 let (n, docs) = searcher
-                    .search(&query, &(Count, top.order_by_string_fast_field("name_key", Order::Asc)))
+                    .search(
+                        &query,
+                        &(Count, top.order_by_string_fast_field("name_key", Order::Asc)),
+                    )
                     .map_err(err)?;
                 (n, docs.into_iter().map(|(_, a)| (None, a)).collect())
             }
@@ -415,7 +435,10 @@ impl Search {
             }
             Sort::Modified => {
                 let (n, docs) = searcher
-                    .search(&query, &(Count, top.order_by_fast_field::<i64>("modified", Order::Desc)))
+                    .search(
+                        &query,
+                        &(Count, top.order_by_fast_field::<i64>("modified", Order::Desc)),
+                    )
                     .map_err(err)?;
                 (n, docs.into_iter().map(|(_, a)| (None, a)).collect())
             }
@@ -431,7 +454,12 @@ impl Search {
         let mut hits = Vec::with_capacity(found.len());
         for (score, addr) in found {
             let doc: TantivyDocument = searcher.doc(addr).map_err(err)?;
-            let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let text = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             let number = |field| doc.get_first(field).and_then(|v| v.as_u64());
             let snippet = snippets.as_ref().and_then(|g| {
                 let s = g.snippet_from_doc(&doc);
@@ -451,7 +479,10 @@ impl Search {
                     .unwrap_or_default()
                     .to_string(),
                 size: number(f.size).unwrap_or_default(),
-                modified: doc.get_first(f.mtime).and_then(|v| v.as_i64()).unwrap_or_default(),
+                modified: doc
+                    .get_first(f.mtime)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or_default(),
                 tags: doc
                     .get_all(f.tags)
                     .filter_map(|v| v.as_str())
@@ -519,7 +550,12 @@ fn fingerprint(ino: u64, rec: &Inode) -> [u8; 8] {
     h.update([0]);
     h.update(rec.target.as_deref().unwrap_or_default());
     h.update([0]);
-    h.update(rec.xattrs.get(TAGS_XATTR).map(|v| v.as_slice()).unwrap_or_default());
+    h.update(
+        rec.xattrs
+            .get(TAGS_XATTR)
+            .map(|v| v.as_slice())
+            .unwrap_or_default(),
+    );
     let mut out = [0u8; 8];
     out.copy_from_slice(&h.finalize()[..8]);
     out

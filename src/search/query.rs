@@ -130,12 +130,12 @@ pub(super) fn build(index: &Index, f: &Fields, req: &Request) -> Result<Box<dyn 
         )));
     }
     if filters.after.is_some() || filters.before.is_some() {
-        let lower = filters
-            .after
-            .map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(f.mtime, v)));
-        let upper = filters
-            .before
-            .map_or(Bound::Unbounded, |v| Bound::Excluded(Term::from_field_i64(f.mtime, v)));
+        let lower = filters.after.map_or(Bound::Unbounded, |v| {
+            Bound::Included(Term::from_field_i64(f.mtime, v))
+        });
+        let upper = filters.before.map_or(Bound::Unbounded, |v| {
+            Bound::Excluded(Term::from_field_i64(f.mtime, v))
+        });
         must.push(Box::new(RangeQuery::new(lower, upper)));
     }
     Ok(match must.len() {

@@ -51,10 +51,7 @@ impl Fields {
                 o
             }
         };
-        let number = NumericOptions::default()
-            .set_indexed()
-            .set_fast()
-            .set_stored();
+        let number = NumericOptions::default().set_indexed().set_fast().set_stored();
         let fields = Fields {
             path: b.add_text_field("path", STRING | STORED),
             folder: b.add_text_field("folder", STRING),

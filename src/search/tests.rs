@@ -70,7 +70,13 @@ impl Fixture {
 
     async fn find(&self, req: &Request) -> Vec<String> {
         let s = self.engine.search().unwrap();
-        s.search(req).await.unwrap().hits.into_iter().map(|h| h.path).collect()
+        s.search(req)
+            .await
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.path)
+            .collect()
     }
 
     async fn query(&self, q: &str) -> Vec<String> {
@@ -91,15 +97,24 @@ impl Fixture {
     }
 }
 
-const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+const PNG: &[u8] = &[
+    0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+];
 
 async fn sample() -> Fixture {
     let fx = Fixture::new();
-    fx.write("/docs/report.md", b"# Quarterly report\nRevenue grew in the north region.\n").await;
-    fx.write("/docs/notes.txt", b"meeting notes about the budget").await;
+    fx.write(
+        "/docs/report.md",
+        b"# Quarterly report\nRevenue grew in the north region.\n",
+    )
+    .await;
+    fx.write("/docs/notes.txt", b"meeting notes about the budget")
+        .await;
     fx.write("/photos/cat.png", PNG).await;
-    fx.write("/photos/Report-2024.PDF", b"%PDF-1.7\n binary stuff").await;
-    fx.write("/src/main.rs", b"fn main() { println!(\"hello world\"); }").await;
+    fx.write("/photos/Report-2024.PDF", b"%PDF-1.7\n binary stuff")
+        .await;
+    fx.write("/src/main.rs", b"fn main() { println!(\"hello world\"); }")
+        .await;
     fx.write(
         "/site/index.html",
         b"<html><script>var secretword = 1;</script><p>Fish &amp; chips</p></html>",
@@ -117,7 +132,10 @@ async fn sample() -> Fixture {
 async fn finds_by_name_content_type_and_every_filter() {
     let fx = sample().await;
     // Names and content; binary files are not indexed as text; scripts in HTML are not text.
-    assert_eq!(fx.query("report").await, ["/docs/report.md", "/photos/Report-2024.PDF"]);
+    assert_eq!(
+        fx.query("report").await,
+        ["/docs/report.md", "/photos/Report-2024.PDF"]
+    );
     assert_eq!(fx.query("revenue").await, ["/docs/report.md"]);
     assert_eq!(fx.query("fish chips").await, ["/site/index.html"]);
     assert!(fx.query("secretword").await.is_empty());
@@ -133,7 +151,10 @@ async fn finds_by_name_content_type_and_every_filter() {
     assert_eq!(fx.query("content:quarterly").await, ["/docs/report.md"]);
 
     // Filters.
-    assert_eq!(fx.filtered("", |f| f.kind = Some("image".into())).await, ["/photos/cat.png"]);
+    assert_eq!(
+        fx.filtered("", |f| f.kind = Some("image".into())).await,
+        ["/photos/cat.png"]
+    );
     assert_eq!(
         fx.filtered("", |f| f.kind = Some("Application/PDF".into())).await,
         ["/photos/Report-2024.PDF"]
@@ -142,21 +163,39 @@ async fn finds_by_name_content_type_and_every_filter() {
         fx.filtered("", |f| f.kind = Some("inode/directory".into())).await,
         ["/bin", "/docs", "/photos", "/site", "/src"]
     );
-    assert_eq!(fx.filtered("", |f| f.ext = Some(".pdf".into())).await, ["/photos/Report-2024.PDF"]);
-    assert_eq!(fx.filtered("", |f| f.tags = vec!["WORK".into()]).await, ["/docs/notes.txt"]);
-    assert!(fx.filtered("", |f| f.tags = vec!["work".into(), "nope".into()]).await.is_empty());
+    assert_eq!(
+        fx.filtered("", |f| f.ext = Some(".pdf".into())).await,
+        ["/photos/Report-2024.PDF"]
+    );
+    assert_eq!(
+        fx.filtered("", |f| f.tags = vec!["WORK".into()]).await,
+        ["/docs/notes.txt"]
+    );
+    assert!(fx
+        .filtered("", |f| f.tags = vec!["work".into(), "nope".into()])
+        .await
+        .is_empty());
     assert_eq!(
         fx.filtered("", |f| f.path = Some("docs/".into())).await,
         ["/docs", "/docs/notes.txt", "/docs/report.md"]
     );
-    assert_eq!(fx.filtered("report", |f| f.path = Some("/photos".into())).await, ["/photos/Report-2024.PDF"]);
+    assert_eq!(
+        fx.filtered("report", |f| f.path = Some("/photos".into())).await,
+        ["/photos/Report-2024.PDF"]
+    );
     assert_eq!(fx.filtered("", |f| f.path = Some("/".into())).await.len(), 12);
-    assert_eq!(fx.filtered("", |f| f.name = Some("*.MD".into())).await, ["/docs/report.md"]);
+    assert_eq!(
+        fx.filtered("", |f| f.name = Some("*.MD".into())).await,
+        ["/docs/report.md"]
+    );
     assert_eq!(
         fx.filtered("", |f| f.name = Some("REPORT".into())).await,
         ["/docs/report.md", "/photos/Report-2024.PDF"]
     );
-    assert_eq!(fx.filtered("", |f| f.name = Some("c?t.png".into())).await, ["/photos/cat.png"]);
+    assert_eq!(
+        fx.filtered("", |f| f.name = Some("c?t.png".into())).await,
+        ["/photos/cat.png"]
+    );
     assert_eq!(
         fx.filtered("", |f| {
             f.min_size = Some(50);
@@ -185,7 +224,10 @@ async fn finds_by_name_content_type_and_every_filter() {
         )
         .await
         .unwrap();
-    assert_eq!(fx.filtered("", |f| f.before = Some(1_001 * day)).await, ["/photos/cat.png"]);
+    assert_eq!(
+        fx.filtered("", |f| f.before = Some(1_001 * day)).await,
+        ["/photos/cat.png"]
+    );
     assert!(fx.filtered("", |f| f.before = Some(1_000 * day)).await.is_empty());
     assert_eq!(
         fx.filtered("", |f| {
@@ -195,7 +237,10 @@ async fn finds_by_name_content_type_and_every_filter() {
         .await,
         ["/photos/cat.png"]
     );
-    assert!(!fx.filtered("", |f| f.after = Some(1_001 * day)).await.contains(&"/photos/cat.png".to_string()));
+    assert!(!fx
+        .filtered("", |f| f.after = Some(1_001 * day))
+        .await
+        .contains(&"/photos/cat.png".to_string()));
 
     // A name pattern that is not a usable expression is a clear error.
     let s = fx.engine.search().unwrap();
@@ -240,7 +285,10 @@ async fn sorts_pages_and_snippets() {
     req.limit = 2;
     req.offset = 1;
     let r = s.search(&req).await.unwrap();
-    assert_eq!((names(&r), r.total), (vec!["main.rs".to_string(), "notes.txt".to_string()], 4));
+    assert_eq!(
+        (names(&r), r.total),
+        (vec!["main.rs".to_string(), "notes.txt".to_string()], 4)
+    );
     req.limit = 0;
     let r = s.search(&req).await.unwrap();
     assert_eq!((r.hits.len(), r.total), (0, 4));
@@ -283,7 +331,11 @@ async fn follows_renames_deletes_edits_and_tags() {
     let s = fx.engine.search().unwrap();
     let first = s.refresh().await.unwrap();
     assert_eq!(first.entries, 12);
-    assert_eq!(s.refresh().await.unwrap().indexed, 0, "nothing changed, nothing indexed");
+    assert_eq!(
+        s.refresh().await.unwrap().indexed,
+        0,
+        "nothing changed, nothing indexed"
+    );
 
     // A file renamed across folders keeps its content hits under the new path.
     let docs = fx.tree().resolve("/docs").unwrap();
@@ -292,15 +344,28 @@ async fn follows_renames_deletes_edits_and_tags() {
         .rename(docs, "report.md", photos, "summary.md", Default::default())
         .unwrap();
     assert_eq!(fx.query("revenue").await, ["/photos/summary.md"]);
-    assert!(fx.query("report").await.contains(&"/photos/Report-2024.PDF".to_string()));
+    assert!(fx
+        .query("report")
+        .await
+        .contains(&"/photos/Report-2024.PDF".to_string()));
     // A folder renamed moves everything below it.
-    fx.tree().rename(ROOT, "photos", ROOT, "pictures", Default::default()).unwrap();
+    fx.tree()
+        .rename(ROOT, "photos", ROOT, "pictures", Default::default())
+        .unwrap();
     assert_eq!(fx.query("revenue").await, ["/pictures/summary.md"]);
     assert_eq!(
         fx.filtered("", |f| f.path = Some("/pictures".into())).await,
-        ["/pictures", "/pictures/Report-2024.PDF", "/pictures/cat.png", "/pictures/summary.md"]
+        [
+            "/pictures",
+            "/pictures/Report-2024.PDF",
+            "/pictures/cat.png",
+            "/pictures/summary.md"
+        ]
     );
-    assert!(fx.filtered("", |f| f.path = Some("/photos".into())).await.is_empty());
+    assert!(fx
+        .filtered("", |f| f.path = Some("/photos".into()))
+        .await
+        .is_empty());
     // Edits replace content.
     fx.write("/pictures/summary.md", b"profits fell").await;
     assert!(fx.query("revenue").await.is_empty());
@@ -394,7 +459,12 @@ async fn huge_and_unreadable_files_are_capped_or_indexed_by_name() {
     let blocks = fx.tree().repo().root().join("blocks");
     let ino = fx.tree().resolve("/lost.txt").unwrap();
     let link = fx.tree().inode(ino).unwrap().link.unwrap();
-    let root = link.trim_start_matches("noisefs://").split('#').next().unwrap().to_string();
+    let root = link
+        .trim_start_matches("noisefs://")
+        .split('#')
+        .next()
+        .unwrap()
+        .to_string();
     for shard in std::fs::read_dir(&blocks).unwrap() {
         for b in std::fs::read_dir(shard.unwrap().path()).unwrap() {
             let p = b.unwrap().path();

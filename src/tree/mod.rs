@@ -1087,11 +1087,13 @@ impl Tree {
         session.commit().await?;
         let link = link.to_string();
         // The check and the switch happen under the handles lock, so no writer can slip in between.
+        // Lock order everywhere: the LMDB write transaction first, then the handles lock (rename and
+        // unlink take the handles lock inside their transaction).
+        let mut txn = self.wtxn()?;
         let h = self.lock_handles();
         if h.gens.get(&ino).copied().unwrap_or(0) != gen || h.open.get(&ino).is_some_and(|e| e.1 > 0) {
             return Ok(Sealed::Busy);
         }
-        let mut txn = self.wtxn()?;
         let mut cur = match self.get(&txn, ino) {
             Ok(r) if r.dirty => r,
             _ => return Ok(Sealed::Clean),

@@ -307,7 +307,12 @@ fn posix_errors_and_semantics() {
     // Reserved virtual folders: present, empty, read-only.
     assert!(std::fs::metadata(mnt.join(".search")).unwrap().is_dir());
     assert_eq!(std::fs::read_dir(mnt.join(".announce")).unwrap().count(), 0);
-    assert_eq!(errno_of(std::fs::write(mnt.join(".search/q"), b"")), libc::EROFS);
+    assert_eq!(
+        errno_of(std::fs::write(mnt.join(".announce/q"), b"")),
+        libc::EROFS
+    );
+    // Every name in .search is a query folder.
+    assert_eq!(errno_of(std::fs::write(mnt.join(".search/q"), b"")), libc::EISDIR);
     assert_eq!(errno_of(std::fs::create_dir(mnt.join(".search"))), libc::EEXIST);
     assert_eq!(errno_of(std::fs::remove_dir(mnt.join(".search"))), libc::EROFS);
     let names: Vec<String> = std::fs::read_dir(&mnt)

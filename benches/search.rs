@@ -184,7 +184,7 @@ fn main() {
 
     // Queries in process.
     let mut qrng = Rng(42);
-    let mut make = |kind: usize, qrng: &mut Rng| -> Request {
+    let make = |kind: usize, qrng: &mut Rng| -> Request {
         let w = &words[qrng.below(words.len())];
         let w2 = &words[qrng.skewed(words.len())];
         match kind {

@@ -305,6 +305,17 @@ impl Repo {
     }
 }
 
+/// A repository for unit tests: 4 KiB blocks, sealing without delay, in `<dir>/repo`.
+#[cfg(test)]
+pub(crate) fn test_repo(dir: &Path) -> Arc<Repo> {
+    let cfg = Config {
+        block_size: crate::block::BlockSize::new(4096).expect("block size"),
+        writeback_delay_ms: 0,
+        ..Config::default()
+    };
+    Arc::new(Repo::init(&dir.join("repo"), cfg).expect("test repository"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,8 @@
 //! Indexing and searching a real tree: every filter and sort, incremental updates, rebuilds.
 
 use super::*;
-use crate::block::BlockSize;
 use crate::engine::Engine;
-use crate::repo::{Config, Repo};
+use crate::repo::Repo;
 use crate::tree::SetAttr;
 
 struct Fixture {
@@ -14,14 +13,8 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = Config {
-            block_size: BlockSize::new(4096).unwrap(),
-            writeback_delay_ms: 0,
-            ..Config::default()
-        };
-        let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
         Fixture {
-            engine: Engine::new(repo).unwrap(),
+            engine: Engine::new(crate::repo::test_repo(dir.path())).unwrap(),
             _dir: dir,
         }
     }

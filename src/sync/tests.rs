@@ -18,13 +18,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        block_size: BlockSize::new(4096).unwrap(),
-        writeback_delay_ms: 0,
-        ..Config::default()
-    };
-    let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
-    let engine = Engine::new(repo).unwrap();
+    let engine = Engine::new(crate::repo::test_repo(dir.path())).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();

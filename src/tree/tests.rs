@@ -1,18 +1,9 @@
 //! POSIX semantics of the tree, checked without a kernel.
 
 use super::*;
-use crate::block::BlockSize;
-use crate::repo::Config;
 use crate::transfer::{no_progress, Session};
 
-fn repo(dir: &std::path::Path) -> Arc<Repo> {
-    let cfg = Config {
-        block_size: BlockSize::new(4096).unwrap(),
-        writeback_delay_ms: 0,
-        ..Config::default()
-    };
-    Arc::new(Repo::init(&dir.join("repo"), cfg).unwrap())
-}
+use crate::repo::test_repo as repo;
 
 fn errno<T: std::fmt::Debug>(r: Result<T>) -> i32 {
     r.unwrap_err().errno()

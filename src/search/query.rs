@@ -119,14 +119,14 @@ pub(super) fn build(index: &Index, f: &Fields, req: &Request) -> Result<Box<dyn 
         must.push(term(f.tags, &tag.trim().to_lowercase()));
     }
     if filters.min_size.is_some() || filters.max_size.is_some() {
-        let bound = |v: Option<u64>, inclusive: bool| match v {
-            Some(v) if inclusive => Bound::Included(Term::from_field_u64(f.size, v)),
-            Some(v) => Bound::Excluded(Term::from_field_u64(f.size, v)),
-            None => Bound::Unbounded,
+        let bound = |v: Option<u64>| {
+            v.map_or(Bound::Unbounded, |v| {
+                Bound::Included(Term::from_field_u64(f.size, v))
+            })
         };
         must.push(Box::new(RangeQuery::new(
-            bound(filters.min_size, true),
-            bound(filters.max_size, true),
+            bound(filters.min_size),
+            bound(filters.max_size),
         )));
     }
     if filters.after.is_some() || filters.before.is_some() {
@@ -164,7 +164,7 @@ fn name_regex(pattern: &str) -> String {
         match c {
             '*' if wild => re.push_str(".*"),
             '?' if wild => re.push('.'),
-            c if c.is_alphanumeric() || c == ' ' => re.push(c),
+            c if !c.is_ascii_punctuation() => re.push(c),
             c => {
                 re.push('\\');
                 re.push(c);
@@ -212,6 +212,7 @@ mod tests {
         assert_eq!(name_regex("*.md"), ".*\\.md");
         assert_eq!(name_regex("a?c"), "a.c");
         assert_eq!(name_regex("a+b (1)"), ".*a\\+b \\(1\\).*");
+        assert_eq!(name_regex("photo 😀"), ".*photo 😀.*");
     }
 
     #[test]

@@ -118,6 +118,11 @@ async fn sample() -> Fixture {
     fx.write("/bin/blob.dat", &blob).await;
     let notes = fx.tree().resolve("/docs/notes.txt").unwrap();
     fx.tree().setxattr(notes, TAGS_XATTR, b"Work, urgent").unwrap();
+    let bin = fx.tree().resolve("/bin").unwrap();
+    fx.tree()
+        .symlink(bin, "shortcut", "../docs/notes.txt", 0, 0)
+        .unwrap();
+    fx.tree().create(bin, "empty.json", 0o644, 0, 0).unwrap();
     fx
 }
 
@@ -176,7 +181,7 @@ async fn finds_by_name_content_type_and_every_filter() {
         fx.filtered("report", |f| f.path = Some("/photos".into())).await,
         ["/photos/Report-2024.PDF"]
     );
-    assert_eq!(fx.filtered("", |f| f.path = Some("/".into())).await.len(), 12);
+    assert_eq!(fx.filtered("", |f| f.path = Some("/".into())).await.len(), 14);
     assert_eq!(
         fx.filtered("", |f| f.name = Some("*.MD".into())).await,
         ["/docs/report.md"]
@@ -234,6 +239,31 @@ async fn finds_by_name_content_type_and_every_filter() {
         .filtered("", |f| f.after = Some(1_001 * day))
         .await
         .contains(&"/photos/cat.png".to_string()));
+
+    // Symlinks and empty files are entries too; a size bound alone leaves the other side open.
+    assert_eq!(
+        fx.filtered("", |f| f.kind = Some("inode/symlink".into())).await,
+        ["/bin/shortcut"]
+    );
+    assert_eq!(
+        fx.filtered("", |f| f.kind = Some("application/json".into()))
+            .await,
+        ["/bin/empty.json"]
+    );
+    assert_eq!(
+        fx.filtered("", |f| {
+            f.max_size = Some(0);
+            f.kind = Some("application".into());
+        })
+        .await,
+        ["/bin/empty.json"]
+    );
+    assert_eq!(
+        fx.filtered("", |f| f.min_size = Some(70)).await,
+        ["/bin/blob.dat", "/site/index.html"]
+    );
+    // The index covers the engine's tree.
+    assert!(Arc::ptr_eq(fx.engine.search().unwrap().tree(), fx.tree()));
 
     // A name pattern that is not a usable expression is a clear error.
     let s = fx.engine.search().unwrap();
@@ -314,6 +344,13 @@ async fn malformed_queries_name_the_position() {
         }
         assert!(err.to_string().contains("at character"), "{err}");
     }
+    // A value of the wrong kind for a field: no position to point at beyond the start.
+    match s.search(&Request::new("size:lots")).await.unwrap_err() {
+        Error::Query { pos, reason, .. } => {
+            assert_eq!((pos, reason.contains("integer")), (0, true), "{reason}")
+        }
+        other => panic!("{other}"),
+    }
     let err = s.search(&Request::new("nofield:x")).await.unwrap_err();
     assert!(err.to_string().contains("no field `nofield`"), "{err}");
 }
@@ -323,7 +360,7 @@ async fn follows_renames_deletes_edits_and_tags() {
     let fx = sample().await;
     let s = fx.engine.search().unwrap();
     let first = s.refresh().await.unwrap();
-    assert_eq!(first.entries, 12);
+    assert_eq!(first.entries, 14);
     assert_eq!(
         s.refresh().await.unwrap().indexed,
         0,
@@ -389,7 +426,7 @@ async fn follows_renames_deletes_edits_and_tags() {
     fx.tree().unlink(docs, "notes.txt").unwrap();
     assert!(fx.query("draft").await.is_empty());
     let after = s.refresh().await.unwrap();
-    assert_eq!(after.entries, 11);
+    assert_eq!(after.entries, 13);
 }
 
 #[tokio::test]
@@ -433,7 +470,7 @@ async fn rebuilds_a_deleted_corrupt_or_older_index() {
     // --reindex starts from nothing and finds everything again.
     let s = Search::open(tree.clone()).unwrap();
     let done = s.reindex().await.unwrap();
-    assert_eq!((done.indexed, done.entries), (12, 12));
+    assert_eq!((done.indexed, done.entries), (14, 14));
     assert_eq!(s.search(&Request::new("fish")).await.unwrap().total, 1);
 }
 

@@ -72,4 +72,9 @@ dest="$NOISEFS_MOUNT/setup-sample-$(date +%Y%m%d-%H%M%S)"
 cp -a "$sample" "$dest"
 diff -r "$sample" "$dest"
 ls -la "$NOISEFS_MOUNT" | head -20
+echo "== noisefs search (through the mount process) and $NOISEFS_MOUNT/.search/"
+"$BIN" search 'tantivy OR fuser' --path "${dest#"$NOISEFS_MOUNT"}" --limit 5
+hits=$(ls "$NOISEFS_MOUNT/.search/ext:md/" | grep -c . || true)
+echo "ls $NOISEFS_MOUNT/.search/ext:md/ lists $hits entries (hits as symlinks, plus .results)"
+[ "$hits" -gt 1 ] || { echo "search in the mount found nothing" >&2; exit 1; }
 echo "mount OK: $NOISEFS_MOUNT is NoiseFS (the sample is in $dest); \`$BIN unmount $NOISEFS_MOUNT\` ends it"

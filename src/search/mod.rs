@@ -172,21 +172,14 @@ impl Search {
 
     /// Brings the index up to date with the tree if it changed since the last refresh.
     pub async fn refresh(&self) -> Result<Refreshed> {
-        let generation = *self.tree.subscribe().borrow();
-        if self.seen.load(Ordering::Acquire) == generation {
-            return Ok(Refreshed {
-                entries: self.known_len(),
-                ..Refreshed::default()
-            });
+        if let Some(same) = self.unchanged() {
+            return Ok(same);
         }
         let mut writer = self.writer.lock().await;
         // Read before walking: a change made during the walk is caught by the next refresh.
         let generation = *self.tree.subscribe().borrow();
-        if self.seen.load(Ordering::Acquire) == generation {
-            return Ok(Refreshed {
-                entries: self.known_len(),
-                ..Refreshed::default()
-            });
+        if let Some(same) = self.unchanged() {
+            return Ok(same); // another caller refreshed while this one waited
         }
         let done = self.update(&mut writer).await?;
         self.seen.store(generation, Ordering::Release);
@@ -209,6 +202,15 @@ impl Search {
         let done = self.update(&mut writer).await?;
         self.seen.store(generation, Ordering::Release);
         Ok(done)
+    }
+
+    /// What a refresh reports when the tree has not changed since the last one.
+    fn unchanged(&self) -> Option<Refreshed> {
+        let generation = *self.tree.subscribe().borrow();
+        (self.seen.load(Ordering::Acquire) == generation).then(|| Refreshed {
+            entries: self.known_len(),
+            ..Refreshed::default()
+        })
     }
 
     fn known_len(&self) -> usize {
@@ -373,10 +375,7 @@ impl Search {
                 .map_err(|e| index_error(&self.dir, e))?;
             if let Some((_, addr)) = found.first() {
                 let old: TantivyDocument = searcher.doc(*addr).map_err(|e| index_error(&self.dir, e))?;
-                let media = old
-                    .get_all(f.kind)
-                    .filter_map(|v| v.as_str())
-                    .find(|t| t.contains('/'))
+                let media = full_type(&old, f.kind)
                     .unwrap_or("application/octet-stream")
                     .to_string();
                 let text = old
@@ -472,12 +471,7 @@ impl Search {
                 path: text(f.path),
                 name: text(f.name),
                 ino: number(f.ino).unwrap_or_default(),
-                kind: doc
-                    .get_all(f.kind)
-                    .filter_map(|v| v.as_str())
-                    .find(|t| t.contains('/'))
-                    .unwrap_or_default()
-                    .to_string(),
+                kind: full_type(&doc, f.kind).unwrap_or_default().to_string(),
                 size: number(f.size).unwrap_or_default(),
                 modified: doc
                     .get_first(f.mtime)
@@ -494,6 +488,13 @@ impl Search {
         }
         Ok(Results { total, hits })
     }
+}
+
+/// The full media type stored in `doc` (`text/markdown`, not its family `text`).
+fn full_type(doc: &TantivyDocument, field: tantivy::schema::Field) -> Option<&str> {
+    doc.get_all(field)
+        .filter_map(|v| v.as_str())
+        .find(|t| t.contains('/'))
 }
 
 /// Opens the index in `dir`: `Ok(None)` when there is none yet, `Err(reason)` when it must be rebuilt.

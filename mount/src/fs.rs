@@ -250,6 +250,23 @@ impl NoiseFs {
         Ok(())
     }
 
+    /// For a request that adds `name` to kernel folder `parent`: the tree folder and the name, or the
+    /// errno that refuses it (read-only, reserved, not UTF-8).
+    fn adding<'n>(&self, parent: INodeNo, name: &'n OsStr) -> Result<(u64, &'n str), Errno> {
+        self.writable(parent, Some(name))?;
+        Ok((self.t(parent), name_of(name)?))
+    }
+
+    /// For a request that removes `name` from kernel folder `parent`: as [`NoiseFs::adding`], and the
+    /// reserved folders cannot be removed (EROFS).
+    fn removing<'n>(&self, parent: INodeNo, name: &'n OsStr) -> Result<(u64, &'n str), Errno> {
+        self.writable(parent, None)?;
+        if self.reserved(parent, name).is_some() {
+            return Err(Errno::EROFS);
+        }
+        Ok((self.t(parent), name_of(name)?))
+    }
+
     fn log(&self, op: &str, req: &Request, ino: u64, e: &noisefs::Error) {
         let errno = e.errno();
         if matches!(
@@ -482,45 +499,27 @@ impl Filesystem for NoiseFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        if let Err(e) = self.writable(parent, Some(name)) {
-            return reply.error(e);
-        }
-        let name = match name_of(name) {
-            Ok(n) => n,
+        let (p, name) = match self.adding(parent, name) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let p = self.t(parent);
         let r = self.tree.mkdir(p, name, mode & !umask, req.uid(), req.gid());
         self.entry(reply, r, "mkdir", req, p);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if let Err(e) = self.writable(parent, None) {
-            return reply.error(e);
-        }
-        if self.reserved(parent, name).is_some() {
-            return reply.error(Errno::EROFS);
-        }
-        let name = match name_of(name) {
-            Ok(n) => n,
+        let (p, name) = match self.removing(parent, name) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let p = self.t(parent);
         self.empty(reply, self.tree.unlink(p, name), "unlink", req, p);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if let Err(e) = self.writable(parent, None) {
-            return reply.error(e);
-        }
-        if self.reserved(parent, name).is_some() {
-            return reply.error(Errno::EROFS);
-        }
-        let name = match name_of(name) {
-            Ok(n) => n,
+        let (p, name) = match self.removing(parent, name) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let p = self.t(parent);
         self.empty(reply, self.tree.rmdir(p, name), "rmdir", req, p);
     }
 
@@ -580,14 +579,11 @@ impl Filesystem for NoiseFs {
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        if let Err(e) = self.writable(newparent, Some(newname)) {
-            return reply.error(e);
-        }
-        let name = match name_of(newname) {
-            Ok(n) => n,
+        let (np, name) = match self.adding(newparent, newname) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let (t, np) = (self.t(ino), self.t(newparent));
+        let t = self.t(ino);
         self.entry(reply, self.tree.link(t, np, name), "link", req, t);
     }
 
@@ -891,14 +887,10 @@ impl Filesystem for NoiseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        if let Err(e) = self.writable(parent, Some(name)) {
-            return reply.error(e);
-        }
-        let name = match name_of(name) {
-            Ok(n) => n,
+        let (p, name) = match self.adding(parent, name) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let p = self.t(parent);
         let acc = flags & libc::O_ACCMODE;
         let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
         let created = self.tree.create(p, name, mode & !umask, req.uid(), req.gid());

@@ -159,7 +159,8 @@ impl Engine {
             .try_into()
             .map(u64::from_le_bytes)
             .map_err(|_| Error::Task(format!("queue item {} has a malformed payload", item.seq)))?;
-        match self.tree.seal(ino, &self.session).await? {
+        let hold = self.repo.hold().await;
+        match self.tree.seal(&hold, ino, &self.session).await? {
             Sealed::Done(link) => {
                 tracing::info!(ino, %link, "sealed");
                 self.queue().complete(item.seq)

@@ -66,6 +66,8 @@ pub enum Error {
     },
     #[error("search index at {path}: {reason}; run `noisefs search --reindex` to rebuild it")]
     Index { path: PathBuf, reason: String },
+    #[error("{root} is not pinned (see `noisefs pin ls`)")]
+    NotPinned { root: BlockId },
     #[error("store {store} is unavailable ({reason}); the operation stays queued and is retried")]
     Unavailable { store: String, reason: String },
 }
@@ -104,6 +106,7 @@ impl Error {
             Error::Query { .. } => libc::EINVAL,
             Error::Unavailable { .. } => libc::EAGAIN,
             Error::Decrypt { .. } => libc::EACCES,
+            Error::NotPinned { .. } => libc::ENOENT,
             _ => libc::EIO,
         }
     }
@@ -166,6 +169,7 @@ mod tests {
             ),
             (Error::Decrypt { id }, libc::EACCES),
             (Error::MissingBlock { id }, libc::EIO),
+            (Error::NotPinned { root: id }, libc::ENOENT),
         ];
         for (e, errno) in cases {
             assert_eq!(e.errno(), errno, "{e}");

@@ -11,6 +11,8 @@ pub mod descriptor;
 pub mod engine;
 pub mod error;
 pub mod fmt;
+pub mod hold;
+pub mod maint;
 pub mod pool;
 pub mod queue;
 pub mod repo;

@@ -14,7 +14,7 @@ use crate::block::BlockSize;
 use crate::error::IoContext;
 use crate::pool::Pool;
 use crate::state::State;
-use crate::store::{BlockStore, BreakerStatus, CachedStore, DiskStore, ResilientStore};
+use crate::store::{BlockSource, BreakerStatus, DiskStore, LocalStore, MemoryStore, Stack, StackBuilder};
 use crate::{Error, Result};
 
 /// Version of the repository layout and config.
@@ -100,11 +100,12 @@ pub struct Repo {
     root: PathBuf,
     config: Config,
     state: State,
-    disk: Arc<DiskStore>,
-    resilient: Arc<ResilientStore>,
-    store: Arc<dyn BlockStore>,
+    local: Arc<dyn LocalStore>,
+    stack: Arc<Stack>,
+    reader: Arc<dyn BlockSource>,
     pool: Mutex<Option<Pool>>,
     pending_sets: Mutex<std::collections::HashSet<[u8; 32]>>,
+    gate: crate::hold::Gate,
     _lock: File,
 }
 
@@ -128,6 +129,20 @@ impl Repo {
 
     /// Creates a repository at `root` with `config`; refuses one that exists.
     pub fn init(root: &Path, config: Config) -> Result<Repo> {
+        Self::init_with(root, config, |disk| disk)
+    }
+
+    /// Creates a repository whose blocks live in memory (gone when it is dropped); the state, tree and
+    /// staging are on disk at `root` as usual. For tests and benchmarks that leave the block disk out.
+    pub fn init_in_memory(root: &Path, config: Config) -> Result<Repo> {
+        Self::init_with(root, config, |_| Arc::new(MemoryStore::new()))
+    }
+
+    fn init_with(
+        root: &Path,
+        config: Config,
+        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn LocalStore>,
+    ) -> Result<Repo> {
         if root.join("config.toml").exists() {
             return Err(Error::AlreadyInitialized {
                 path: root.to_path_buf(),
@@ -137,7 +152,7 @@ impl Repo {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).at(root)?;
         let lock = Self::lock(root)?;
         config.save(&root.join("config.toml"))?;
-        Self::assemble(root, config, lock)
+        Self::compose(root, config, lock, backend)
     }
 
     /// Opens the repository at `root`, creating it with the default config on first use.
@@ -154,11 +169,11 @@ impl Repo {
         Self::open_with(root, |disk| disk)
     }
 
-    /// Opens an existing repository with another backend under the resilience layer: `backend` gets the
-    /// disk store and returns what to use instead (tests put a fault-injecting store there).
+    /// Opens an existing repository with another local store: `backend` gets the disk store and returns
+    /// what to use instead (tests put a fault-injecting or throttled store there).
     pub fn open_with(
         root: &Path,
-        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn BlockStore>,
+        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn LocalStore>,
     ) -> Result<Repo> {
         let cfg_path = root.join("config.toml");
         if !cfg_path.exists() {
@@ -171,34 +186,31 @@ impl Repo {
         Self::compose(root, config, lock, backend)
     }
 
-    fn assemble(root: &Path, config: Config, lock: File) -> Result<Repo> {
-        Self::compose(root, config, lock, |disk| disk)
-    }
-
     fn compose(
         root: &Path,
         config: Config,
         lock: File,
-        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn BlockStore>,
+        backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn LocalStore>,
     ) -> Result<Repo> {
         let state = State::open(&root.join("state"))?;
-        let disk = Arc::new(DiskStore::open(root.join("blocks"))?);
-        let resilient = Arc::new(ResilientStore::new(
-            "disk",
-            backend(disk.clone()),
-            config.store.clone(),
-            false,
-        ));
-        let store = Arc::new(CachedStore::new(resilient.clone(), config.cache_mib << 20));
+        let local = backend(Arc::new(DiskStore::open(root.join("blocks"))?));
+        let stack = Arc::new(
+            StackBuilder::new("disk", local.clone())
+                .resilience(config.store.clone())
+                .cache_bytes(config.cache_mib << 20)
+                .build(),
+        );
+        let reader: Arc<dyn BlockSource> = stack.clone();
         Ok(Repo {
             root: root.to_path_buf(),
             config,
             state,
-            disk,
-            resilient,
-            store,
+            local,
+            stack,
+            reader,
             pool: Mutex::new(None),
             pending_sets: Mutex::new(std::collections::HashSet::new()),
+            gate: crate::hold::Gate::default(),
             _lock: lock,
         })
     }
@@ -254,19 +266,35 @@ impl Repo {
         &self.state
     }
 
-    /// The block store (cache over disk).
-    pub fn store(&self) -> &Arc<dyn BlockStore> {
-        &self.store
+    /// Where blocks are read from: the cache, then the local store, then remote sources.
+    pub fn store(&self) -> &Arc<dyn BlockSource> {
+        &self.reader
     }
 
-    /// The disk store under the cache.
-    pub fn disk(&self) -> &DiskStore {
-        &self.disk
+    /// The whole store stack: reads as [`Repo::store`], writes and deletes to the local store.
+    pub fn stack(&self) -> &Arc<Stack> {
+        &self.stack
     }
 
-    /// The circuit breakers' states, for `status`.
+    /// The repository's own store, without cache or breaker (verification reads it directly).
+    pub fn local(&self) -> &Arc<dyn LocalStore> {
+        &self.local
+    }
+
+    /// Every store layer's circuit breaker, for `status`.
     pub fn breakers(&self) -> Vec<BreakerStatus> {
-        vec![self.resilient.status()]
+        self.stack.breakers()
+    }
+
+    /// A hold for one writing operation: `gc` removes none of the blocks it stores, chooses or refers to
+    /// until it is dropped (see [`crate::hold`]).
+    pub async fn hold(&self) -> crate::hold::Hold {
+        self.gate.hold().await
+    }
+
+    /// The gate between writers and `gc`.
+    pub fn gate(&self) -> &crate::hold::Gate {
+        &self.gate
     }
 
     /// Randomizer sets chosen by storing sessions and not committed yet.

@@ -10,6 +10,7 @@ use serde_bytes::ByteBuf;
 use crate::descriptor::node::FileContent;
 use crate::descriptor::{DirEntry, EntryKind, Link, Meta};
 use crate::engine::Engine;
+use crate::hold::Hold;
 use crate::transfer::{self, no_progress, FileInfo, Opened};
 use crate::tree::{Kind, Sealed};
 use crate::{Error, Result};
@@ -26,7 +27,7 @@ pub struct Report {
 }
 
 /// Snapshots tree path `path` (sealing files still being written first) and returns its link, pinned.
-pub async fn share(engine: &Engine, path: &str) -> Result<(Link, Report)> {
+pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Report)> {
     let t = engine.tree();
     let ino = t.resolve(path)?;
     let rec = t.inode(ino)?;
@@ -48,7 +49,7 @@ pub async fn share(engine: &Engine, path: &str) -> Result<(Link, Report)> {
     }
     // Seal what is still staged, so the snapshot holds the latest bytes.
     for (rel, i, r) in &items {
-        if r.dirty && t.seal(*i, engine.session()).await? == Sealed::Busy {
+        if r.dirty && t.seal(hold, *i, engine.session()).await? == Sealed::Busy {
             return Err(Error::posix(
                 libc::EBUSY,
                 format!("{path}/{rel} is open for writing; close it and share again"),
@@ -113,7 +114,7 @@ pub async fn share(engine: &Engine, path: &str) -> Result<(Link, Report)> {
                     .map(|e| if e.kind == EntryKind::File { e.size } else { 0 })
                     .sum();
                 let l = session
-                    .put_manifest(&entry_name, entry.mtime, r.mode, list)
+                    .put_manifest(hold, &entry_name, entry.mtime, r.mode, list)
                     .await?;
                 entry.root = Some(l.root);
                 entry.key = l.key().map(|k| ByteBuf::from(k.as_bytes().to_vec()));
@@ -140,7 +141,7 @@ pub async fn share(engine: &Engine, path: &str) -> Result<(Link, Report)> {
                 mode: rec.mode,
                 media_type: transfer::media_type(std::path::Path::new(&name)),
             };
-            session.put_reader(std::io::empty(), info).await?.0
+            session.put_reader(hold, std::io::empty(), info).await?.0
         }
     };
     session.finish(&link, &name, report.bytes, report.dir).await?;
@@ -151,7 +152,13 @@ pub async fn share(engine: &Engine, path: &str) -> Result<(Link, Report)> {
 /// Adds what `opened` (from `link`, with its key) names at tree path `path`: inside it when it is a
 /// folder, else under that name. With `now`, reads every file's content at once (so missing blocks are
 /// found now instead of on first read).
-pub async fn receive(engine: &Engine, opened: Opened, path: Option<&str>, now: bool) -> Result<Report> {
+pub async fn receive(
+    engine: &Engine,
+    hold: &Hold,
+    opened: Opened,
+    path: Option<&str>,
+    now: bool,
+) -> Result<Report> {
     let t = engine.tree().clone();
     let name = match opened.name() {
         "" => opened.root.to_string(),
@@ -243,7 +250,7 @@ pub async fn receive(engine: &Engine, opened: Opened, path: Option<&str>, now: b
                         }
                         // Content kept inside the manifest gets a descriptor of its own, so the
                         // tree file has a link like every other.
-                        Some(FileContent::Data(bytes)) => restore(engine, &e, bytes.to_vec()).await?,
+                        Some(FileContent::Data(bytes)) => restore(engine, hold, &e, bytes.to_vec()).await?,
                         Some(FileContent::Tuples {
                             key,
                             tuples,
@@ -252,7 +259,7 @@ pub async fn receive(engine: &Engine, opened: Opened, path: Option<&str>, now: b
                             let inline =
                                 Opened::inline(&store, dir.root, key, &e, tuples.to_vec(), block_size);
                             let bytes = transfer::read_range(&store, &inline, 0, e.size).await?;
-                            restore(engine, &e, bytes).await?
+                            restore(engine, hold, &e, bytes).await?
                         }
                         None => {
                             return Err(Error::Descriptor {
@@ -288,7 +295,7 @@ pub async fn receive(engine: &Engine, opened: Opened, path: Option<&str>, now: b
     Ok(report)
 }
 
-async fn restore(engine: &Engine, e: &DirEntry, bytes: Vec<u8>) -> Result<Link> {
+async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> Result<Link> {
     let info = FileInfo {
         name: e.name.clone(),
         mtime: e.mtime,
@@ -300,13 +307,13 @@ async fn restore(engine: &Engine, e: &DirEntry, bytes: Vec<u8>) -> Result<Link> 
     };
     let (link, _) = engine
         .session()
-        .put_reader(std::io::Cursor::new(bytes), info)
+        .put_reader(hold, std::io::Cursor::new(bytes), info)
         .await?;
     engine.session().commit().await?;
     Ok(link)
 }
 
-async fn fetch(store: &Arc<dyn crate::store::BlockStore>, opened: &Opened) -> Result<()> {
+async fn fetch(store: &Arc<dyn crate::store::BlockSource>, opened: &Opened) -> Result<()> {
     transfer::read_to(
         store,
         opened,
@@ -347,25 +354,41 @@ mod tests {
         t.open(f, true, false).await.unwrap();
         t.write(f, 0, &vec![3u8; 9_000]).await.unwrap();
         // Open for writing: cannot be snapshotted yet.
-        assert_eq!(share(&engine, "/d").await.unwrap_err().errno(), libc::EBUSY);
+        assert_eq!(
+            share(&engine, &engine.repo().hold().await, "/d")
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::EBUSY
+        );
         t.release(f, true).unwrap();
         // Staged content is sealed as part of the share.
-        let (link, report) = share(&engine, "/d").await.unwrap();
+        let (link, report) = share(&engine, &engine.repo().hold().await, "/d").await.unwrap();
         assert_eq!(
             (report.files, report.folders, report.bytes, report.dir),
             (2, 2, 9_000, true)
         );
         assert!(!t.getattr(f).unwrap().dirty);
         assert!(repo.state().pins().unwrap().iter().any(|(r, _)| *r == link.root));
-        assert_eq!(share(&engine, "/d/ln").await.unwrap_err().errno(), libc::EINVAL);
+        assert_eq!(
+            share(&engine, &engine.repo().hold().await, "/d/ln")
+                .await
+                .unwrap_err()
+                .errno(),
+            libc::EINVAL
+        );
         // A never-written file still gets a link.
-        let (elink, er) = share(&engine, "/d/empty").await.unwrap();
+        let (elink, er) = share(&engine, &engine.repo().hold().await, "/d/empty")
+            .await
+            .unwrap();
         assert_eq!((er.files, er.bytes, er.dir), (1, 0, false));
 
         // Receive the folder elsewhere (into an existing folder, with --now), and the single file.
         t.mkdir(ROOT, "inbox", 0o755, 0, 0).unwrap();
         let opened = transfer::open(repo.store(), &link, None).await.unwrap();
-        let r = receive(&engine, opened, Some("/inbox"), true).await.unwrap();
+        let r = receive(&engine, &engine.repo().hold().await, opened, Some("/inbox"), true)
+            .await
+            .unwrap();
         assert_eq!((r.files, r.folders, r.target.as_str()), (2, 2, "/inbox/d"));
         let got = t.resolve("/inbox/d/sub/f").unwrap();
         assert_eq!(t.read(got, 0, 1 << 20).await.unwrap(), vec![3u8; 9_000]);
@@ -373,21 +396,41 @@ mod tests {
         assert_eq!(t.readlink(t.resolve("/inbox/d/ln").unwrap()).unwrap(), "sub/f");
         let opened = transfer::open(repo.store(), &link, None).await.unwrap();
         assert_eq!(
-            receive(&engine, opened, Some("/inbox"), false)
-                .await
-                .unwrap_err()
-                .errno(),
+            receive(
+                &engine,
+                &engine.repo().hold().await,
+                opened,
+                Some("/inbox"),
+                false
+            )
+            .await
+            .unwrap_err()
+            .errno(),
             libc::EEXIST
         );
         let opened = transfer::open(repo.store(), &elink, None).await.unwrap();
-        let r = receive(&engine, opened, Some("/new/dir/e"), false).await.unwrap();
+        let r = receive(
+            &engine,
+            &engine.repo().hold().await,
+            opened,
+            Some("/new/dir/e"),
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.target, "/new/dir/e");
         let opened = transfer::open(repo.store(), &elink, None).await.unwrap();
         assert_eq!(
-            receive(&engine, opened, Some("/new/dir/e"), false)
-                .await
-                .unwrap_err()
-                .errno(),
+            receive(
+                &engine,
+                &engine.repo().hold().await,
+                opened,
+                Some("/new/dir/e"),
+                false
+            )
+            .await
+            .unwrap_err()
+            .errno(),
             libc::EEXIST
         );
 
@@ -396,11 +439,17 @@ mod tests {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("tiny"), b"tiny").unwrap();
         std::fs::write(src.join("mid"), vec![5u8; 10_000]).unwrap();
-        let res = engine.session().put_path(&src).await.unwrap();
+        let res = engine
+            .session()
+            .put_path(&engine.repo().hold().await, &src)
+            .await
+            .unwrap();
         let opened = transfer::open(repo.store(), &res.link.parse().unwrap(), None)
             .await
             .unwrap();
-        let r = receive(&engine, opened, None, false).await.unwrap();
+        let r = receive(&engine, &engine.repo().hold().await, opened, None, false)
+            .await
+            .unwrap();
         assert_eq!((r.files, r.target.as_str()), (2, "/p"));
         for (name, want) in [("tiny", b"tiny".to_vec()), ("mid", vec![5u8; 10_000])] {
             let ino = t.resolve(&format!("/p/{name}")).unwrap();

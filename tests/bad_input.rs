@@ -10,6 +10,7 @@ use noisefs::crypto::Key;
 use noisefs::descriptor::{DirEntry, EntryKind, Link, Meta, TreeWriter};
 use noisefs::repo::Repo;
 use noisefs::state::BlockKind;
+use noisefs::store::LocalStore;
 use noisefs::transfer::{no_progress, Session};
 
 #[test]
@@ -122,7 +123,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
             mode: 0o644,
             media_type: "text/plain".into(),
         };
-        let (child, _) = session.put_reader(file, info).await.unwrap();
+        let (child, _) = session.put_reader(&repo.hold().await, file, info).await.unwrap();
         let key = Key::random();
         let mut tree = TreeWriter::<DirEntry>::new(key.clone(), repo.block_size());
         let mut nodes = Vec::new();
@@ -153,9 +154,9 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
             .unwrap();
         nodes.extend(rest);
         for n in nodes {
-            repo.store().put(n.id, n.data).await.unwrap();
+            repo.stack().put(n.id, n.data).await.unwrap();
         }
-        repo.store().flush().await.unwrap();
+        repo.stack().flush().await.unwrap();
         Link::new(root, key).to_string()
     })
 }

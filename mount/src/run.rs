@@ -194,11 +194,13 @@ async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<(u64, 
                 .context("cannot open the link")?;
             let is_dir = matches!(opened.meta, noisefs::descriptor::Meta::Dir { .. });
             let holder = sync::mkdir_p(t, &dir)?;
+            let hold = engine.repo().hold().await;
             if is_dir {
-                noisefs::share::receive(engine, opened, Some(&format!("{dir}/content")), false).await?;
+                noisefs::share::receive(engine, &hold, opened, Some(&format!("{dir}/content")), false)
+                    .await?;
                 t.resolve(&format!("{dir}/content"))?
             } else {
-                noisefs::share::receive(engine, opened, Some(&dir), false).await?;
+                noisefs::share::receive(engine, &hold, opened, Some(&dir), false).await?;
                 holder
             }
         }

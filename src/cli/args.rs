@@ -109,11 +109,18 @@ pub enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Keep a link's blocks through `gc`
-    #[command(after_help = "Example:\n  noisefs pin 'noisefs://bafk…#key'")]
+    /// Keep a link's blocks through `gc`, or list what is pinned (`pin ls`)
+    #[command(
+        after_help = "Examples:\n  noisefs pin 'noisefs://bafk…#key'\n  noisefs pin ls --json",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
     Pin {
+        #[command(subcommand)]
+        list: Option<PinCommand>,
         /// The link
-        link: String,
+        #[arg(required = true)]
+        link: Option<String>,
         #[command(flatten)]
         password: PasswordFlag,
     },
@@ -296,6 +303,16 @@ pub enum TagCommand {
 /// A date option relative to now.
 fn parse_date_now(s: &str) -> Result<i64, String> {
     crate::fmt::parse_date(s, crate::queue::now_ms() / 1000)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PinCommand {
+    /// List the pinned links: root, name, size, when
+    #[command(after_help = "Example:\n  noisefs pin ls")]
+    Ls {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,28 +1,24 @@
 //! What each `noisefs` command does, on top of the library.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::CommandFactory;
-use futures::StreamExt;
 use serde_json::json;
 
-use super::args::{Cli, Command, RepoCommand};
+use super::args::{Cli, Command, PinCommand, RepoCommand};
 use super::io::Io;
 use super::progress::{bytes_bar, count_bar, size_of_path};
 use super::{namespace, search};
-use crate::block::BlockId;
 use crate::descriptor::{Link, Meta};
 use crate::engine::Engine;
-use crate::error::Error;
 use crate::fmt::{format_time, human_bytes, mode_string};
+use crate::maint;
 use crate::repo::{Config, Repo};
-use crate::state::PinRecord;
-use crate::store::BlockStore;
-use crate::transfer::{self, no_progress, now, Marks, Opened, Session};
+use crate::store::LocalStore;
+use crate::transfer::{self, no_progress, now, Opened, Session};
 
 /// Runs one parsed command in this process, opening the repository (no daemon runs).
 pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
@@ -60,6 +56,7 @@ pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
             if mutates {
                 // No daemon will do it later: seal and sync what the command queued before exiting.
                 engine.drain().await?;
+                engine.tree().sync()?;
             }
             Ok(code)
         }
@@ -139,43 +136,27 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             let opened = open_link(&repo, io, &link, password.password).await?;
             stat(io, &opened, out.json)?;
         }
-        Command::Pin { link, password } => {
+        Command::Pin {
+            list: Some(PinCommand::Ls { out }),
+            ..
+        } => pin_ls(&repo, io, out.json)?,
+        Command::Pin { link, password, .. } => {
+            let link = link.context("give the link to pin, or `pin ls` to list the pins")?;
             // A password link is pinned under its wrapper's root, so gc keeps the wrapper too.
             let pin_root = link.parse::<Link>()?.root;
             let opened = open_link(&repo, io, &link, password.password).await?;
-            let inner = Link::new(opened.root, opened.key.clone());
-            let mut marks = Marks::default();
-            transfer::mark(repo.store(), &inner, &mut marks)
+            let hold = repo.hold().await;
+            let blocks = maint::pin(&repo, &hold, pin_root, &opened)
                 .await
                 .context("cannot pin: not every block of this link is in the repository")?;
-            let (size, dir) = match &opened.meta {
-                Meta::File { size, .. } => (*size, false),
-                _ => (0, true),
-            };
-            repo.state().pin(
-                &pin_root,
-                &PinRecord {
-                    link: inner.to_string(),
-                    name: opened.name().to_string(),
-                    size,
-                    dir,
-                    created: now(),
-                },
-            )?;
+            drop(hold);
             if !quiet {
-                writeln!(
-                    io.err.clone(),
-                    "pinned {} ({} blocks)",
-                    opened.root,
-                    marks.refs.len()
-                )?;
+                writeln!(io.err.clone(), "pinned {} ({blocks} blocks)", opened.root)?;
             }
         }
         Command::Unpin { link } => {
             let link: Link = link.parse()?;
-            if !repo.state().unpin(&link.root)? {
-                bail!("{} is not pinned (see `noisefs repo stats`)", link.root);
-            }
+            maint::unpin(&repo, &link.root)?;
             if !quiet {
                 writeln!(
                     io.err.clone(),
@@ -277,15 +258,16 @@ async fn put(
     let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
     let (bar, progress) = bytes_bar(total, quiet || !io.bars, "storing");
     let session = Session::new(repo.clone(), progress);
+    let hold = repo.hold().await;
     let mut results = Vec::new();
     for path in paths {
         let mut res = if path.as_os_str() == "-" {
-            put_stdin(&session, io, stdin_name)
+            put_stdin(&session, &hold, io, stdin_name)
                 .await
                 .context("cannot store standard input")?
         } else {
             session
-                .put_path(path)
+                .put_path(&hold, path)
                 .await
                 .with_context(|| format!("cannot store {}", path.display()))?
         };
@@ -294,21 +276,8 @@ async fn put(
             repo.state().unpin(&link.root)?;
         }
         if let Some(pw) = &password {
-            // Pinned under the wrapper's root (with the inner link, which gc walks), like `pin` does.
             let inner: Link = res.link.parse()?;
-            let wrapped = session.wrap_with_password(&inner, pw).await?;
-            if let Some(mut record) = repo
-                .state()
-                .pins()?
-                .into_iter()
-                .find(|(r, _)| *r == inner.root)
-                .map(|p| p.1)
-            {
-                repo.state().unpin(&inner.root)?;
-                record.created = now();
-                repo.state().pin(&wrapped.root, &record)?;
-            }
-            res.link = wrapped.to_string();
+            res.link = session.protect(&hold, &inner, pw).await?.to_string();
         }
         if !json {
             bar.suspend(|| writeln!(io.out.clone(), "{}", res.link))?;
@@ -322,7 +291,12 @@ async fn put(
     Ok(())
 }
 
-async fn put_stdin(session: &Session, io: &Io, name: &str) -> anyhow::Result<transfer::PutResult> {
+async fn put_stdin(
+    session: &Session,
+    hold: &crate::hold::Hold,
+    io: &Io,
+    name: &str,
+) -> anyhow::Result<transfer::PutResult> {
     crate::descriptor::node::check_name(name).context("--name must be a plain file name")?;
     let info = transfer::FileInfo {
         name: name.to_string(),
@@ -331,7 +305,7 @@ async fn put_stdin(session: &Session, io: &Io, name: &str) -> anyhow::Result<tra
         media_type: transfer::media_type(std::path::Path::new(name)),
     };
     let input = io.take_input().context("standard input was already read")?;
-    let (link, size) = session.put_reader(input, info).await?;
+    let (link, size) = session.put_reader(hold, input, info).await?;
     session.finish(&link, name, size, false).await?;
     Ok(transfer::PutResult {
         link: link.to_string(),
@@ -484,193 +458,106 @@ fn stat(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn gc(engine: &Engine, io: &Io, dry_run: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
-    let repo = engine.repo();
-    let mut marks = Marks::default();
-    let pins = repo.state().pins()?;
-    // Everything the tree holds is kept too (including files staged and sealed since).
-    for l in engine.tree().links()? {
-        let link: Link = l.parse()?;
-        marks.keep(link.root);
-        transfer::mark(repo.store(), &link, &mut marks)
-            .await
-            .with_context(|| format!("cannot walk tree content {}; nothing was removed", link.root))?;
-    }
-    for (root, pin) in &pins {
-        let link: Link = pin
-            .link
-            .parse()
-            .with_context(|| format!("pin {root} holds an unreadable link; unpin it"))?;
-        marks.keep(*root);
-        transfer::mark(repo.store(), &link, &mut marks)
-            .await
-            .with_context(|| format!("cannot walk pinned {root} ({}); nothing was removed", pin.name))?;
-    }
-    let on_disk = repo.store().list().await?;
-    let on_disk_set: HashSet<BlockId> = on_disk.iter().copied().collect();
-    let mut removed: Vec<BlockId> = on_disk
-        .into_iter()
-        .filter(|id| !marks.refs.contains_key(id))
-        .collect();
-    let mut stale_records = 0u64;
-    for (id, _) in repo.state().blocks()? {
-        if !on_disk_set.contains(&id) && !marks.refs.contains_key(&id) {
-            removed.push(id);
-            stale_records += 1;
-        }
-    }
-    let removed_blocks = removed.len() as u64 - stale_records;
-    let freed = removed_blocks * repo.block_size() as u64;
-    if !dry_run {
-        for id in &removed {
-            repo.store().delete(id).await?;
-        }
-        repo.state().reconcile(&removed, &marks.refs)?;
-        repo.reset_pool();
-    }
-    let kept = marks.refs.len();
+fn pin_ls(repo: &Repo, io: &Io, json: bool) -> anyhow::Result<()> {
+    let pins = maint::pins(repo)?;
+    let mut out = io.out.clone();
     if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&pins)?)?;
+        return Ok(());
+    }
+    for p in &pins {
+        let kind = if p.dir { "dir " } else { "file" };
         writeln!(
-            io.out.clone(),
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "dry_run": dry_run, "pins": pins.len(), "kept_blocks": kept,
-                "removed_blocks": removed_blocks, "freed_bytes": freed,
-            }))?
+            out,
+            "{} {kind} {:>10} {} {}",
+            p.root,
+            human_bytes(p.size),
+            format_time(p.created),
+            p.name
         )?;
+    }
+    Ok(())
+}
+
+async fn gc(engine: &Engine, io: &Io, dry_run: bool, json: bool, quiet: bool) -> anyhow::Result<()> {
+    let err = io.err.clone();
+    let waiting = move |n: usize| {
+        if !quiet {
+            let _ = writeln!(err.clone(), "gc: waiting for {n} running writes to finish");
+        }
+    };
+    let r = maint::gc(engine.tree(), dry_run, &waiting).await?;
+    if json {
+        writeln!(io.out.clone(), "{}", serde_json::to_string_pretty(&r)?)?;
     } else if !quiet {
         let verb = if dry_run { "would remove" } else { "removed" };
         writeln!(
             io.out.clone(),
-            "{verb} {} blocks ({}); kept {kept} blocks needed by {} pins",
-            removed_blocks,
-            human_bytes(freed),
-            pins.len()
+            "{verb} {} blocks ({}); kept {} blocks needed by {} pins and the tree",
+            r.removed_blocks,
+            human_bytes(r.freed_bytes),
+            r.kept_blocks,
+            r.pins
         )?;
     }
     Ok(())
 }
 
 async fn repo_stats(repo: &Repo, io: &Io, json: bool) -> anyhow::Result<()> {
-    let totals = repo.state().totals()?;
-    let store = repo.store().stats().await?;
-    let pins = repo.state().pins()?;
-    let content: u64 = pins.iter().map(|(_, p)| p.size).sum();
-    let overhead = if content > 0 {
-        store.bytes as f64 / content as f64 - 1.0
-    } else {
-        0.0
-    };
-    let content_blocks = totals.data_blocks + totals.random_blocks;
-    let reuse = if content_blocks > 0 {
-        (totals.randomizer_uses + totals.data_blocks) as f64 / content_blocks as f64
-    } else {
-        0.0
-    };
+    let s = maint::stats(repo).await?;
+    let mut out = io.out.clone();
     if json {
-        writeln!(
-            io.out.clone(),
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "path": repo.root(), "block_size": repo.block_size(), "blocks": totals.blocks,
-                "data_blocks": totals.data_blocks, "random_blocks": totals.random_blocks,
-                "descriptor_blocks": totals.descriptor_blocks, "stored_bytes": store.bytes,
-                "pins": pins.len(), "pinned_content_bytes": content, "overhead": overhead,
-                "reuse": reuse, "randomizer_uses": totals.randomizer_uses,
-            }))?
-        )?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
         return Ok(());
     }
-    writeln!(io.out.clone(), "repository:   {}", repo.root().display())?;
-    writeln!(io.out.clone(), "block size:   {}", repo.config().block_size)?;
+    writeln!(out, "repository:   {}", s.path.display())?;
+    writeln!(out, "block size:   {}", repo.config().block_size)?;
     writeln!(
-        io.out.clone(),
+        out,
         "blocks:       {} ({} data, {} random, {} descriptor)",
-        totals.blocks,
-        totals.data_blocks,
-        totals.random_blocks,
-        totals.descriptor_blocks
+        s.blocks, s.data_blocks, s.random_blocks, s.descriptor_blocks
     )?;
-    writeln!(io.out.clone(), "stored:       {}", human_bytes(store.bytes))?;
+    writeln!(out, "stored:       {}", human_bytes(s.stored_bytes))?;
     writeln!(
-        io.out.clone(),
+        out,
         "pinned:       {} links, {} of content",
-        pins.len(),
-        human_bytes(content)
+        s.pins,
+        human_bytes(s.pinned_content_bytes)
     )?;
     writeln!(
-        io.out.clone(),
+        out,
         "overhead:     {:.1}% (stored bytes / pinned content - 1)",
-        overhead * 100.0
+        s.overhead * 100.0
     )?;
-    writeln!(io.out.clone(), "reuse:        {reuse:.2} tuples per content block (a block serves its own tuple and others as randomizer)")?;
+    writeln!(out, "reuse:        {:.2} tuples per content block (a block serves its own tuple and others as randomizer)", s.reuse)?;
     Ok(())
 }
 
 async fn repo_verify(repo: &Repo, io: &Io, json: bool, quiet: bool) -> anyhow::Result<u8> {
-    let ids = repo.store().list().await?;
-    let bar = count_bar(ids.len() as u64, quiet || !io.bars, "verifying blocks");
-    let disk = repo.disk();
-    let mut results = futures::stream::iter(ids.iter().copied())
-        .map(|id| async move { (id, disk.get(&id).await) })
-        .buffer_unordered(4);
-    let mut corrupt = Vec::new();
-    let mut checked = 0u64;
-    while let Some((id, res)) = results.next().await {
-        bar.inc(1);
-        checked += 1;
-        match res {
-            Ok(_) => {}
-            Err(Error::CorruptBlock { actual, .. }) => corrupt.push((id, format!("hashes to {actual}"))),
-            Err(e) => corrupt.push((id, e.to_string())),
-        }
-    }
+    let blocks = repo.stack().stats().await?.blocks;
+    let bar = count_bar(blocks, quiet || !io.bars, "verifying blocks");
+    let tick = bar.clone();
+    let r = maint::verify(repo, &move || tick.inc(1)).await?;
     bar.finish_and_clear();
-    drop(results);
-    let on_disk: HashSet<BlockId> = ids.into_iter().collect();
-    let missing: Vec<BlockId> = repo
-        .state()
-        .blocks()?
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| !on_disk.contains(id))
-        .collect();
+    let mut out = io.out.clone();
     if json {
-        writeln!(
-            io.out.clone(),
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "checked": checked,
-                "corrupt": corrupt.iter().map(|(id, why)| json!({"id": id.to_string(), "path": disk.path_of(id), "reason": why})).collect::<Vec<_>>(),
-                "missing": missing.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
-            }))?
-        )?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        for (id, why) in &corrupt {
-            writeln!(
-                io.out.clone(),
-                "corrupt {id} at {}: {why}",
-                disk.path_of(id).display()
-            )?;
+        for b in &r.corrupt {
+            writeln!(out, "corrupt {} at {}: {}", b.id, b.path.display(), b.reason)?;
         }
-        for id in &missing {
-            writeln!(
-                io.out.clone(),
-                "missing {id}: recorded in the state but not on disk"
-            )?;
+        for id in &r.missing {
+            writeln!(out, "missing {id}: recorded in the state but not on disk")?;
         }
-        if !quiet || !corrupt.is_empty() || !missing.is_empty() {
+        if !quiet || !r.clean() {
             writeln!(
-                io.out.clone(),
-                "checked {checked} blocks: {} corrupt, {} missing",
-                corrupt.len(),
-                missing.len()
+                out,
+                "checked {} blocks: {} corrupt, {} missing",
+                r.checked,
+                r.corrupt.len(),
+                r.missing.len()
             )?;
         }
     }
-    Ok(if corrupt.is_empty() && missing.is_empty() {
-        0
-    } else {
-        1
-    })
+    Ok(if r.clean() { 0 } else { 1 })
 }

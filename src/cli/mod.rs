@@ -10,7 +10,7 @@ mod namespace;
 mod progress;
 mod search;
 
-pub use args::{Cli, Command, RepoCommand, SyncCommand, TagCommand, TreeCommand};
+pub use args::{Cli, Command, PinCommand, RepoCommand, SyncCommand, TagCommand, TreeCommand};
 pub use io::{Io, Out};
 
 use std::io::Write;
@@ -85,7 +85,11 @@ fn wants_password(c: &Command) -> bool {
         | Command::Cat { link, password, .. }
         | Command::Ls { link, password, .. }
         | Command::Stat { link, password, .. }
-        | Command::Pin { link, password }
+        | Command::Pin {
+            link: Some(link),
+            password,
+            ..
+        }
         | Command::Receive { link, password, .. } => password.password || locked(link),
         _ => false,
     }

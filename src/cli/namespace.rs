@@ -129,7 +129,8 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
         }
         TreeCommand::Import { local, path } => {
             let local = io.path(&local);
-            let r = copy::import(t, engine.session(), &local, &path)
+            let hold = engine.repo().hold().await;
+            let r = copy::import(t, &hold, engine.session(), &local, &path)
                 .await
                 .with_context(|| format!("cannot import {}", local.display()))?;
             for (p, why) in &r.skipped {
@@ -329,18 +330,15 @@ pub async fn share(
     } else {
         None
     };
-    let (link, mut report) = crate::share::share(engine, path)
+    let hold = engine.repo().hold().await;
+    let (link, mut report) = crate::share::share(engine, &hold, path)
         .await
         .with_context(|| format!("cannot share {path}"))?;
     if let Some(pw) = password {
-        let wrapped = engine.session().wrap_with_password(&link, &pw).await?;
-        let state = engine.repo().state();
-        if let Some((_, rec)) = state.pins()?.into_iter().find(|(r, _)| *r == link.root) {
-            state.unpin(&link.root)?;
-            state.pin(&wrapped.root, &rec)?;
-        }
+        let wrapped = engine.session().protect(&hold, &link, &pw).await?;
         report.target = wrapped.to_string();
     }
+    drop(hold);
     let mut out = io.out.clone();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -359,9 +357,11 @@ pub async fn receive(
     now: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let report = crate::share::receive(engine, opened, path, now)
+    let hold = engine.repo().hold().await;
+    let report = crate::share::receive(engine, &hold, opened, path, now)
         .await
         .context("cannot receive")?;
+    drop(hold);
     let mut out = io.out.clone();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

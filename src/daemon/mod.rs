@@ -118,7 +118,7 @@ pub async fn serve(
         }
         if last_sync.elapsed() >= Duration::from_secs(1) {
             // Commits are not synced one by one (see State::open); bound what a power loss can take.
-            if let Err(e) = engine.repo().state().sync() {
+            if let Err(e) = engine.tree().sync() {
                 tracing::warn!(error = %e, "cannot sync the state");
             }
             last_sync = std::time::Instant::now();
@@ -142,7 +142,7 @@ pub async fn serve(
     let drained = engine
         .run_ready(false, &|| std::time::Instant::now() > deadline)
         .await;
-    engine.repo().state().sync()?;
+    engine.tree().sync()?;
     let left = engine.queue().len()?;
     tracing::info!(left, "daemon stopped");
     drained.map(|_| ())

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::node::{self, Body, Child, DirEntry, Meta, Node, FORMAT_VERSION, MAX_DEPTH};
 use crate::block::{Block, BlockId};
 use crate::crypto::{self, Key};
-use crate::store::BlockStore;
+use crate::store::BlockSource;
 use crate::{Error, Result};
 
 /// Room kept in every node for the version, the body tag and array headers.
@@ -196,7 +196,7 @@ impl<E: LeafEntry> TreeWriter<E> {
 }
 
 /// Fetches a descriptor block, opens it with `key` and validates it.
-pub async fn fetch_node(store: &dyn BlockStore, key: &Key, id: &BlockId, is_root: bool) -> Result<Node> {
+pub async fn fetch_node(store: &dyn BlockSource, key: &Key, id: &BlockId, is_root: bool) -> Result<Node> {
     let block = store.get(id).await?;
     if block.len() > crate::block::BlockSize::MAX {
         return Err(Error::Descriptor {
@@ -218,7 +218,7 @@ type LeafMemo = Arc<std::sync::Mutex<Option<(u64, Arc<Vec<Vec<BlockId>>>)>>>;
 /// Reads the leaves of one descriptor tree.
 #[derive(Clone)]
 pub struct TreeReader {
-    store: Arc<dyn BlockStore>,
+    store: Arc<dyn BlockSource>,
     key: Key,
     root_id: BlockId,
     root: Body,
@@ -227,7 +227,7 @@ pub struct TreeReader {
 
 impl TreeReader {
     /// A reader over the tree whose root node (already fetched) is `root`.
-    pub fn new(store: Arc<dyn BlockStore>, key: Key, root_id: BlockId, root: Body) -> Self {
+    pub fn new(store: Arc<dyn BlockSource>, key: Key, root_id: BlockId, root: Body) -> Self {
         TreeReader {
             store,
             key,
@@ -366,6 +366,7 @@ impl Leaves {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LocalStore;
     use crate::store::MemoryStore;
 
     fn tuple(i: u64) -> Vec<BlockId> {
@@ -384,8 +385,8 @@ mod tests {
         }
     }
 
-    async fn build(n: u64) -> (Arc<dyn BlockStore>, Key, BlockId, usize) {
-        let store: Arc<dyn BlockStore> = Arc::new(MemoryStore::new());
+    async fn build(n: u64) -> (Arc<dyn LocalStore>, Key, BlockId, usize) {
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
         let key = Key::random();
         let mut w = TreeWriter::<Vec<BlockId>>::new(key.clone(), 4096);
         let mut blocks = Vec::new();
@@ -403,7 +404,7 @@ mod tests {
         (store, key, root, count)
     }
 
-    async fn read_all(store: Arc<dyn BlockStore>, key: Key, root: BlockId) -> Vec<Vec<BlockId>> {
+    async fn read_all(store: Arc<dyn LocalStore>, key: Key, root: BlockId) -> Vec<Vec<BlockId>> {
         let node = fetch_node(&*store, &key, &root, true).await.unwrap();
         let reader = TreeReader::new(store, key, root, node.body);
         let mut leaves = reader.leaves();
@@ -467,7 +468,7 @@ mod tests {
     #[tokio::test]
     async fn big_folders_and_deep_forgeries() {
         // A folder of 500 entries spreads over several leaves and reads back in order.
-        let store: Arc<dyn BlockStore> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
         let key = Key::random();
         let mut w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
         let entry = |i: usize| DirEntry {

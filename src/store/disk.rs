@@ -1,5 +1,5 @@
 //! The disk store: one file per block at `<root>/<shard>/<cid>`, written under a temporary name and
-//! renamed into place. [`BlockStore::flush`] makes everything written so far durable with one `syncfs`,
+//! renamed into place. [`LocalStore::flush`] makes everything written so far durable with one `syncfs`,
 //! which the repository calls before it records blocks as stored.
 
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{BlockStore, StoreStats};
+use super::{BlockSource, LocalStore, StoreStats};
 use crate::block::{self, Block, BlockId};
 use crate::error::IoContext;
 use crate::{Error, Result};
@@ -96,19 +96,22 @@ fn is_block_name(name: &str) -> Option<BlockId> {
 }
 
 #[async_trait]
-impl BlockStore for DiskStore {
+impl BlockSource for DiskStore {
     async fn get(&self, id: &BlockId) -> Result<Block> {
         let id = *id;
         self.blocking(move |root| read_verified(root, &id)).await
     }
 
-    async fn put(&self, id: BlockId, data: Block) -> Result<()> {
-        self.blocking(move |root| write_atomic(root, &id, &data)).await
-    }
-
     async fn has(&self, id: &BlockId) -> Result<bool> {
         let path = self.path_of(id);
         self.blocking(move |_| Ok(path.exists())).await
+    }
+}
+
+#[async_trait]
+impl LocalStore for DiskStore {
+    async fn put(&self, id: BlockId, data: Block) -> Result<()> {
+        self.blocking(move |root| write_atomic(root, &id, &data)).await
     }
 
     async fn delete(&self, id: &BlockId) -> Result<()> {
@@ -143,6 +146,10 @@ impl BlockStore for DiskStore {
             Ok(stats)
         })
         .await
+    }
+
+    fn location(&self, id: &BlockId) -> Option<std::path::PathBuf> {
+        Some(self.path_of(id))
     }
 
     async fn flush(&self) -> Result<()> {

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{BlockStore, StoreStats};
+use super::{BlockSource, LocalStore, StoreStats};
 use crate::block::{Block, BlockId};
 use crate::{Error, Result};
 
 /// A store that misbehaves when told to.
 pub struct FaultyStore {
-    inner: Arc<dyn BlockStore>,
+    inner: Arc<dyn LocalStore>,
     fail_next: AtomicU32,
     failing: AtomicBool,
     corrupt_next: AtomicU32,
@@ -23,7 +23,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     /// A well-behaved store over `inner` until told otherwise.
-    pub fn new(inner: Arc<dyn BlockStore>) -> Self {
+    pub fn new(inner: Arc<dyn LocalStore>) -> Self {
         FaultyStore {
             inner,
             fail_next: AtomicU32::new(0),
@@ -80,7 +80,7 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl BlockStore for FaultyStore {
+impl BlockSource for FaultyStore {
     async fn get(&self, id: &BlockId) -> Result<Block> {
         self.enter().await?;
         let b = self.inner.get(id).await?;
@@ -96,14 +96,17 @@ impl BlockStore for FaultyStore {
         Ok(b)
     }
 
-    async fn put(&self, id: BlockId, data: Block) -> Result<()> {
-        self.enter().await?;
-        self.inner.put(id, data).await
-    }
-
     async fn has(&self, id: &BlockId) -> Result<bool> {
         self.enter().await?;
         self.inner.has(id).await
+    }
+}
+
+#[async_trait]
+impl LocalStore for FaultyStore {
+    async fn put(&self, id: BlockId, data: Block) -> Result<()> {
+        self.enter().await?;
+        self.inner.put(id, data).await
     }
 
     async fn delete(&self, id: &BlockId) -> Result<()> {

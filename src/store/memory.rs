@@ -5,7 +5,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{BlockStore, StoreStats};
+use super::{BlockSource, LocalStore, StoreStats};
 use crate::block::{self, Block, BlockId};
 use crate::{Error, Result};
 
@@ -36,7 +36,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl BlockStore for MemoryStore {
+impl BlockSource for MemoryStore {
     async fn get(&self, id: &BlockId) -> Result<Block> {
         let data = self
             .read()
@@ -47,13 +47,16 @@ impl BlockStore for MemoryStore {
         Ok(data)
     }
 
+    async fn has(&self, id: &BlockId) -> Result<bool> {
+        Ok(self.read().contains_key(id))
+    }
+}
+
+#[async_trait]
+impl LocalStore for MemoryStore {
     async fn put(&self, id: BlockId, data: Block) -> Result<()> {
         self.write().insert(id, data);
         Ok(())
-    }
-
-    async fn has(&self, id: &BlockId) -> Result<bool> {
-        Ok(self.read().contains_key(id))
     }
 
     async fn delete(&self, id: &BlockId) -> Result<()> {

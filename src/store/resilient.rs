@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{BlockStore, StoreStats};
+use super::{BlockSource, LocalStore, StoreStats};
 use crate::block::{Block, BlockId};
 use crate::{Error, Result};
 
@@ -72,10 +72,11 @@ struct Breaker {
     last_error: Option<String>,
 }
 
-/// A [`BlockStore`] that makes `inner` resilient.
-pub struct ResilientStore {
+/// A store that makes `inner` resilient: a [`BlockSource`] over a source, a [`LocalStore`] over a local
+/// store.
+pub struct ResilientStore<S: ?Sized = dyn LocalStore> {
     name: String,
-    inner: Arc<dyn BlockStore>,
+    inner: Arc<S>,
     cfg: Resilience,
     /// Hash what the backend returns (for backends that do not verify, such as the network).
     verify: bool,
@@ -100,11 +101,11 @@ fn classify(e: &Error) -> Outcome {
     }
 }
 
-impl ResilientStore {
+impl<S: ?Sized> ResilientStore<S> {
     /// Wraps `inner`, named `name` in messages and status. With `verify`, every block returned is
     /// checked against its id here too (for backends whose bytes cross a network or a test double);
     /// the disk store verifies on its own.
-    pub fn new(name: &str, inner: Arc<dyn BlockStore>, cfg: Resilience, verify: bool) -> Self {
+    pub fn new(name: &str, inner: Arc<S>, cfg: Resilience, verify: bool) -> Self {
         ResilientStore {
             name: name.to_string(),
             inner,
@@ -242,7 +243,7 @@ impl ResilientStore {
 }
 
 #[async_trait]
-impl BlockStore for ResilientStore {
+impl<S: BlockSource + ?Sized> BlockSource for ResilientStore<S> {
     async fn get(&self, id: &BlockId) -> Result<Block> {
         self.call("get", || async {
             let b = self.inner.get(id).await?;
@@ -257,12 +258,15 @@ impl BlockStore for ResilientStore {
         .await
     }
 
-    async fn put(&self, id: BlockId, data: Block) -> Result<()> {
-        self.call("put", || self.inner.put(id, data.clone())).await
-    }
-
     async fn has(&self, id: &BlockId) -> Result<bool> {
         self.call("has", || self.inner.has(id)).await
+    }
+}
+
+#[async_trait]
+impl<S: LocalStore + ?Sized> LocalStore for ResilientStore<S> {
+    async fn put(&self, id: BlockId, data: Block) -> Result<()> {
+        self.call("put", || self.inner.put(id, data.clone())).await
     }
 
     async fn delete(&self, id: &BlockId) -> Result<()> {

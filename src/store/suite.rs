@@ -1,11 +1,11 @@
-//! The behaviour every [`BlockStore`] must show; each store's tests run it.
+//! The behaviour every [`LocalStore`] must show; each store's tests run it.
 
-use super::BlockStore;
+use super::LocalStore;
 use crate::block::{Block, BlockId};
 use crate::Error;
 
 /// Runs the shared checks against an empty store.
-pub async fn run(store: &dyn BlockStore) {
+pub async fn run(store: &dyn LocalStore) {
     assert_eq!(store.stats().await.unwrap().blocks, 0);
     let a = Block::from(vec![1u8; 4096]);
     let b = Block::from(vec![2u8; 4096]);

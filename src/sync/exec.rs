@@ -156,7 +156,8 @@ impl Ctx<'_> {
             media_type: transfer::media_type(&self.local),
         };
         let session = self.engine.session();
-        let (link, size) = session.put_reader(file, info).await?;
+        let hold = self.engine.repo().hold().await;
+        let (link, size) = session.put_reader(&hold, file, info).await?;
         session.commit().await?;
         let after = local_side(&self.local).map(|s| s.sig).unwrap_or_default();
         if after != self.sig_of(&before) || size != before.len() {

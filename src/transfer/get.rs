@@ -16,7 +16,7 @@ use crate::crypto::{ContentCipher, Key};
 use crate::descriptor::node::{check_name, FileContent};
 use crate::descriptor::{fetch_node, Body, DirEntry, EntryKind, Link, LinkSecret, Meta, TreeReader};
 use crate::error::IoContext;
-use crate::store::BlockStore;
+use crate::store::BlockSource;
 use crate::{Error, Result};
 
 /// Deepest folder nesting `get` materializes.
@@ -33,7 +33,7 @@ pub struct Opened {
 impl Opened {
     /// A file whose tuples are inline in its folder's manifest (`folder` names that manifest in errors).
     pub fn inline(
-        store: &Arc<dyn BlockStore>,
+        store: &Arc<dyn BlockSource>,
         folder: BlockId,
         key: Key,
         e: &DirEntry,
@@ -139,7 +139,7 @@ impl EntryWalk {
 }
 
 /// Opens `link`, asking `password` for the key of a password link.
-pub async fn open(store: &Arc<dyn BlockStore>, link: &Link, password: Option<&str>) -> Result<Opened> {
+pub async fn open(store: &Arc<dyn BlockSource>, link: &Link, password: Option<&str>) -> Result<Opened> {
     let (root, key) = match &link.secret {
         LinkSecret::Key(k) => (link.root, k.clone()),
         LinkSecret::Password(salt) => {
@@ -192,7 +192,7 @@ pub async fn open(store: &Arc<dyn BlockStore>, link: &Link, password: Option<&st
 
 /// Streams an opened file's content into `out` (on a writer thread). Returns the bytes written.
 pub async fn read_to(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     opened: &Opened,
     out: Box<dyn Write + Send>,
     out_name: PathBuf,
@@ -296,7 +296,7 @@ struct FileShape {
 /// Opens content block `index` from its tuple: fetches and checks the blocks, XORs them, decrypts, and
 /// cuts the last block to the file's size.
 async fn open_block(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     cipher: Arc<ContentCipher>,
     shape: &FileShape,
     index: u64,
@@ -337,7 +337,7 @@ async fn open_block(
 /// Reads `len` bytes of an opened file from `offset` (fewer at the end of the file), fetching only the
 /// blocks that hold them.
 pub async fn read_range(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     opened: &Opened,
     offset: u64,
     len: u64,
@@ -367,7 +367,7 @@ pub fn geometry(opened: &Opened) -> Result<(u64, u64)> {
 /// Content blocks `indices` (ascending, each below the file's block count) of an opened file, opened
 /// (fetched, XORed, decrypted, cut to the file's size) with several in flight, in the order asked.
 pub async fn read_blocks(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     opened: &Opened,
     indices: &[u64],
 ) -> Result<Vec<(u64, Vec<u8>)>> {
@@ -415,7 +415,7 @@ fn file_shape(opened: &Opened) -> Result<FileShape> {
 
 /// Materializes `opened` (file or folder) at `target`. An existing target is refused unless `force`.
 pub async fn get_to(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     opened: &Opened,
     target: &Path,
     force: bool,
@@ -462,7 +462,7 @@ fn remove_any(path: &Path) {
 
 /// Writes a file or folder at `path`, which must not exist.
 async fn materialize(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     opened: &Opened,
     path: &Path,
     progress: &Progress,
@@ -494,7 +494,7 @@ struct Pending {
 
 /// Writes the entries of folder `dir`, already created at `dir_path`; subfolders go onto the stack.
 async fn materialize_dir(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     dir: &Opened,
     dir_path: &Path,
     depth: usize,
@@ -513,7 +513,7 @@ async fn materialize_dir(
 }
 
 async fn materialize_entry(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     parent_root: BlockId,
     e: DirEntry,
     parent: &Path,
@@ -593,7 +593,7 @@ async fn materialize_entry(
 }
 
 async fn write_file(
-    store: &Arc<dyn BlockStore>,
+    store: &Arc<dyn BlockSource>,
     opened: &Opened,
     path: &Path,
     mtime: i64,
@@ -623,6 +623,12 @@ fn set_times_and_mode(path: &Path, mtime: i64, mode: u32) -> Result<()> {
 mod tests {
     //! Forged descriptors, as a hostile peer could make them: each is refused with a clear error.
     use super::*;
+    use crate::store::{BlockSource, LocalStore};
+
+    /// The store as a read-only source, as the code under test takes it.
+    fn src(s: &Arc<dyn LocalStore>) -> Arc<dyn BlockSource> {
+        s.clone()
+    }
     use crate::crypto;
     use crate::descriptor::node::{encode, Child, Node};
     use crate::store::MemoryStore;
@@ -630,11 +636,11 @@ mod tests {
 
     const BS: usize = 4096;
 
-    fn store() -> Arc<dyn BlockStore> {
+    fn store() -> Arc<dyn LocalStore> {
         Arc::new(MemoryStore::new())
     }
 
-    async fn put_node(store: &Arc<dyn BlockStore>, key: &Key, meta: Option<Meta>, body: Body) -> BlockId {
+    async fn put_node(store: &Arc<dyn LocalStore>, key: &Key, meta: Option<Meta>, body: Body) -> BlockId {
         let node = Node { v: 1, meta, body };
         let data = crypto::seal_envelope(key, &encode(&node), BS).unwrap();
         let id = BlockId::of(&data);
@@ -642,7 +648,7 @@ mod tests {
         id
     }
 
-    async fn put_block(store: &Arc<dyn BlockStore>, len: usize, seed: u8) -> BlockId {
+    async fn put_block(store: &Arc<dyn LocalStore>, len: usize, seed: u8) -> BlockId {
         let data = vec![seed; len];
         let id = BlockId::of(&data);
         store.put(id, data.into()).await.unwrap();
@@ -651,7 +657,7 @@ mod tests {
 
     /// A root with `meta` whose only child is `inner`.
     async fn put_parent(
-        store: &Arc<dyn BlockStore>,
+        store: &Arc<dyn LocalStore>,
         key: &Key,
         meta: Meta,
         inner: BlockId,
@@ -687,19 +693,29 @@ mod tests {
         }
     }
 
-    async fn entries_err(store: &Arc<dyn BlockStore>, key: &Key, root: BlockId) -> String {
-        let opened = open(store, &Link::new(root, key.clone()), None).await.unwrap();
+    async fn entries_err(store: &Arc<dyn LocalStore>, key: &Key, root: BlockId) -> String {
+        let opened = open(&src(store), &Link::new(root, key.clone()), None)
+            .await
+            .unwrap();
         assert_eq!(opened.name(), "d");
         opened.entries().await.unwrap_err().to_string()
     }
 
-    async fn read_err(store: &Arc<dyn BlockStore>, key: &Key, root: BlockId) -> String {
-        let opened = open(store, &Link::new(root, key.clone()), None).await.unwrap();
-        let sink = Box::new(std::io::sink());
-        read_to(store, &opened, sink, "out".into(), &super::super::no_progress())
+    async fn read_err(store: &Arc<dyn LocalStore>, key: &Key, root: BlockId) -> String {
+        let opened = open(&src(store), &Link::new(root, key.clone()), None)
             .await
-            .unwrap_err()
-            .to_string()
+            .unwrap();
+        let sink = Box::new(std::io::sink());
+        read_to(
+            &src(store),
+            &opened,
+            sink,
+            "out".into(),
+            &super::super::no_progress(),
+        )
+        .await
+        .unwrap_err()
+        .to_string()
     }
 
     #[tokio::test]
@@ -754,7 +770,7 @@ mod tests {
             key: ByteBuf::from(vec![0u8; 32]),
         };
         let w = put_node(&store, &key, Some(wrapped), Body::Children(vec![])).await;
-        let err = open(&store, &Link::new(w, key.clone()), None)
+        let err = open(&src(&store), &Link::new(w, key.clone()), None)
             .await
             .err()
             .unwrap();
@@ -767,12 +783,12 @@ mod tests {
             root: f,
             secret: LinkSecret::Password(salt),
         };
-        let err = open(&store, &link, Some("pw")).await.err().unwrap();
+        let err = open(&src(&store), &link, Some("pw")).await.err().unwrap();
         assert!(
             err.to_string().contains("must point at a password wrapper"),
             "{err}"
         );
-        let err = open(&store, &link, None).await.err().unwrap();
+        let err = open(&src(&store), &link, None).await.err().unwrap();
         assert!(err.to_string().contains("--password"), "{err}");
 
         // A folder whose entry count lies.
@@ -803,11 +819,19 @@ mod tests {
         ] {
             let n = entries.len() as u64;
             let d = put_node(&store, &key, Some(dir_meta(n)), Body::Entries(entries)).await;
-            let opened = open(&store, &Link::new(d, key.clone()), None).await.unwrap();
-            let target = tmp.path().join("t");
-            let err = get_to(&store, &opened, &target, false, &super::super::no_progress())
+            let opened = open(&src(&store), &Link::new(d, key.clone()), None)
                 .await
-                .unwrap_err();
+                .unwrap();
+            let target = tmp.path().join("t");
+            let err = get_to(
+                &src(&store),
+                &opened,
+                &target,
+                false,
+                &super::super::no_progress(),
+            )
+            .await
+            .unwrap_err();
             assert!(err.to_string().contains(want), "{err} should say {want}");
             assert!(!target.exists());
             assert_eq!(

@@ -34,6 +34,7 @@ mod tests {
     use crate::block::BlockSize;
     use crate::descriptor::{Link, Meta};
     use crate::repo::{Config, Repo};
+    use crate::store::LocalStore;
 
     fn repo(dir: &std::path::Path) -> Arc<Repo> {
         let cfg = Config {
@@ -59,7 +60,7 @@ mod tests {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let src = dir.path().join("f.txt");
         std::fs::write(&src, &data).unwrap();
-        let res = session.put_path(&src).await.unwrap();
+        let res = session.put_path(&repo.hold().await, &src).await.unwrap();
         assert_eq!((res.size, res.files, res.dir), (100_000, 1, false));
         assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), 100_000);
         let link: Link = res.link.parse().unwrap();
@@ -82,7 +83,10 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
             std::fs::write(dir.path().join(name), bytes).unwrap();
         }
-        let res = session.put_path(&dir.path().join("d")).await.unwrap();
+        let res = session
+            .put_path(&repo.hold().await, &dir.path().join("d"))
+            .await
+            .unwrap();
         assert_eq!((res.files, res.dir, res.size), (3, true, 110_100));
         let dlink: Link = res.link.parse().unwrap();
         let opened = open(repo.store(), &dlink, None).await.unwrap();
@@ -100,9 +104,9 @@ mod tests {
         let mut marks = Marks::default();
         mark(repo.store(), &dlink, &mut marks).await.unwrap();
         let mut removed = Vec::new();
-        for id in repo.store().list().await.unwrap() {
+        for id in repo.stack().list().await.unwrap() {
             if !marks.refs.contains_key(&id) {
-                repo.store().delete(&id).await.unwrap();
+                repo.stack().delete(&id).await.unwrap();
                 removed.push(id);
             }
         }
@@ -123,21 +127,30 @@ mod tests {
         }
 
         // Password wrapping (of a file put again, since the first one's blocks were just deleted).
-        let res = session.put_path(&src).await.unwrap();
+        let res = session.put_path(&repo.hold().await, &src).await.unwrap();
         let link: Link = res.link.parse().unwrap();
-        let wrapped = session.wrap_with_password(&link, "pw").await.unwrap();
+        let wrapped = session
+            .wrap_with_password(&repo.hold().await, &link, "pw")
+            .await
+            .unwrap();
         assert!(open(repo.store(), &wrapped, None).await.is_err());
         assert!(open(repo.store(), &wrapped, Some("nope")).await.is_err());
         let opened = open(repo.store(), &wrapped, Some("pw")).await.unwrap();
         assert_eq!(opened.root, link.root);
-        assert!(session.wrap_with_password(&wrapped, "pw").await.is_err());
+        assert!(session
+            .wrap_with_password(&repo.hold().await, &wrapped, "pw")
+            .await
+            .is_err());
         // A password wrapper opened with its key directly is not a file or folder.
         let mut marks = Marks::default();
         mark(repo.store(), &wrapped, &mut marks).await.unwrap();
         assert_eq!(marks.refs.len(), 1);
 
         // Storing a special file is refused.
-        assert!(session.put_path(std::path::Path::new("/dev/null")).await.is_err());
+        assert!(session
+            .put_path(&repo.hold().await, std::path::Path::new("/dev/null"))
+            .await
+            .is_err());
         assert_eq!(media_type(std::path::Path::new("a.PNG")), "image/png");
         assert_eq!(
             media_type(std::path::Path::new("noext")),

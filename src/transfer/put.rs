@@ -17,9 +17,11 @@ use crate::crypto::{self, ContentCipher, Key};
 use crate::descriptor::node::{check_name, Meta};
 use crate::descriptor::{DirEntry, EntryKind, Link, SealedNode, TreeWriter};
 use crate::error::IoContext;
+use crate::hold::Hold;
 use crate::pool::set_key;
 use crate::repo::Repo;
 use crate::state::{Batch, BlockKind, PinRecord};
+use crate::store::LocalStore;
 use crate::{Error, Result};
 
 /// What storing one path produced.
@@ -70,7 +72,8 @@ pub struct FileInfo {
 }
 
 /// A storing session over one repository: shares the pending state batch and randomizer choices across
-/// every file it stores, and commits them after the blocks they name are durable.
+/// every file it stores, and commits them after the blocks they name are durable. Every call that
+/// stores takes the caller's [`Hold`], so `gc` cannot remove what it stores before it is referenced.
 pub struct Session {
     repo: Arc<Repo>,
     batch: Mutex<Batch>,
@@ -93,18 +96,18 @@ impl Session {
     }
 
     /// Stores the file or folder at `path` (following a symlink given here), pins it and returns its link.
-    pub async fn put_path(&self, path: &Path) -> Result<PutResult> {
+    pub async fn put_path(&self, hold: &Hold, path: &Path) -> Result<PutResult> {
         let meta = std::fs::metadata(path).at(path)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let (link, size, files) = if meta.is_dir() {
-            self.put_dir(path, &name).await?
+            self.put_dir(hold, path, &name).await?
         } else if meta.is_file() {
             let file = std::fs::File::open(path).at(path)?;
             let info = file_info(path, &name, &meta);
-            let (link, size) = self.put_reader(file, info).await?;
+            let (link, size) = self.put_reader(hold, file, info).await?;
             (link, size, 1)
         } else {
             return Err(Error::Unsupported {
@@ -125,6 +128,7 @@ impl Session {
     /// Stores a byte stream as a file; returns its link and size. Not pinned until [`Session::finish`].
     pub async fn put_reader(
         &self,
+        _hold: &Hold,
         reader: impl Read + Send + 'static,
         info: FileInfo,
     ) -> Result<(Link, u64)> {
@@ -235,7 +239,7 @@ impl Session {
     }
 
     /// Stores a folder and everything below it; returns its link, content bytes and file count.
-    async fn put_dir(&self, dir: &Path, name: &str) -> Result<(Link, u64, u64)> {
+    async fn put_dir(&self, _hold: &Hold, dir: &Path, name: &str) -> Result<(Link, u64, u64)> {
         // Depth-first with an explicit stack so deep trees do not recurse. Each folder's entries stream
         // into its manifest tree as they are made, so memory stays bounded however large a folder is.
         struct Frame {
@@ -359,7 +363,7 @@ impl Session {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?;
-        self.repo.store().put(id, data).await?;
+        self.repo.stack().put(id, data).await?;
         let mut tuple = Vec::with_capacity(rands.len() + 1);
         tuple.push(id);
         tuple.extend(rands);
@@ -432,7 +436,7 @@ impl Session {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?;
-        self.repo.store().put(id, data).await?;
+        self.repo.stack().put(id, data).await?;
         self.lock_batch().new_blocks.push((id, BlockKind::Random));
         self.repo.with_pool(|pool| pool.add(id, 0))?;
         tracing::debug!(block = %id, "added a fresh random block to the pool");
@@ -441,7 +445,7 @@ impl Session {
 
     async fn store_nodes(&self, nodes: Vec<SealedNode>) -> Result<()> {
         for n in nodes {
-            self.repo.store().put(n.id, n.data).await?;
+            self.repo.stack().put(n.id, n.data).await?;
             let mut batch = self.lock_batch();
             batch.new_blocks.push((n.id, BlockKind::Descriptor));
             batch.refs.push(n.id);
@@ -474,7 +478,7 @@ impl Session {
         if batch.is_empty() {
             return Ok(());
         }
-        self.repo.store().flush().await?;
+        self.repo.stack().flush().await?;
         let repo = self.repo.clone();
         tokio::task::spawn_blocking(move || {
             repo.state().apply(&batch)?;
@@ -507,6 +511,7 @@ impl Session {
     /// Not pinned until [`Session::finish`].
     pub async fn put_manifest(
         &self,
+        _hold: &Hold,
         name: &str,
         mtime: i64,
         mode: u32,
@@ -529,7 +534,7 @@ impl Session {
     }
 
     /// Wraps `link` for a password: a descriptor block sealed under the Argon2id key of `password`.
-    pub async fn wrap_with_password(&self, link: &Link, password: &str) -> Result<Link> {
+    pub async fn wrap_with_password(&self, _hold: &Hold, link: &Link, password: &str) -> Result<Link> {
         let salt = crypto::random_salt();
         let pw_key = Key::from_password(password, &salt)?;
         let inner_key = link.key().ok_or_else(|| Error::Unsupported {
@@ -547,6 +552,19 @@ impl Session {
             root,
             secret: crate::descriptor::LinkSecret::Password(salt),
         })
+    }
+
+    /// Wraps `link` for a password (see [`Session::wrap_with_password`]) and moves its pin, if any, to the
+    /// wrapper's root: the pin keeps the inner link, which `gc` walks, so the wrapper is kept with it.
+    pub async fn protect(&self, hold: &Hold, link: &Link, password: &str) -> Result<Link> {
+        let wrapped = self.wrap_with_password(hold, link, password).await?;
+        let state = self.repo.state();
+        if let Some((_, mut record)) = state.pins()?.into_iter().find(|(r, _)| *r == link.root) {
+            state.unpin(&link.root)?;
+            record.created = now();
+            state.pin(&wrapped.root, &record)?;
+        }
+        Ok(wrapped)
     }
 
     fn lock_batch(&self) -> std::sync::MutexGuard<'_, Batch> {

@@ -8,7 +8,7 @@ use super::get::open;
 use crate::block::BlockId;
 use crate::descriptor::node::FileContent;
 use crate::descriptor::{Body, EntryKind, Link};
-use crate::store::BlockStore;
+use crate::store::BlockSource;
 use crate::Result;
 
 /// References per block found by walking.
@@ -30,7 +30,7 @@ impl Marks {
 }
 
 /// Adds every block `link` needs to `marks`. Folders reached twice are walked once.
-pub async fn mark(store: &Arc<dyn BlockStore>, link: &Link, marks: &mut Marks) -> Result<()> {
+pub async fn mark(store: &Arc<dyn BlockSource>, link: &Link, marks: &mut Marks) -> Result<()> {
     let mut pending = vec![link.clone()];
     let mut seen: HashSet<BlockId> = HashSet::new();
     if link.key().is_none() {
@@ -72,11 +72,17 @@ pub async fn mark(store: &Arc<dyn BlockStore>, link: &Link, marks: &mut Marks) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{BlockSource, LocalStore};
+
+    /// The store as a read-only source, as the code under test takes it.
+    fn src(s: &Arc<dyn LocalStore>) -> Arc<dyn BlockSource> {
+        s.clone()
+    }
     use crate::crypto::Key;
     use crate::descriptor::{DirEntry, Meta, TreeWriter};
     use crate::store::MemoryStore;
 
-    async fn folder(store: &Arc<dyn BlockStore>, entries: Vec<DirEntry>) -> Link {
+    async fn folder(store: &Arc<dyn LocalStore>, entries: Vec<DirEntry>) -> Link {
         let key = Key::random();
         let n = entries.len() as u64;
         let mut w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
@@ -101,7 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn shared_folders_are_walked_once() {
-        let store: Arc<dyn BlockStore> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
         let symlink = DirEntry {
             name: "s".into(),
             kind: EntryKind::Symlink,
@@ -120,7 +126,7 @@ mod tests {
         };
         let top = folder(&store, vec![as_entry("a"), as_entry("b")]).await;
         let mut marks = Marks::default();
-        mark(&store, &top, &mut marks).await.unwrap();
+        mark(&src(&store), &top, &mut marks).await.unwrap();
         assert_eq!(marks.refs.len(), 2);
         assert_eq!(marks.refs[&shared.root], 1, "the shared folder was walked twice");
     }

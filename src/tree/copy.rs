@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Kind, Tree};
 use crate::error::IoContext;
+use crate::hold::Hold;
 use crate::transfer::{self, FileInfo, Session};
 use crate::{Error, Result};
 
@@ -44,7 +45,7 @@ fn destination(t: &Tree, dest: &str, name: &str) -> Result<(u64, String)> {
 }
 
 /// Stores local `src` (file, folder or symlink) at tree path `dest`.
-pub async fn import(t: &Tree, session: &Session, src: &Path, dest: &str) -> Result<CopyReport> {
+pub async fn import(t: &Tree, hold: &Hold, session: &Session, src: &Path, dest: &str) -> Result<CopyReport> {
     let name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -86,7 +87,7 @@ pub async fn import(t: &Tree, session: &Session, src: &Path, dest: &str) -> Resu
                 mode: meta.mode() & 0o7777,
                 media_type: transfer::media_type(&path),
             };
-            let (link, size) = session.put_reader(file, info).await?;
+            let (link, size) = session.put_reader(hold, file, info).await?;
             session.commit().await?;
             let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
             t.put_link(dir, &name, &link.to_string(), size, mtime, meta.mode(), Some(""))?;
@@ -205,7 +206,7 @@ mod tests {
         };
         let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
         let t = Tree::new(repo.clone()).unwrap();
-        let session = Session::new(repo, no_progress());
+        let session = Session::new(repo.clone(), no_progress());
         let src = dir.path().join("src");
         std::fs::create_dir_all(src.join("sub")).unwrap();
         std::fs::write(src.join("a.txt"), b"alpha").unwrap();
@@ -218,7 +219,7 @@ mod tests {
             .success());
 
         // Into an existing folder: the local name is kept; special files are reported, not stored.
-        let r = import(&t, &session, &src, "/").await.unwrap();
+        let r = import(&t, &repo.hold().await, &session, &src, "/").await.unwrap();
         assert_eq!(
             (r.files, r.folders, r.bytes, r.target.as_str()),
             (2, 2, 20_005, "/src")
@@ -226,30 +227,45 @@ mod tests {
         assert_eq!(r.skipped.len(), 1);
         assert_eq!(t.readlink(t.resolve("/src/ln").unwrap()).unwrap(), "a.txt");
         // To a new name; over an existing entry or under a missing folder it fails.
-        let r = import(&t, &session, &src.join("a.txt"), "/renamed.txt")
-            .await
-            .unwrap();
+        let r = import(
+            &t,
+            &repo.hold().await,
+            &session,
+            &src.join("a.txt"),
+            "/renamed.txt",
+        )
+        .await
+        .unwrap();
         assert_eq!(r.target, "/renamed.txt");
         assert_eq!(
-            import(&t, &session, &src.join("a.txt"), "/renamed.txt")
+            import(
+                &t,
+                &repo.hold().await,
+                &session,
+                &src.join("a.txt"),
+                "/renamed.txt"
+            )
+            .await
+            .unwrap_err()
+            .errno(),
+            libc::EEXIST
+        );
+        assert_eq!(
+            import(&t, &repo.hold().await, &session, &src, "/")
                 .await
                 .unwrap_err()
                 .errno(),
             libc::EEXIST
         );
         assert_eq!(
-            import(&t, &session, &src, "/").await.unwrap_err().errno(),
-            libc::EEXIST
-        );
-        assert_eq!(
-            import(&t, &session, &src.join("a.txt"), "/no/such/x")
+            import(&t, &repo.hold().await, &session, &src.join("a.txt"), "/no/such/x")
                 .await
                 .unwrap_err()
                 .errno(),
             libc::ENOENT
         );
         assert_eq!(
-            import(&t, &session, Path::new("/"), "/x")
+            import(&t, &repo.hold().await, &session, Path::new("/"), "/x")
                 .await
                 .unwrap_err()
                 .errno(),

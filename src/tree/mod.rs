@@ -21,6 +21,7 @@ use heed::{Database, RoTxn, RwTxn};
 
 use crate::descriptor::Link;
 use crate::error::IoContext;
+use crate::hold::Hold;
 use crate::queue::Queue;
 use crate::repo::Repo;
 use crate::transfer::{self, Opened};
@@ -101,6 +102,9 @@ pub struct Tree {
     changes: tokio::sync::watch::Sender<u64>,
     /// How long after the last close or fsync a dirty file waits before sealing (ms).
     writeback_delay_ms: i64,
+    /// Tests set it to fail the next change just before its commit.
+    #[cfg(test)]
+    pub(crate) crash_before_commit: std::sync::atomic::AtomicBool,
 }
 
 impl Tree {
@@ -124,6 +128,8 @@ impl Tree {
             materialize: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::channel(0).0,
             writeback_delay_ms: repo.config().writeback_delay_ms as i64,
+            #[cfg(test)]
+            crash_before_commit: std::sync::atomic::AtomicBool::new(false),
             repo,
         };
         tree.recover()?;
@@ -150,7 +156,8 @@ impl Tree {
             let rec = Inode::decode(ino, bytes)?;
             if rec.nlink == 0 {
                 orphans.push(ino);
-            } else if rec.dirty && self.staging.path(ino).exists() {
+            } else if rec.dirty && (self.staging.path(ino).exists() || self.staging.restore(ino)?) {
+                // (A change that retired the staged bytes was lost in the crash: they are back.)
                 dirty.push(ino);
             } else if rec.dirty {
                 // Staged but never fsynced, and lost with the machine: the sealed content stands.
@@ -178,7 +185,13 @@ impl Tree {
                 self.staging.remove(ino);
             }
         }
-        Ok(())
+        self.sync()
+    }
+
+    /// Makes every committed change durable, then deletes the staged bytes those changes replaced.
+    pub fn sync(&self) -> Result<()> {
+        self.repo.state().sync()?;
+        self.staging.purge_retired()
     }
 
     /// The repository.
@@ -431,7 +444,6 @@ impl Tree {
                 if self.open_writers(ino) > 0 {
                     return Err(Error::posix(libc::EBUSY, format!("{name:?} is open for writing")));
                 }
-                self.staging.remove(ino);
                 rec.link = Some(link.to_string());
                 rec.dirty = false;
                 rec.size = size;
@@ -460,7 +472,10 @@ impl Tree {
                 ino
             }
         };
+        self.crash_point()?;
         txn.commit()?;
+        // The staged bytes this replaced go once the new link is durable.
+        self.staging.retire(ino);
         self.forget_gen(ino);
         self.changed();
         Ok(ino)
@@ -519,16 +534,40 @@ impl Tree {
             (false, true) => return Err(Error::posix(libc::ENOTDIR, format!("{name:?} is not a folder"))),
             _ => {}
         }
-        self.drop_name(&mut txn, &mut dir, parent, name, ino, rec)?;
+        let gone = self.drop_name(&mut txn, &mut dir, parent, name, ino, rec)?;
         touch(&mut dir);
         self.put(&mut txn, parent, &dir)?;
+        self.commit_dropping(txn, gone)
+    }
+
+    /// Commits a change that removed inode `gone` (if any), then retires its staged bytes: they stay
+    /// until the removal is durable.
+    fn commit_dropping(&self, txn: RwTxn, gone: Option<u64>) -> Result<()> {
+        self.crash_point()?;
         txn.commit()?;
+        if let Some(ino) = gone {
+            self.staging.retire(ino);
+            self.forget_gen(ino);
+        }
         self.changed();
         Ok(())
     }
 
-    /// Removes the name of `ino` and, with its last name and no open handle, the inode. `dir` is the
-    /// parent's record, updated by the caller.
+    /// In tests, fails the operation just before its commit, as a crash there would.
+    fn crash_point(&self) -> Result<()> {
+        #[cfg(test)]
+        if self
+            .crash_before_commit
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::Task("injected crash before commit".into()));
+        }
+        Ok(())
+    }
+
+    /// Removes the name of `ino` and, with its last name and no open handle, the inode (returned, so the
+    /// caller retires its staged bytes after committing). `dir` is the parent's record, updated by the
+    /// caller.
     fn drop_name(
         &self,
         txn: &mut RwTxn,
@@ -537,7 +576,7 @@ impl Tree {
         name: &str,
         ino: u64,
         mut rec: Inode,
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         if rec.kind == Kind::Dir {
             if self
                 .dirents
@@ -555,8 +594,7 @@ impl Tree {
         self.dirents.delete(txn, &dirent_key(parent, name))?;
         if rec.nlink == 0 && self.open_count(ino) == 0 {
             self.inodes.delete(txn, &ino)?;
-            self.staging.remove(ino);
-            self.forget_gen(ino);
+            return Ok(Some(ino));
         } else {
             rec.ctime = now_ns();
             if rec.parent == parent && rec.nlink > 0 {
@@ -567,7 +605,7 @@ impl Tree {
             }
             self.put(txn, ino, &rec)?;
         }
-        Ok(())
+        Ok(None)
     }
 
     fn other_parent(&self, txn: &RoTxn, ino: u64) -> Result<Option<u64>> {
@@ -606,7 +644,7 @@ impl Tree {
         if target == Some(ino) {
             return Ok(()); // the same name, or two names of one file: nothing to do
         }
-        match (mode, target) {
+        let gone = match (mode, target) {
             (RenameMode::NoReplace, Some(_)) => {
                 return Err(Error::posix(libc::EEXIST, format!("{new_name:?}")))
             }
@@ -648,18 +686,17 @@ impl Tree {
                     _ => {}
                 }
                 let mut ndir = self.get(&txn, new_parent)?;
-                self.drop_name(&mut txn, &mut ndir, new_parent, new_name, other, orec)?;
+                let gone = self.drop_name(&mut txn, &mut ndir, new_parent, new_name, other, orec)?;
                 self.put(&mut txn, new_parent, &ndir)?;
+                gone
             }
-            (_, None) => {}
-        }
+            (_, None) => None,
+        };
         self.dirents.delete(&mut txn, &dirent_key(parent, name))?;
         self.dirents
             .put(&mut txn, &dirent_key(new_parent, new_name), &ino)?;
         self.move_parent(&mut txn, ino, &mut rec, parent, new_parent)?;
-        txn.commit()?;
-        self.changed();
-        Ok(())
+        self.commit_dropping(txn, gone)
     }
 
     /// Records that `ino` moved from folder `from` to `to` (parent pointers, folder link counts, times).
@@ -791,10 +828,7 @@ impl Tree {
             if let Ok(rec) = self.get(&txn, ino) {
                 if rec.nlink == 0 {
                     self.inodes.delete(&mut txn, &ino)?;
-                    txn.commit()?;
-                    self.staging.remove(ino);
-                    self.forget_gen(ino);
-                    return Ok(());
+                    return self.commit_dropping(txn, Some(ino));
                 }
             }
         }
@@ -815,12 +849,12 @@ impl Tree {
             self.queue_seal(ino, self.writeback_delay_ms)?;
         }
         // The record (dirty, size, names) must be on disk too.
-        self.repo.state().sync()
+        self.sync()
     }
 
     /// Makes the tree's metadata durable (fsync of a folder).
     pub fn fsyncdir(&self) -> Result<()> {
-        self.repo.state().sync()
+        self.sync()
     }
 
     fn queue_seal(&self, ino: u64, delay_ms: i64) -> Result<()> {
@@ -1057,7 +1091,7 @@ impl Tree {
 
     /// Seals the staged content of `ino` into a link and makes the file clean, unless it was written or
     /// opened for writing meanwhile ([`Sealed::Busy`]: seal again later).
-    pub async fn seal(&self, ino: u64, session: &transfer::Session) -> Result<Sealed> {
+    pub async fn seal(&self, hold: &Hold, ino: u64, session: &transfer::Session) -> Result<Sealed> {
         let (rec, gen) = {
             let txn = self.read_txn()?;
             let rec = match self.get(&txn, ino) {
@@ -1083,7 +1117,7 @@ impl Tree {
             mtime: meta.mtime(),
             mode: rec.mode,
         };
-        let (link, size) = session.put_reader(file, info).await?;
+        let (link, size) = session.put_reader(hold, file, info).await?;
         session.commit().await?;
         let link = link.to_string();
         // The check and the switch happen under the handles lock, so no writer can slip in between.
@@ -1106,7 +1140,7 @@ impl Tree {
         txn.commit()?;
         drop(h);
         // The new link must be durable before the staged bytes it replaces go.
-        self.repo.state().sync()?;
+        self.sync()?;
         self.staging.remove(ino);
         self.forget_gen(ino);
         self.changed();

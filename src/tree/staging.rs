@@ -1,9 +1,15 @@
 //! Staging: the repository's `staging/` folder, where a file's bytes live from its first write until the
 //! engine seals them (one file per inode, named by the inode number), with a cache of open descriptors.
+//!
+//! Staged bytes stay until the change that replaces them is durable: an unlink or a replacement commits
+//! first, then [`Staging::retire`]s the file (renamed to `<ino>.retired.<n>`), and retired files are
+//! deleted only after the next state sync ([`Staging::purge_retired`]). A crash before that sync finds
+//! the inode still dirty and [`Staging::restore`] puts its bytes back.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::IoContext;
@@ -13,7 +19,11 @@ use crate::Result;
 pub struct Staging {
     dir: PathBuf,
     open: Mutex<HashMap<u64, Arc<File>>>,
+    /// Numbers retired files, after the time the folder was opened (unique across runs).
+    retired: AtomicU64,
 }
+
+const RETIRED: &str = ".retired.";
 
 impl Staging {
     /// Opens (creating) the staging folder `dir`.
@@ -22,6 +32,7 @@ impl Staging {
         Ok(Staging {
             dir,
             open: Mutex::new(HashMap::new()),
+            retired: AtomicU64::new(super::now_ns().max(0) as u64),
         })
     }
 
@@ -93,6 +104,66 @@ impl Staging {
         self.close(ino);
         let _ = std::fs::remove_file(self.path(ino));
         let _ = std::fs::remove_file(self.temp_path(ino));
+    }
+
+    /// Moves the staging file of `ino` aside after the change that replaces it was committed (not yet
+    /// synced); it is deleted by the next [`Staging::purge_retired`].
+    pub fn retire(&self, ino: u64) {
+        self.close(ino);
+        let _ = std::fs::remove_file(self.temp_path(ino));
+        let n = self.retired.fetch_add(1, Ordering::Relaxed);
+        let to = self.dir.join(format!("{ino}{RETIRED}{n}"));
+        match std::fs::rename(self.path(ino), &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(ino, error = %e, "cannot move a replaced staging file aside; removing it");
+                let _ = std::fs::remove_file(self.path(ino));
+            }
+        }
+    }
+
+    /// Deletes every retired staging file: call after the state is synced.
+    pub fn purge_retired(&self) -> Result<()> {
+        for (_, _, path) in self.retired()? {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Puts back the newest retired file of `ino` as its staging file (after a crash lost the change that
+    /// retired it); returns whether there was one.
+    pub fn restore(&self, ino: u64) -> Result<bool> {
+        let newest = self
+            .retired()?
+            .into_iter()
+            .filter(|(i, _, _)| *i == ino)
+            .max_by_key(|(_, n, _)| *n);
+        match newest {
+            Some((_, _, from)) => {
+                let to = self.path(ino);
+                std::fs::rename(&from, &to).at(&to)?;
+                self.sync()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Retired files: (inode, number, path).
+    fn retired(&self) -> Result<Vec<(u64, u64, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some((ino, n)) = name.split_once(RETIRED) {
+                if let (Ok(ino), Ok(n)) = (ino.parse(), n.parse()) {
+                    out.push((ino, n, entry.path()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Inode numbers that have a staging file (temporary files included, as their inode).

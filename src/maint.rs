@@ -1,0 +1,278 @@
+//! Repository maintenance: `gc` (remove blocks nothing keeps), pins (pin, unpin, list), `verify`
+//! (re-hash every block on disk) and `stats` (where the bytes go). The CLI only formats what these
+//! return.
+//!
+//! **gc's rule.** A block is kept when a pin or a tree record reaches it, or while an operation that may
+//! reference it is running. The second part is the [`crate::hold`] gate: every writer (put, seal,
+//! share, receive, pin, sync upload, tree import) holds a [`Hold`] until its reference is committed, and
+//! gc takes the gate exclusively from before it reads the roots until its sweep and pool reset are done.
+//! So gc never removes a block that a running write stored, chose as a randomizer or refers to.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::block::BlockId;
+use crate::descriptor::{Link, Meta};
+use crate::hold::Hold;
+use crate::repo::Repo;
+use crate::state::PinRecord;
+use crate::store::LocalStore;
+use crate::transfer::{self, now, Marks, Opened};
+use crate::tree::Tree;
+use crate::{Error, Result};
+
+/// What `gc` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub pins: usize,
+    pub kept_blocks: usize,
+    pub removed_blocks: u64,
+    pub freed_bytes: u64,
+}
+
+/// Removes every block that no pin and no tree record reaches, waiting first for running writes
+/// (`waiting` is told how many, once, when there are any). Nothing is removed when a root cannot be
+/// walked.
+pub async fn gc(tree: &Tree, dry_run: bool, waiting: &(dyn Fn(usize) + Sync)) -> Result<GcReport> {
+    let repo = tree.repo();
+    let _exclusive = repo.gate().exclusive(waiting).await;
+    let mut marks = Marks::default();
+    let pins = repo.state().pins()?;
+    // Everything the tree holds is kept too (files staged from a link keep that link until sealed).
+    for l in tree.links()? {
+        let link: Link = l.parse()?;
+        marks.keep(link.root);
+        transfer::mark(repo.store(), &link, &mut marks)
+            .await
+            .map_err(|e| walk_failed(format!("tree content {}", link.root), e))?;
+    }
+    for (root, pin) in &pins {
+        let link: Link = pin.link.parse().map_err(|e: Error| Error::Config {
+            path: repo.root().join("state"),
+            reason: format!("pin {root} holds an unreadable link ({e}); unpin it"),
+        })?;
+        marks.keep(*root);
+        transfer::mark(repo.store(), &link, &mut marks)
+            .await
+            .map_err(|e| walk_failed(format!("pinned {root} ({})", pin.name), e))?;
+    }
+    let on_disk = repo.stack().list().await?;
+    let on_disk_set: HashSet<BlockId> = on_disk.iter().copied().collect();
+    let mut removed: Vec<BlockId> = on_disk
+        .into_iter()
+        .filter(|id| !marks.refs.contains_key(id))
+        .collect();
+    let mut stale_records = 0u64;
+    for (id, _) in repo.state().blocks()? {
+        if !on_disk_set.contains(&id) && !marks.refs.contains_key(&id) {
+            removed.push(id);
+            stale_records += 1;
+        }
+    }
+    let removed_blocks = removed.len() as u64 - stale_records;
+    if !dry_run {
+        for id in &removed {
+            repo.stack().delete(id).await?;
+        }
+        repo.state().reconcile(&removed, &marks.refs)?;
+        repo.state().sync()?;
+        repo.reset_pool();
+    }
+    tracing::info!(
+        dry_run,
+        removed = removed_blocks,
+        kept = marks.refs.len(),
+        "gc done"
+    );
+    Ok(GcReport {
+        dry_run,
+        pins: pins.len(),
+        kept_blocks: marks.refs.len(),
+        removed_blocks,
+        freed_bytes: removed_blocks * repo.block_size() as u64,
+    })
+}
+
+fn walk_failed(what: String, e: Error) -> Error {
+    Error::Task(format!("cannot walk {what}: {e}; nothing was removed"))
+}
+
+/// Pins `opened` (reached through a link whose root is `pin_root`: a password link is pinned under its
+/// wrapper's root, with the inner link, so gc keeps the wrapper too). Every block it needs must be in
+/// the repository. Returns how many blocks the pin keeps.
+pub async fn pin(repo: &Repo, _hold: &Hold, pin_root: BlockId, opened: &Opened) -> Result<usize> {
+    let inner = Link::new(opened.root, opened.key.clone());
+    let mut marks = Marks::default();
+    transfer::mark(repo.store(), &inner, &mut marks).await?;
+    let (size, dir) = match &opened.meta {
+        Meta::File { size, .. } => (*size, false),
+        _ => (0, true),
+    };
+    repo.state().pin(
+        &pin_root,
+        &PinRecord {
+            link: inner.to_string(),
+            name: opened.name().to_string(),
+            size,
+            dir,
+            created: now(),
+        },
+    )?;
+    Ok(marks.refs.len())
+}
+
+/// Removes the pin of `root`; [`Error::NotPinned`] when there is none.
+pub fn unpin(repo: &Repo, root: &BlockId) -> Result<()> {
+    if repo.state().unpin(root)? {
+        Ok(())
+    } else {
+        Err(Error::NotPinned { root: *root })
+    }
+}
+
+/// One pin, for `pin ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinInfo {
+    pub root: String,
+    pub name: String,
+    pub size: u64,
+    pub dir: bool,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// Every pin, oldest first.
+pub fn pins(repo: &Repo) -> Result<Vec<PinInfo>> {
+    let mut out: Vec<PinInfo> = repo
+        .state()
+        .pins()?
+        .into_iter()
+        .map(|(root, p)| PinInfo {
+            root: root.to_string(),
+            name: p.name,
+            size: p.size,
+            dir: p.dir,
+            created: p.created,
+        })
+        .collect();
+    out.sort_by(|a, b| (a.created, &a.root).cmp(&(b.created, &b.root)));
+    Ok(out)
+}
+
+/// A block `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadBlock {
+    pub id: String,
+    pub path: std::path::PathBuf,
+    pub reason: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub corrupt: Vec<BadBlock>,
+    /// Recorded in the state but not on disk.
+    pub missing: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether every block is sound.
+    pub fn clean(&self) -> bool {
+        self.corrupt.is_empty() && self.missing.is_empty()
+    }
+}
+
+/// Re-reads and re-hashes every block on disk (four at a time, `progress` told each one) and checks
+/// that every block the state records is there.
+pub async fn verify(repo: &Repo, progress: &(dyn Fn() + Sync)) -> Result<VerifyReport> {
+    use futures::StreamExt;
+    let local = repo.local();
+    let ids = local.list().await?;
+    let mut results = futures::stream::iter(ids.iter().copied())
+        .map(|id| async move { (id, local.get(&id).await) })
+        .buffer_unordered(4);
+    let mut report = VerifyReport::default();
+    while let Some((id, res)) = results.next().await {
+        progress();
+        report.checked += 1;
+        let reason = match res {
+            Ok(_) => continue,
+            Err(Error::CorruptBlock { actual, .. }) => format!("hashes to {actual}"),
+            Err(e) => e.to_string(),
+        };
+        report.corrupt.push(BadBlock {
+            id: id.to_string(),
+            path: local.location(&id).unwrap_or_default(),
+            reason,
+        });
+    }
+    drop(results);
+    let on_disk: HashSet<BlockId> = ids.into_iter().collect();
+    report.missing = repo
+        .state()
+        .blocks()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| !on_disk.contains(id))
+        .map(|id| id.to_string())
+        .collect();
+    Ok(report)
+}
+
+/// Where the repository's bytes go, for `repo stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub path: std::path::PathBuf,
+    pub block_size: usize,
+    pub blocks: u64,
+    pub data_blocks: u64,
+    pub random_blocks: u64,
+    pub descriptor_blocks: u64,
+    pub stored_bytes: u64,
+    pub pins: usize,
+    pub pinned_content_bytes: u64,
+    /// Stored bytes over pinned content, minus one.
+    pub overhead: f64,
+    /// Tuples per content block (a block serves its own tuple and others as randomizer).
+    pub reuse: f64,
+    pub randomizer_uses: u64,
+}
+
+/// The repository's totals.
+pub async fn stats(repo: &Repo) -> Result<Stats> {
+    let totals = repo.state().totals()?;
+    let store = repo.stack().stats().await?;
+    let pins = repo.state().pins()?;
+    let content: u64 = pins.iter().map(|(_, p)| p.size).sum();
+    let overhead = if content > 0 {
+        store.bytes as f64 / content as f64 - 1.0
+    } else {
+        0.0
+    };
+    let content_blocks = totals.data_blocks + totals.random_blocks;
+    let reuse = if content_blocks > 0 {
+        (totals.randomizer_uses + totals.data_blocks) as f64 / content_blocks as f64
+    } else {
+        0.0
+    };
+    Ok(Stats {
+        path: repo.root().to_path_buf(),
+        block_size: repo.block_size(),
+        blocks: totals.blocks,
+        data_blocks: totals.data_blocks,
+        random_blocks: totals.random_blocks,
+        descriptor_blocks: totals.descriptor_blocks,
+        stored_bytes: store.bytes,
+        pins: pins.len(),
+        pinned_content_bytes: content,
+        overhead,
+        reuse,
+        randomizer_uses: totals.randomizer_uses,
+    })
+}
+
+#[cfg(test)]
+mod tests;

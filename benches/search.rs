@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use noisefs::block::BlockSize;
-use noisefs::engine::Engine;
 use noisefs::repo::{Config, Repo};
 use noisefs::search::{Request, Sort};
 use noisefs::tree::ROOT;
@@ -93,7 +92,7 @@ fn main() {
         ..Config::default()
     };
     let repo = Arc::new(Repo::init(&root, cfg).expect("repository"));
-    let engine = Engine::new(repo).expect("engine");
+    let engine = noisefs::node::engine(repo).expect("engine");
     let tree = engine.tree().clone();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let start = Instant::now();

@@ -1,23 +1,23 @@
-//! The engine: runs the persistent queue. It seals staged files (write-back) and executes folder-sync
-//! steps, retries failures with backoff (the item stays queued, with its error, until it succeeds), and
-//! reports what it is doing for `status`.
+//! The engine: runs the persistent queue. Each item goes to the job registered for its kind (see
+//! [`crate::jobs`]); failures are retried with backoff (the item stays queued, with its error, until it
+//! succeeds), and the engine reports what it is doing for `status`. It knows no job itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::queue::{now_ms, Item, Queue};
+use crate::clock::now_ms;
+use crate::jobs::{JobContext, Registry};
+use crate::queue::{Item, Queue};
 use crate::repo::Repo;
 use crate::search::Search;
-use crate::transfer::{no_progress, Session};
-use crate::tree::{Sealed, Tree, SEAL};
-use crate::{sync, Error, Result};
+use crate::transfer::{no_progress, Sealer};
+use crate::tree::Tree;
+use crate::{Error, Result};
 
 /// Longest wait before retrying a failed item, in ms.
 const MAX_RETRY_MS: i64 = 60_000;
-/// Wait before sealing again a file that was busy (written or open for writing), in ms.
-const BUSY_RETRY_MS: i64 = 1_000;
 
 /// What the engine reports about itself.
 #[derive(Debug, Clone, Serialize)]
@@ -30,9 +30,8 @@ pub struct EngineStatus {
 
 /// The engine of one repository.
 pub struct Engine {
-    repo: Arc<Repo>,
-    tree: Arc<Tree>,
-    session: Session,
+    cx: JobContext,
+    jobs: Registry,
     running: Mutex<Option<String>>,
     done: AtomicU64,
     failed: AtomicU64,
@@ -46,13 +45,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The engine over `repo`'s tree.
-    pub fn new(repo: Arc<Repo>) -> Result<Engine> {
+    /// The engine over `repo`'s tree, running the kinds of work `jobs` has.
+    pub fn new(repo: Arc<Repo>, jobs: Registry) -> Result<Engine> {
         let tree = Arc::new(Tree::new(repo.clone())?);
+        let queue = Queue::open(repo.state())?;
         Ok(Engine {
-            session: Session::new(repo.clone(), no_progress()),
-            repo,
-            tree,
+            cx: JobContext {
+                sealer: Sealer::new(repo.clone(), no_progress()),
+                repo,
+                tree,
+                queue,
+            },
+            jobs,
             running: Mutex::new(None),
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -68,29 +72,34 @@ impl Engine {
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
-        let s = Arc::new(Search::open(self.tree.clone())?);
+        let s = Arc::new(Search::open(self.cx.tree.clone())?);
         *slot = Some(s.clone());
         Ok(s)
     }
 
+    /// What jobs get: repository, tree, queue, storing session.
+    pub fn context(&self) -> &JobContext {
+        &self.cx
+    }
+
     /// The repository.
     pub fn repo(&self) -> &Arc<Repo> {
-        &self.repo
+        &self.cx.repo
     }
 
     /// The tree.
     pub fn tree(&self) -> &Arc<Tree> {
-        &self.tree
+        &self.cx.tree
     }
 
     /// The queue.
     pub fn queue(&self) -> &Queue {
-        self.tree.queue()
+        &self.cx.queue
     }
 
-    /// The storing session the engine seals with.
-    pub fn session(&self) -> &Session {
-        &self.session
+    /// The storing session the engine's jobs seal with.
+    pub fn sealer(&self) -> &Sealer {
+        &self.cx.sealer
     }
 
     /// Counters and the running item.
@@ -126,15 +135,17 @@ impl Engine {
         Ok(ran)
     }
 
-    /// Runs one item and records its outcome in the queue.
+    /// Runs one item through its job and records the outcome in the queue.
     pub async fn run_item(&self, item: Item) -> Result<()> {
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{} {}", item.kind, item.key));
-        let outcome = match item.kind.as_str() {
-            SEAL => self.seal(&item).await,
-            sync::SYNC => sync::execute(self, &item).await,
-            other => Err(Error::Unsupported {
-                what: format!("queue item kind {other}"),
-                reason: "written by a newer noisefs; it stays queued".into(),
+        let outcome = match self.jobs.get(&item.kind) {
+            Some(job) => job.run(&self.cx, &item).await,
+            None => Err(Error::Unsupported {
+                what: format!("queue item kind {}", item.kind),
+                reason: format!(
+                    "this noisefs runs {}; it was written by a newer one and stays queued",
+                    self.jobs.kinds().join(", ")
+                ),
             }),
         };
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -152,28 +163,6 @@ impl Engine {
         }
     }
 
-    async fn seal(&self, item: &Item) -> Result<()> {
-        let ino = item
-            .payload
-            .as_slice()
-            .try_into()
-            .map(u64::from_le_bytes)
-            .map_err(|_| Error::Task(format!("queue item {} has a malformed payload", item.seq)))?;
-        let hold = self.repo.hold().await;
-        match self.tree.seal(&hold, ino, &self.session).await? {
-            Sealed::Done(link) => {
-                tracing::info!(ino, %link, "sealed");
-                self.queue().complete(item.seq)
-            }
-            Sealed::Clean => self.queue().complete(item.seq),
-            Sealed::Busy => {
-                self.queue()
-                    .push(&item.kind, &item.key, &item.payload, BUSY_RETRY_MS)?;
-                Ok(())
-            }
-        }
-    }
-
     /// Runs queued work until nothing is due (delays ignored), as a command does before it returns when
     /// no daemon is there to do it later. Items that keep failing stay queued.
     pub async fn drain(&self) -> Result<u64> {
@@ -186,9 +175,10 @@ mod tests {
     use super::*;
     use crate::block::BlockSize;
     use crate::repo::Config;
+    use crate::tree::SEAL;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn seals_written_files_and_retries_failures() {
+    async fn runs_items_through_their_jobs_and_retries_failures() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config {
             block_size: BlockSize::new(4096).unwrap(),
@@ -196,7 +186,7 @@ mod tests {
             ..Config::default()
         };
         let repo = Arc::new(Repo::init(&dir.path().join("r"), cfg).unwrap());
-        let engine = Engine::new(repo.clone()).unwrap();
+        let engine = crate::node::engine(repo.clone()).unwrap();
         let t = engine.tree().clone();
         let f = t.create(crate::tree::ROOT, "f", 0o644, 0, 0).unwrap().ino;
         t.open(f, true, false).await.unwrap();
@@ -210,13 +200,19 @@ mod tests {
         assert!(engine.queue().is_empty().unwrap());
         assert_eq!(engine.status().done, 1);
 
-        // An unknown kind fails, stays queued with its error, and is not retried at once.
+        // An unknown kind fails, stays queued with its error naming the kinds this engine runs, and is
+        // not retried at once; so does a malformed seal.
         engine.queue().push("future", "future/1", b"", 0).unwrap();
         engine.queue().push(SEAL, "seal/bad", b"xx", 0).unwrap();
         assert_eq!(engine.drain().await.unwrap(), 2);
         let items = engine.queue().list().unwrap();
         assert_eq!(items.len(), 2);
         assert!(items.iter().all(|i| i.attempts == 1 && i.last_error.is_some()));
+        let unknown = items.iter().find(|i| i.kind == "future").unwrap();
+        assert!(
+            unknown.last_error.as_deref().unwrap().contains("runs seal, sync"),
+            "{unknown:?}"
+        );
         assert_eq!(engine.drain().await.unwrap(), 0);
         assert_eq!(engine.status().failed, 2);
         assert!(engine.status().running.is_none());

@@ -5,6 +5,7 @@
 
 pub mod block;
 pub mod cli;
+pub mod clock;
 pub mod crypto;
 pub mod daemon;
 pub mod descriptor;
@@ -12,7 +13,9 @@ pub mod engine;
 pub mod error;
 pub mod fmt;
 pub mod hold;
+pub mod jobs;
 pub mod maint;
+pub mod node;
 pub mod pool;
 pub mod queue;
 pub mod repo;

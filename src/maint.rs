@@ -18,7 +18,7 @@ use crate::hold::Hold;
 use crate::repo::Repo;
 use crate::state::PinRecord;
 use crate::store::LocalStore;
-use crate::transfer::{self, now, Marks, Opened};
+use crate::transfer::{self, Marks, Opened};
 use crate::tree::Tree;
 use crate::{Error, Result};
 
@@ -117,7 +117,7 @@ pub async fn pin(repo: &Repo, _hold: &Hold, pin_root: BlockId, opened: &Opened) 
             name: opened.name().to_string(),
             size,
             dir,
-            created: now(),
+            created: crate::clock::now_secs(),
         },
     )?;
     Ok(marks.refs.len())

@@ -8,6 +8,7 @@ use heed::{Database, RwTxn};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::clock::now_ms;
 use crate::state::State;
 use crate::{Error, Result};
 
@@ -40,11 +41,6 @@ pub struct Queue {
 
 /// The key under which the next sequence number is kept (no item key starts with NUL).
 const NEXT_SEQ: &str = "\0next";
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    crate::tree::now_ns() / 1_000_000
-}
 
 impl Queue {
     /// Opens the queue in `state`.

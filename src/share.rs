@@ -49,7 +49,7 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
     }
     // Seal what is still staged, so the snapshot holds the latest bytes.
     for (rel, i, r) in &items {
-        if r.dirty && t.seal(hold, *i, engine.session()).await? == Sealed::Busy {
+        if r.dirty && t.seal(hold, *i, engine.sealer()).await? == Sealed::Busy {
             return Err(Error::posix(
                 libc::EBUSY,
                 format!("{path}/{rel} is open for writing; close it and share again"),
@@ -63,7 +63,7 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
         bytes: 0,
         dir: rec.kind == Kind::Dir,
     };
-    let session = engine.session();
+    let session = engine.sealer();
     let mut children: HashMap<String, Vec<DirEntry>> = HashMap::new();
     let mut root_link = None;
     // Children before parents: walk order reversed.
@@ -306,10 +306,10 @@ async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> 
             .unwrap_or_else(|| transfer::media_type(std::path::Path::new(&e.name))),
     };
     let (link, _) = engine
-        .session()
+        .sealer()
         .put_reader(hold, std::io::Cursor::new(bytes), info)
         .await?;
-    engine.session().commit().await?;
+    engine.sealer().commit().await?;
     Ok(link)
 }
 
@@ -344,7 +344,7 @@ mod tests {
             ..Config::default()
         };
         let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
-        let engine = Engine::new(repo.clone()).unwrap();
+        let engine = crate::node::engine(repo.clone()).unwrap();
         let t = engine.tree().clone();
         let d = t.mkdir(ROOT, "d", 0o750, 0, 0).unwrap().ino;
         let sub = t.mkdir(d, "sub", 0o755, 0, 0).unwrap().ino;
@@ -440,7 +440,7 @@ mod tests {
         std::fs::write(src.join("tiny"), b"tiny").unwrap();
         std::fs::write(src.join("mid"), vec![5u8; 10_000]).unwrap();
         let res = engine
-            .session()
+            .sealer()
             .put_path(&engine.repo().hold().await, &src)
             .await
             .unwrap();

@@ -11,7 +11,7 @@ use noisefs::descriptor::{DirEntry, EntryKind, Link, Meta, TreeWriter};
 use noisefs::repo::Repo;
 use noisefs::state::BlockKind;
 use noisefs::store::LocalStore;
-use noisefs::transfer::{no_progress, Session};
+use noisefs::transfer::{no_progress, Sealer};
 
 #[test]
 fn malformed_links_are_refused() {
@@ -114,7 +114,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let repo = Arc::new(Repo::open(&env.repo()).unwrap());
-        let session = Session::new(repo.clone(), no_progress());
+        let session = Sealer::new(repo.clone(), no_progress());
         std::fs::write(env.path("payload"), b"escaped!").unwrap();
         let file = std::fs::File::open(env.path("payload")).unwrap();
         let info = noisefs::transfer::FileInfo {

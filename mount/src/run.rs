@@ -2,14 +2,13 @@
 //! SIGINT/SIGTERM or an unmount, then unmount and leave the queued work persisted.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use fuser::{Config, MountOption, SessionACL};
 use noisefs::descriptor::Link;
 use noisefs::engine::Engine;
-use noisefs::repo::Repo;
-use noisefs::{daemon, sync, tree};
+use noisefs::node::Node;
+use noisefs::{sync, tree};
 
 use crate::fs::NoiseFs;
 
@@ -33,13 +32,14 @@ pub struct Options {
 /// backgrounded helper can report to the shell that started it.
 pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::Result<()> {
     let result = prepare(&opts);
-    let (rt, engine, root, read_only) = match result {
+    let (rt, node, root, read_only) = match result {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
             return Err(e);
         }
     };
+    let engine = node.engine().clone();
     let search = match engine.search() {
         Ok(s) => Some(s),
         Err(e) => {
@@ -94,15 +94,9 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
     tracing::info!(mountpoint = %opts.mountpoint.display(), read_only, "mounted");
     ready(Ok(()));
 
-    let info = daemon::Info {
-        pid: std::process::id(),
-        started: noisefs::queue::now_ms(),
-        socket: daemon::socket_path(&opts.repo),
-    };
     let served = rt.block_on(async {
-        let handler = noisefs::cli::command_handler(engine.clone(), info);
         let stop = async move {
-            let signal = match noisefs::cli::shutdown_signal() {
+            let signal = match noisefs::node::shutdown_signal() {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch for signals");
@@ -115,7 +109,7 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
                 _ = done_rx => tracing::info!("unmounted by the kernel"),
             }
         };
-        daemon::serve(engine.clone(), Some(handler), stop).await
+        node.run(stop).await
     });
     if let Err(e) = unmounter.unmount() {
         tracing::debug!(error = %e, "unmount after the session ended");
@@ -129,7 +123,7 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
     Ok(())
 }
 
-type Prepared = (tokio::runtime::Runtime, Arc<Engine>, u64, bool);
+type Prepared = (tokio::runtime::Runtime, Node, u64, bool);
 
 /// Checks the mount point, opens the repository and finds the root to show.
 fn prepare(opts: &Options) -> anyhow::Result<Prepared> {
@@ -158,13 +152,12 @@ fn prepare(opts: &Options) -> anyhow::Result<Prepared> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (engine, root, read_only) = rt.block_on(async {
-        let repo = Arc::new(Repo::open(&opts.repo)?);
-        let engine = Arc::new(Engine::new(repo)?);
-        let (root, forced_ro) = find_root(&engine, opts.root.as_deref()).await?;
-        anyhow::Ok((engine, root, opts.read_only || forced_ro))
+    let (node, root, read_only) = rt.block_on(async {
+        let node = Node::open(&opts.repo)?;
+        let (root, forced_ro) = find_root(node.engine(), opts.root.as_deref()).await?;
+        anyhow::Ok((node, root, opts.read_only || forced_ro))
     })?;
-    Ok((rt, engine, root, read_only))
+    Ok((rt, node, root, read_only))
 }
 
 /// The tree inode to show as the root, and whether it must be read-only (a link).

@@ -302,7 +302,7 @@ pub enum TagCommand {
 
 /// A date option relative to now.
 fn parse_date_now(s: &str) -> Result<i64, String> {
-    crate::fmt::parse_date(s, crate::queue::now_ms() / 1000)
+    crate::fmt::parse_date(s, crate::clock::now_ms() / 1000)
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,7 +18,7 @@ use crate::fmt::{format_time, human_bytes, mode_string};
 use crate::maint;
 use crate::repo::{Config, Repo};
 use crate::store::LocalStore;
-use crate::transfer::{self, no_progress, now, Opened, Session};
+use crate::transfer::{self, no_progress, Opened, Sealer};
 
 /// Runs one parsed command in this process, opening the repository (no daemon runs).
 pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
@@ -47,7 +47,7 @@ pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
         }
         command => {
             let repo = Arc::new(Repo::open(&root)?);
-            let engine = Arc::new(Engine::new(repo)?);
+            let engine = Arc::new(crate::node::engine(repo)?);
             let mutates = matches!(
                 command,
                 Command::Tree(_) | Command::Receive { .. } | Command::Share { .. } | Command::Sync(_)
@@ -257,7 +257,7 @@ async fn put(
     };
     let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
     let (bar, progress) = bytes_bar(total, quiet || !io.bars, "storing");
-    let session = Session::new(repo.clone(), progress);
+    let session = Sealer::new(repo.clone(), progress);
     let hold = repo.hold().await;
     let mut results = Vec::new();
     for path in paths {
@@ -292,7 +292,7 @@ async fn put(
 }
 
 async fn put_stdin(
-    session: &Session,
+    session: &Sealer,
     hold: &crate::hold::Hold,
     io: &Io,
     name: &str,
@@ -300,7 +300,7 @@ async fn put_stdin(
     crate::descriptor::node::check_name(name).context("--name must be a plain file name")?;
     let info = transfer::FileInfo {
         name: name.to_string(),
-        mtime: now(),
+        mtime: crate::clock::now_secs(),
         mode: 0o644,
         media_type: transfer::media_type(std::path::Path::new(name)),
     };

@@ -133,14 +133,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
         Some(p) => p.clone(),
         None => Repo::default_path()?,
     };
-    let repo = Arc::new(Repo::open(&root)?);
-    let engine = Arc::new(Engine::new(repo)?);
-    let info = daemon::Info {
-        pid: std::process::id(),
-        started: crate::queue::now_ms(),
-        socket: daemon::socket_path(&root),
-    };
-    let handler = command_handler(engine.clone(), info);
+    let node = crate::node::Node::open(&root)?;
     if !cli.quiet {
         eprintln!(
             "noisefs daemon (pid {}) serving {} on {}",
@@ -149,7 +142,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
             daemon::socket_path(&root).display()
         );
     }
-    daemon::serve(engine, Some(handler), shutdown_signal()?).await?;
+    node.run(crate::node::shutdown_signal()?).await?;
     Ok(0)
 }
 
@@ -179,19 +172,6 @@ pub fn command_handler(engine: Arc<Engine>, info: daemon::Info) -> daemon::Handl
         let _ = io.out.clone().flush();
         engine.wake.notify_one();
         code
-    })
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
     })
 }
 

@@ -9,9 +9,9 @@ use serde_json::json;
 use super::args::{SyncCommand, TreeCommand};
 use super::commands::read_password;
 use super::io::Io;
+use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes, mode_string};
-use crate::queue::now_ms;
 use crate::sync::{self, Syncs};
 use crate::transfer::Opened;
 use crate::tree::{copy, Kind, RenameMode, ROOT};
@@ -130,7 +130,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
         TreeCommand::Import { local, path } => {
             let local = io.path(&local);
             let hold = engine.repo().hold().await;
-            let r = copy::import(t, &hold, engine.session(), &local, &path)
+            let r = copy::import(t, &hold, engine.sealer(), &local, &path)
                 .await
                 .with_context(|| format!("cannot import {}", local.display()))?;
             for (p, why) in &r.skipped {
@@ -243,8 +243,10 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
                     )?;
                     return Ok(0);
                 }
-                let stop = super::shutdown_signal()?;
-                crate::daemon::serve(engine.clone(), None, stop).await?;
+                let stop = crate::node::shutdown_signal()?;
+                crate::node::Node::with_engine(engine.clone())
+                    .run_without_socket(stop)
+                    .await?;
                 return Ok(0);
             }
             let ids: Vec<u64> = match id {
@@ -335,7 +337,7 @@ pub async fn share(
         .await
         .with_context(|| format!("cannot share {path}"))?;
     if let Some(pw) = password {
-        let wrapped = engine.session().protect(&hold, &link, &pw).await?;
+        let wrapped = engine.sealer().protect(&hold, &link, &pw).await?;
         report.target = wrapped.to_string();
     }
     drop(hold);

@@ -18,9 +18,9 @@ use std::time::Duration;
 use notify::Watcher;
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::error::IoContext;
-use crate::queue::now_ms;
 use crate::sync::{self, Syncs};
 use crate::Result;
 

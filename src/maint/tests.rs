@@ -2,9 +2,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::*;
-use crate::engine::Engine;
 use crate::repo::test_repo;
-use crate::transfer::{no_progress, read_range, FileInfo, Session};
+use crate::transfer::{no_progress, read_range, FileInfo, Sealer};
 
 /// A reader that yields `first` bytes, then waits until `go` is sent before yielding `rest` more.
 struct Paused {
@@ -50,9 +49,9 @@ fn expected(len: usize) -> Vec<u8> {
 async fn gc_keeps_what_a_running_put_stored_and_chose() {
     let dir = tempfile::tempdir().unwrap();
     let repo = test_repo(dir.path());
-    let engine = Engine::new(repo.clone()).unwrap();
+    let engine = crate::node::engine(repo.clone()).unwrap();
     // Garbage a put may pick as randomizers: an unpinned file's blocks.
-    let session = Session::new(repo.clone(), no_progress());
+    let session = Sealer::new(repo.clone(), no_progress());
     let hold = repo.hold().await;
     let info = |name: &str| FileInfo {
         name: name.into(),
@@ -82,7 +81,7 @@ async fn gc_keeps_what_a_running_put_stored_and_chose() {
     let writer = {
         let repo = repo.clone();
         tokio::spawn(async move {
-            let session = Session::new(repo.clone(), no_progress());
+            let session = Sealer::new(repo.clone(), no_progress());
             let hold = repo.hold().await;
             let (link, size) = session.put_reader(&hold, reader, info("big")).await?;
             session.finish(&link, "big", size, false).await?;
@@ -145,10 +144,10 @@ async fn gc_keeps_what_a_running_put_stored_and_chose() {
 async fn pins_unpin_verify_and_stats() {
     let dir = tempfile::tempdir().unwrap();
     let repo = test_repo(dir.path());
-    let engine = Engine::new(repo.clone()).unwrap();
+    let engine = crate::node::engine(repo.clone()).unwrap();
     let src = dir.path().join("f.bin");
     std::fs::write(&src, expected(50_000)).unwrap();
-    let session = Session::new(repo.clone(), no_progress());
+    let session = Sealer::new(repo.clone(), no_progress());
     let res = session.put_path(&repo.hold().await, &src).await.unwrap();
     let link: Link = res.link.parse().unwrap();
     // Fresh random blocks made while the pool was tiny and left unused are the only garbage.

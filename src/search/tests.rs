@@ -14,7 +14,7 @@ impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         Fixture {
-            engine: Engine::new(crate::repo::test_repo(dir.path())).unwrap(),
+            engine: crate::node::engine(crate::repo::test_repo(dir.path())).unwrap(),
             _dir: dir,
         }
     }
@@ -26,7 +26,7 @@ impl Fixture {
         drop(self.engine);
         let repo = Arc::new(Repo::open(&root).unwrap());
         Fixture {
-            engine: Engine::new(repo).unwrap(),
+            engine: crate::node::engine(repo).unwrap(),
             _dir: dir,
         }
     }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use super::plan::{Action, Base};
 use super::scan::{inside, local_side, TEMP_PREFIX};
 use super::{mkdir_p, Queued, Session, Syncs};
-use crate::engine::Engine;
 use crate::error::IoContext;
+use crate::jobs::JobContext;
 use crate::queue::Item;
 use crate::transfer::{self, FileInfo};
 use crate::tree::{self, Kind, Tree};
@@ -19,23 +19,21 @@ use crate::{Error, Result};
 const CHUNK: u64 = 1 << 20;
 
 /// Runs queued sync step `item`.
-pub async fn execute(engine: &Engine, item: &Item) -> Result<()> {
+pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
     let q: Queued = super::decode("queue_items", &item.payload)?;
-    let syncs = Syncs::open(engine.repo().state())?;
+    let syncs = Syncs::open(cx.repo.state())?;
     let s = match syncs.get(q.session) {
         Ok(s) => s,
-        Err(_) => return engine.queue().complete(item.seq), // the session was removed
+        Err(_) => return cx.queue.complete(item.seq), // the session was removed
     };
     if s.paused {
-        engine
-            .queue()
-            .push(&item.kind, &item.key, &item.payload, 60_000)?;
+        cx.queue.push(&item.kind, &item.key, &item.payload, 60_000)?;
         return Ok(());
     }
     let step = &q.step;
     let ctx = Ctx {
-        engine,
-        tree: engine.tree(),
+        cx,
+        tree: &cx.tree,
         s: &s,
         local: inside(&s.local, &step.rel)?,
         tree_path: format!("{}/{}", s.tree.trim_end_matches('/'), step.rel),
@@ -44,7 +42,7 @@ pub async fn execute(engine: &Engine, item: &Item) -> Result<()> {
     let cur_tree_sig = cur_tree.as_ref().map(|t| t.1.clone()).unwrap_or_default();
     if cur_local != step.local || cur_tree_sig != step.tree {
         tracing::debug!(rel = %step.rel, "changed since planned; the next pass plans again");
-        return engine.queue().complete(item.seq);
+        return cx.queue.complete(item.seq);
     }
     let base = match step.action {
         Action::Upload => Some(ctx.upload().await?),
@@ -69,12 +67,12 @@ pub async fn execute(engine: &Engine, item: &Item) -> Result<()> {
         }
         Action::DeleteTree => match ctx.delete_tree() {
             Ok(()) => None,
-            Err(e) if e.errno() == libc::ENOTEMPTY => return engine.queue().complete(item.seq),
+            Err(e) if e.errno() == libc::ENOTEMPTY => return cx.queue.complete(item.seq),
             Err(e) => return Err(e),
         },
         Action::DeleteLocal => match ctx.delete_local() {
             Ok(()) => None,
-            Err(e) if e.errno() == libc::ENOTEMPTY => return engine.queue().complete(item.seq),
+            Err(e) if e.errno() == libc::ENOTEMPTY => return cx.queue.complete(item.seq),
             Err(e) => return Err(e),
         },
         Action::Record => Some(Base {
@@ -98,13 +96,13 @@ pub async fn execute(engine: &Engine, item: &Item) -> Result<()> {
             None
         }
     };
-    syncs.settle(engine, s.id, &step.rel, base.as_ref(), item.seq)?;
+    syncs.settle(&cx.queue, s.id, &step.rel, base.as_ref(), item.seq)?;
     tracing::info!(session = s.id, rel = %step.rel, action = ?step.action, "synced");
     Ok(())
 }
 
 struct Ctx<'a> {
-    engine: &'a Engine,
+    cx: &'a JobContext,
     tree: &'a Tree,
     s: &'a Session,
     local: PathBuf,
@@ -155,8 +153,8 @@ impl Ctx<'_> {
             mode: before.mode() & 0o7777,
             media_type: transfer::media_type(&self.local),
         };
-        let session = self.engine.session();
-        let hold = self.engine.repo().hold().await;
+        let session = &self.cx.sealer;
+        let hold = self.cx.repo.hold().await;
         let (link, size) = session.put_reader(&hold, file, info).await?;
         session.commit().await?;
         let after = local_side(&self.local).map(|s| s.sig).unwrap_or_default();
@@ -294,7 +292,7 @@ impl Ctx<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dir = self.local.parent().unwrap_or(&self.s.local);
-        let (host, now) = (host(), crate::transfer::now());
+        let (host, now) = (host(), crate::clock::now_secs());
         let mut target = dir.join(conflict_name(&name, &host, now));
         for n in 2.. {
             if std::fs::symlink_metadata(&target).is_err() {
@@ -304,7 +302,7 @@ impl Ctx<'_> {
         }
         std::fs::rename(&self.local, &target).at(&self.local)?;
         tracing::warn!(path = %self.local.display(), kept = %target.display(), "sync conflict: both versions kept");
-        let syncs = Syncs::open(self.engine.repo().state())?;
+        let syncs = Syncs::open(self.cx.repo.state())?;
         syncs.update(self.s.id, |s| s.conflicts += 1)?;
         Ok(())
     }

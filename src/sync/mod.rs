@@ -19,14 +19,30 @@ use heed::types::{Bytes, U64};
 use heed::Database;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_ms;
 use crate::engine::Engine;
-use crate::queue::now_ms;
+use crate::jobs::{Job, JobContext};
+use crate::queue::{Item, Queue};
 use crate::state::State;
 use crate::tree::{self, Tree};
 use crate::{Error, Result};
 
 /// The queue kind of sync steps.
 pub const SYNC: &str = "sync";
+
+/// Runs queued sync steps (see [`exec`]).
+pub struct SyncJob;
+
+#[async_trait::async_trait]
+impl Job for SyncJob {
+    fn kind(&self) -> &'static str {
+        SYNC
+    }
+
+    async fn run(&self, cx: &JobContext, item: &Item) -> Result<()> {
+        execute(cx, item).await
+    }
+}
 /// Passes a convergence runs at most (a conflict takes two: rename, then upload the copy).
 const MAX_PASSES: usize = 5;
 /// Skipped paths kept per session for `status`.
@@ -202,7 +218,7 @@ impl Syncs {
     }
 
     /// Sets (or with `None` forgets) the synced state of `rel` and removes queue item `seq`, together.
-    pub fn settle(&self, engine: &Engine, id: u64, rel: &str, base: Option<&Base>, seq: u64) -> Result<()> {
+    pub fn settle(&self, queue: &Queue, id: u64, rel: &str, base: Option<&Base>, seq: u64) -> Result<()> {
         let mut wtxn = self.env.write_txn()?;
         let key = base_key(id, rel);
         match base {
@@ -213,7 +229,7 @@ impl Syncs {
                 self.base.delete(&mut wtxn, &key)?;
             }
         }
-        engine.queue().complete_in(&mut wtxn, seq)?;
+        queue.complete_in(&mut wtxn, seq)?;
         wtxn.commit()?;
         Ok(())
     }
@@ -263,13 +279,13 @@ pub struct Pass {
 }
 
 /// Scans both sides of session `id`, plans, and queues the steps. A paused session plans nothing.
-pub fn pass(engine: &Engine, id: u64) -> Result<Pass> {
-    let syncs = Syncs::open(engine.repo().state())?;
+pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
+    let syncs = Syncs::open(cx.repo.state())?;
     let s = syncs.get(id)?;
     if s.paused {
         return Ok(Pass::default());
     }
-    let t = engine.tree();
+    let t = &cx.tree;
     let root = t.resolve(&s.tree)?;
     let local = scan::scan_local(&s.local)?;
     let rules = scan::ignore_rules(&s.local);
@@ -283,7 +299,7 @@ pub fn pass(engine: &Engine, id: u64) -> Result<Pass> {
             session: id,
             step: step.clone(),
         });
-        engine.queue().offer_in(&mut wtxn, SYNC, &key, &payload)?;
+        cx.queue.offer_in(&mut wtxn, SYNC, &key, &payload)?;
     }
     wtxn.commit()?;
     Ok(Pass {
@@ -301,7 +317,7 @@ pub async fn converge(engine: &Engine, id: u64) -> Result<usize> {
     let mut result = Ok(());
     let mut last = Pass::default();
     for _ in 0..MAX_PASSES {
-        match pass(engine, id) {
+        match pass(engine.context(), id) {
             Ok(p) => last = p,
             Err(e) => {
                 result = Err(e);

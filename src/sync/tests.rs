@@ -18,7 +18,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::new(crate::repo::test_repo(dir.path())).unwrap();
+    let engine = crate::node::engine(crate::repo::test_repo(dir.path())).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
@@ -261,7 +261,7 @@ async fn a_failing_store_keeps_steps_queued_until_it_heals() {
     })
     .unwrap();
     let faulty = faulty.into_inner().unwrap().unwrap();
-    let engine = Engine::new(Arc::new(repo)).unwrap();
+    let engine = crate::node::engine(Arc::new(repo)).unwrap();
     let a = dir.path().join("a");
     write(&a.join("f.txt"), &vec![1u8; 50_000]);
     let syncs = Syncs::open(engine.repo().state()).unwrap();
@@ -317,7 +317,7 @@ async fn a_file_changing_while_stored_is_stored_again_not_torn() {
     })
     .unwrap();
     let faulty = faulty.into_inner().unwrap().unwrap();
-    let engine = Engine::new(Arc::new(repo)).unwrap();
+    let engine = crate::node::engine(Arc::new(repo)).unwrap();
     let a = dir.path().join("a");
     write(&a.join("f.txt"), &vec![1u8; 30_000]);
     let syncs = Syncs::open(engine.repo().state()).unwrap();
@@ -353,7 +353,7 @@ async fn a_crash_between_a_step_and_its_record_is_harmless() {
     converge(&f.engine, f.sa).await.unwrap();
     // b's pass queues a download; "crash" after its effect but before it was recorded: the file is
     // already in b, the step is still queued and the base knows nothing.
-    let p = pass(&f.engine, f.sb).unwrap();
+    let p = pass(f.engine.context(), f.sb).unwrap();
     assert_eq!(p.planned, 1);
     std::fs::write(f.b.join("doc.txt"), b"content").unwrap();
     let syncs = Syncs::open(f.engine.repo().state()).unwrap();

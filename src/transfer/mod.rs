@@ -10,7 +10,7 @@ pub use get::{
     geometry, get_to, open, read_blocks, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH,
 };
 pub use media::media_type;
-pub use put::{now, FileInfo, PutResult, Session};
+pub use put::{FileInfo, PutResult, Sealer};
 pub use walk::{mark, Marks};
 
 use std::sync::Arc;
@@ -50,7 +50,7 @@ mod tests {
         let repo = repo(dir.path());
         let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let c = counted.clone();
-        let session = Session::new(
+        let session = Sealer::new(
             repo.clone(),
             Arc::new(move |n| {
                 c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);

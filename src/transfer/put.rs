@@ -5,7 +5,6 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -39,7 +38,7 @@ pub struct PutResult {
     pub files: u64,
 }
 
-/// How [`Session::store_file`] left a file.
+/// How [`Sealer::store_file`] left a file.
 enum Stored {
     /// With a descriptor of its own.
     Link(Link, u64),
@@ -74,7 +73,7 @@ pub struct FileInfo {
 /// A storing session over one repository: shares the pending state batch and randomizer choices across
 /// every file it stores, and commits them after the blocks they name are durable. Every call that
 /// stores takes the caller's [`Hold`], so `gc` cannot remove what it stores before it is referenced.
-pub struct Session {
+pub struct Sealer {
     repo: Arc<Repo>,
     batch: Mutex<Batch>,
     /// Randomizer sets this session chose and has not committed (also in the repository's pending set).
@@ -83,10 +82,10 @@ pub struct Session {
     progress: Progress,
 }
 
-impl Session {
+impl Sealer {
     /// A session reporting stored bytes to `progress`.
     pub fn new(repo: Arc<Repo>, progress: Progress) -> Self {
-        Session {
+        Sealer {
             repo,
             batch: Mutex::new(Batch::default()),
             mine: Mutex::new(Vec::new()),
@@ -125,7 +124,7 @@ impl Session {
         })
     }
 
-    /// Stores a byte stream as a file; returns its link and size. Not pinned until [`Session::finish`].
+    /// Stores a byte stream as a file; returns its link and size. Not pinned until [`Sealer::finish`].
     pub async fn put_reader(
         &self,
         _hold: &Hold,
@@ -502,13 +501,13 @@ impl Session {
             name: name.to_string(),
             size,
             dir,
-            created: now(),
+            created: crate::clock::now_secs(),
         };
         self.repo.state().pin(&link.root, &record)
     }
 
     /// Stores a folder manifest holding `entries` (sorted by name, names unique) and returns its link.
-    /// Not pinned until [`Session::finish`].
+    /// Not pinned until [`Sealer::finish`].
     pub async fn put_manifest(
         &self,
         _hold: &Hold,
@@ -554,14 +553,14 @@ impl Session {
         })
     }
 
-    /// Wraps `link` for a password (see [`Session::wrap_with_password`]) and moves its pin, if any, to the
+    /// Wraps `link` for a password (see [`Sealer::wrap_with_password`]) and moves its pin, if any, to the
     /// wrapper's root: the pin keeps the inner link, which `gc` walks, so the wrapper is kept with it.
     pub async fn protect(&self, hold: &Hold, link: &Link, password: &str) -> Result<Link> {
         let wrapped = self.wrap_with_password(hold, link, password).await?;
         let state = self.repo.state();
         if let Some((_, mut record)) = state.pins()?.into_iter().find(|(r, _)| *r == link.root) {
             state.unpin(&link.root)?;
-            record.created = now();
+            record.created = crate::clock::now_secs();
             state.pin(&wrapped.root, &record)?;
         }
         Ok(wrapped)
@@ -602,14 +601,6 @@ fn file_info(path: &Path, name: &str, meta: &std::fs::Metadata) -> FileInfo {
         mode: meta.permissions().mode() & 0o7777,
         media_type: super::media::media_type(path),
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 type Chunk = Result<(u64, Vec<u8>, usize)>;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{Kind, Tree};
 use crate::error::IoContext;
 use crate::hold::Hold;
-use crate::transfer::{self, FileInfo, Session};
+use crate::transfer::{self, FileInfo, Sealer};
 use crate::{Error, Result};
 
 /// What a copy covered, and what it skipped (path, reason).
@@ -45,7 +45,7 @@ fn destination(t: &Tree, dest: &str, name: &str) -> Result<(u64, String)> {
 }
 
 /// Stores local `src` (file, folder or symlink) at tree path `dest`.
-pub async fn import(t: &Tree, hold: &Hold, session: &Session, src: &Path, dest: &str) -> Result<CopyReport> {
+pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &str) -> Result<CopyReport> {
     let name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -206,7 +206,7 @@ mod tests {
         };
         let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
         let t = Tree::new(repo.clone()).unwrap();
-        let session = Session::new(repo.clone(), no_progress());
+        let session = Sealer::new(repo.clone(), no_progress());
         let src = dir.path().join("src");
         std::fs::create_dir_all(src.join("sub")).unwrap();
         std::fs::write(src.join("a.txt"), b"alpha").unwrap();

@@ -8,7 +8,7 @@ pub mod copy;
 mod record;
 mod staging;
 
-pub use record::{check_name, now_ns, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT};
+pub use record::{check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT};
 pub use staging::Staging;
 
 use std::collections::HashMap;
@@ -19,6 +19,7 @@ use heed::byteorder::BE;
 use heed::types::{Bytes, U64};
 use heed::{Database, RoTxn, RwTxn};
 
+use crate::clock::now_ns;
 use crate::descriptor::Link;
 use crate::error::IoContext;
 use crate::hold::Hold;
@@ -1091,7 +1092,7 @@ impl Tree {
 
     /// Seals the staged content of `ino` into a link and makes the file clean, unless it was written or
     /// opened for writing meanwhile ([`Sealed::Busy`]: seal again later).
-    pub async fn seal(&self, hold: &Hold, ino: u64, session: &transfer::Session) -> Result<Sealed> {
+    pub async fn seal(&self, hold: &Hold, ino: u64, session: &transfer::Sealer) -> Result<Sealed> {
         let (rec, gen) = {
             let txn = self.read_txn()?;
             let rec = match self.get(&txn, ino) {

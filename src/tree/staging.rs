@@ -32,7 +32,7 @@ impl Staging {
         Ok(Staging {
             dir,
             open: Mutex::new(HashMap::new()),
-            retired: AtomicU64::new(super::now_ns().max(0) as u64),
+            retired: AtomicU64::new(crate::clock::now_ns().max(0) as u64),
         })
     }
 

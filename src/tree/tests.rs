@@ -1,7 +1,7 @@
 //! POSIX semantics of the tree, checked without a kernel.
 
 use super::*;
-use crate::transfer::{no_progress, Session};
+use crate::transfer::{no_progress, Sealer};
 
 use crate::repo::test_repo as repo;
 
@@ -174,7 +174,7 @@ async fn content_writes_reads_truncates_and_seals() {
     assert!(t.read(f, 20_000, 100).await.unwrap().is_empty());
 
     // A file open for writing is not sealed.
-    let session = Session::new(repo.clone(), no_progress());
+    let session = Sealer::new(repo.clone(), no_progress());
     assert_eq!(
         t.seal(&repo.hold().await, f, &session).await.unwrap(),
         Sealed::Busy
@@ -330,7 +330,7 @@ async fn unlinked_open_files_xattrs_statfs_and_recovery() {
     assert_eq!(queued[0].payload.as_slice(), g.to_le_bytes());
 
     // put_link creates or replaces, guarded by the expected signature.
-    let session = Session::new(repo.clone(), no_progress());
+    let session = Sealer::new(repo.clone(), no_progress());
     let Sealed::Done(link) = t.seal(&repo.hold().await, g, &session).await.unwrap() else {
         panic!("not sealed")
     };
@@ -365,7 +365,7 @@ async fn a_crash_before_an_unlink_or_replace_commits_keeps_the_staged_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let t = Tree::new(repo.clone()).unwrap();
-    let session = Session::new(repo.clone(), no_progress());
+    let session = Sealer::new(repo.clone(), no_progress());
     // A sealed link to replace content with.
     let s = t.create(ROOT, "sealed", 0o644, 0, 0).unwrap().ino;
     t.open(s, true, false).await.unwrap();

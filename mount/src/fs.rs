@@ -1,6 +1,11 @@
 //! The FUSE adapter: each kernel request is translated into a call on the NoiseFS tree (which decides
 //! everything), answered, and logged with the request's inode and process on failure. No storage logic
 //! lives here. Inode numbers are the tree's, except that a subtree mounted as the root appears as inode 1.
+//!
+//! Requests that may wait on storage (open, read, write, setattr, create) never block a kernel-request
+//! thread: they run as tasks on the runtime and reply when done (fuser's replies move to the task), at
+//! most [`MAX_IN_FLIGHT`] at once; past that the thread waits for a slot (back-pressure). Metadata
+//! requests are answered on the thread from the state database.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -15,7 +20,7 @@ use fuser::{
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use noisefs::tree::{Attr, Kind, RenameMode, SetAttr, Tree};
+use noisefs::tree::{Attr, Cursor, Kind, RenameMode, SetAttr, Tree};
 
 use crate::search::{Node, SearchDirs, SEARCH_INO};
 
@@ -30,21 +35,29 @@ pub const RESERVED: [&str; 2] = [".search", ".announce"];
 const RESERVED_INO: [u64; 2] = [SEARCH_INO, u64::MAX - 2];
 /// Virtual entries (query folders and hits) are computed on each lookup, never cached by the kernel.
 const NO_TTL: Duration = Duration::ZERO;
-/// How far ahead of a sequential reader blocks are fetched into the cache.
-const READ_AHEAD: u64 = 4 << 20;
+/// Requests waiting on storage at once; more wait on the kernel-request thread for a slot.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// One open file.
 struct Handle {
     ino: u64,
     write: bool,
-    /// Where the last read ended (sequential readers get read-ahead).
-    next: AtomicU64,
-    /// How far read-ahead has been started.
-    ahead: AtomicU64,
+    /// Where this handle's reader is (the tree starts read-ahead for sequential readers).
+    cursor: Cursor,
 }
 
-/// The filesystem served to the kernel.
-pub struct NoiseFs {
+/// The filesystem served to the kernel (cheap to share with the tasks that answer requests).
+pub struct NoiseFs(Arc<Inner>);
+
+impl std::ops::Deref for NoiseFs {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// What the adapter holds.
+pub struct Inner {
     tree: Arc<Tree>,
     rt: tokio::runtime::Handle,
     /// The tree inode shown as the mount's root.
@@ -54,6 +67,7 @@ pub struct NoiseFs {
     next_fh: AtomicU64,
     /// The `/.search` query folders (none when the index could not be opened).
     search: Option<SearchDirs>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 fn errno(e: &noisefs::Error) -> Errno {
@@ -71,7 +85,7 @@ impl NoiseFs {
         search: Option<Arc<noisefs::search::Search>>,
     ) -> NoiseFs {
         let prefix = tree.path_of(root).unwrap_or_else(|_| "/".into());
-        NoiseFs {
+        NoiseFs(Arc::new(Inner {
             search: search.map(|s| SearchDirs::new(s, rt.clone(), prefix)),
             tree,
             rt,
@@ -79,9 +93,33 @@ impl NoiseFs {
             read_only,
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-        }
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        }))
     }
 
+    /// Runs `work` on the runtime with a slot of [`MAX_IN_FLIGHT`], waiting for a slot if need be;
+    /// `work` replies to the kernel itself.
+    fn spawn<F, Fut>(&self, work: F)
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let permit = match self.in_flight.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => match self.rt.block_on(self.in_flight.clone().acquire_owned()) {
+                Ok(p) => p,
+                Err(_) => return, // closed: the mount is going away
+            },
+        };
+        let fut = work(self.0.clone());
+        self.rt.spawn(async move {
+            fut.await;
+            drop(permit);
+        });
+    }
+}
+
+impl Inner {
     /// The attributes of a virtual search entry.
     fn virtual_attr(&self, ino: u64, node: &Node) -> FileAttr {
         let mut a = self.reserved_attr(ino);
@@ -268,15 +306,7 @@ impl NoiseFs {
     }
 
     fn log(&self, op: &str, req: &Request, ino: u64, e: &noisefs::Error) {
-        let errno = e.errno();
-        if matches!(
-            errno,
-            libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENODATA
-        ) {
-            tracing::debug!(op, ino, pid = req.pid(), errno, error = %e);
-        } else {
-            tracing::warn!(op, ino, pid = req.pid(), errno, error = %e, "request failed");
-        }
+        log_failure(op, req.pid(), ino, e);
     }
 
     fn fh(&self, ino: u64, write: bool) -> FileHandle {
@@ -284,8 +314,7 @@ impl NoiseFs {
         let h = Arc::new(Handle {
             ino,
             write,
-            next: AtomicU64::new(0),
-            ahead: AtomicU64::new(0),
+            cursor: Cursor::default(),
         });
         self.handles
             .lock()
@@ -300,29 +329,6 @@ impl NoiseFs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh.0)
             .cloned()
-    }
-
-    /// Keeps the blocks ahead of a sequential reader being fetched in the background: when the reader
-    /// is past the middle of what was started, the next stretch is started.
-    fn read_ahead(&self, h: &Handle, ino: u64, pos: u64) {
-        let ahead = h.ahead.load(Ordering::Relaxed);
-        if pos + READ_AHEAD / 2 < ahead {
-            return;
-        }
-        let from = ahead.max(pos);
-        let to = pos + READ_AHEAD;
-        if h.ahead
-            .compare_exchange(ahead, to, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return; // another thread just did it
-        }
-        let tree = self.tree.clone();
-        self.rt.spawn(async move {
-            if let Err(e) = tree.prefetch(ino, from, to - from).await {
-                tracing::debug!(ino, error = %e, "read-ahead failed (the read itself will report it)");
-            }
-        });
     }
 
     fn entry(&self, reply: ReplyEntry, r: noisefs::Result<Attr>, op: &str, req: &Request, ino: u64) {
@@ -343,6 +349,19 @@ impl NoiseFs {
                 reply.error(errno(&e));
             }
         }
+    }
+}
+
+/// Logs a failed request with its operation, inode and process (expected misses at debug level).
+fn log_failure(op: &str, pid: u32, ino: u64, e: &noisefs::Error) {
+    let errno = e.errno();
+    if matches!(
+        errno,
+        libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENODATA
+    ) {
+        tracing::debug!(op, ino, pid, errno, error = %e);
+    } else {
+        tracing::warn!(op, ino, pid, errno, error = %e, "request failed");
     }
 }
 
@@ -445,13 +464,16 @@ impl Filesystem for NoiseFs {
             atime: atime.map(ns),
             mtime: mtime.map(ns),
         };
-        match self.rt.block_on(self.tree.setattr(t, set)) {
-            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
-            Err(e) => {
-                self.log("setattr", req, t, &e);
-                reply.error(errno(&e));
+        let pid = req.pid();
+        self.spawn(move |me| async move {
+            match me.tree.setattr(t, set).await {
+                Ok(a) => reply.attr(&TTL, &me.attr(&a)),
+                Err(e) => {
+                    log_failure("setattr", pid, t, &e);
+                    reply.error(errno(&e));
+                }
             }
-        }
+        });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -603,13 +625,16 @@ impl Filesystem for NoiseFs {
         }
         let t = self.t(ino);
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
-        match self.rt.block_on(self.tree.open(t, write, trunc)) {
-            Ok(()) => reply.opened(self.fh(t, write), FopenFlags::empty()),
-            Err(e) => {
-                self.log("open", req, t, &e);
-                reply.error(errno(&e));
+        let pid = req.pid();
+        self.spawn(move |me| async move {
+            match me.tree.open(t, write, trunc).await {
+                Ok(()) => reply.opened(me.fh(t, write), FopenFlags::empty()),
+                Err(e) => {
+                    log_failure("open", pid, t, &e);
+                    reply.error(errno(&e));
+                }
             }
-        }
+        });
     }
 
     fn read(
@@ -634,24 +659,21 @@ impl Filesystem for NoiseFs {
             };
         }
         let t = self.t(ino);
-        match self.rt.block_on(self.tree.read(t, offset, u64::from(size))) {
-            Ok(data) => {
-                if let Some(h) = self.handle(fh) {
-                    let end = offset + data.len() as u64;
-                    let was = h.next.swap(end, Ordering::Relaxed);
-                    // A reader that continues about where it stopped (the kernel sends several reads at
-                    // once, so not always in order) is sequential: fetch ahead of it.
-                    if offset.abs_diff(was) <= u64::from(MAX_IO) * 2 && !data.is_empty() {
-                        self.read_ahead(&h, t, end);
-                    }
+        let (pid, h) = (req.pid(), self.handle(fh));
+        self.spawn(move |me| async move {
+            let len = u64::from(size);
+            let read = match &h {
+                Some(h) => me.tree.read_sequential(t, &h.cursor, offset, len).await,
+                None => me.tree.read(t, offset, len).await,
+            };
+            match read {
+                Ok(data) => reply.data(&data),
+                Err(e) => {
+                    log_failure("read", pid, t, &e);
+                    reply.error(errno(&e));
                 }
-                reply.data(&data);
             }
-            Err(e) => {
-                self.log("read", req, t, &e);
-                reply.error(errno(&e));
-            }
-        }
+        });
     }
 
     fn write(
@@ -667,13 +689,16 @@ impl Filesystem for NoiseFs {
         reply: ReplyWrite,
     ) {
         let t = self.t(ino);
-        match self.rt.block_on(self.tree.write(t, offset, data)) {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => {
-                self.log("write", req, t, &e);
-                reply.error(errno(&e));
+        let (pid, data) = (req.pid(), data.to_vec());
+        self.spawn(move |me| async move {
+            match me.tree.write(t, offset, &data).await {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => {
+                    log_failure("write", pid, t, &e);
+                    reply.error(errno(&e));
+                }
             }
-        }
+        });
     }
 
     fn flush(
@@ -893,21 +918,26 @@ impl Filesystem for NoiseFs {
         };
         let acc = flags & libc::O_ACCMODE;
         let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-        let created = self.tree.create(p, name, mode & !umask, req.uid(), req.gid());
-        let r = match created {
-            Ok(a) => self.rt.block_on(self.tree.open(a.ino, write, false)).map(|()| a),
-            Err(e) => Err(e),
-        };
-        match r {
-            Ok(a) => {
-                let fh = self.fh(a.ino, write);
-                reply.created(&TTL, &self.attr(&a), Generation(0), fh, FopenFlags::empty());
-            }
+        let a = match self.tree.create(p, name, mode & !umask, req.uid(), req.gid()) {
+            Ok(a) => a,
             Err(e) => {
                 self.log("create", req, p, &e);
-                reply.error(errno(&e));
+                return reply.error(errno(&e));
             }
-        }
+        };
+        let pid = req.pid();
+        self.spawn(move |me| async move {
+            match me.tree.open(a.ino, write, false).await {
+                Ok(()) => {
+                    let fh = me.fh(a.ino, write);
+                    reply.created(&TTL, &me.attr(&a), Generation(0), fh, FopenFlags::empty());
+                }
+                Err(e) => {
+                    log_failure("create", pid, p, &e);
+                    reply.error(errno(&e));
+                }
+            }
+        });
     }
 }
 

@@ -5,9 +5,11 @@
 //! semantics and fails with an errno-carrying [`Error::Posix`], so the FUSE driver only translates.
 
 pub mod copy;
+mod readahead;
 mod record;
 mod staging;
 
+pub use readahead::{Cursor, READ_AHEAD};
 pub use record::{check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT};
 pub use staging::Staging;
 

@@ -457,3 +457,42 @@ fn retired_staging_files_are_restored_or_purged() {
     assert!(!st.restore(5).unwrap());
     assert_eq!(st.inodes().unwrap(), vec![5]);
 }
+
+/// Sequential readers get read-ahead started past their position; a jump elsewhere does not start it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_reads_start_read_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let t = Arc::new(Tree::new(repo.clone()).unwrap());
+    let sealer = Sealer::new(repo.clone(), no_progress());
+    let f = t.create(ROOT, "f", 0o644, 0, 0).unwrap().ino;
+    let body: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+    t.open(f, true, false).await.unwrap();
+    t.write(f, 0, &body).await.unwrap();
+    t.release(f, true).unwrap();
+    assert!(matches!(
+        t.seal(&repo.hold().await, f, &sealer).await.unwrap(),
+        Sealed::Done(_)
+    ));
+    let far = Cursor::default();
+    assert_eq!(
+        t.read_sequential(f, &far, 2_400_000, 10).await.unwrap(),
+        &body[2_400_000..2_400_010]
+    );
+    assert_eq!(
+        Tree::read_ahead_mark(&far),
+        0,
+        "a read far from the start is not sequential"
+    );
+    let c = Cursor::default();
+    assert_eq!(t.read_sequential(f, &c, 0, 4096).await.unwrap(), &body[..4096]);
+    assert_eq!(Tree::read_ahead_mark(&c), 4096 + READ_AHEAD);
+    assert_eq!(
+        t.read_sequential(f, &c, 4096, 4096).await.unwrap(),
+        &body[4096..8192]
+    );
+    assert_eq!(Tree::read_ahead_mark(&c), 4096 + READ_AHEAD, "still well ahead");
+    // Reading what read-ahead fetched still returns the content.
+    let rest = t.read_sequential(f, &c, 8192, 1 << 20).await.unwrap();
+    assert_eq!(rest, &body[8192..]);
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use noisefs::block::BlockSize;
 use noisefs::repo::{Config, Repo};
-use noisefs::search::{Request, Sort};
+use noisefs::search::{SearchRequest, Sort};
 use noisefs::tree::ROOT;
 
 const FILES_PER_FOLDER: usize = 100;
@@ -183,14 +183,14 @@ fn main() {
 
     // Queries in process.
     let mut qrng = Rng(42);
-    let make = |kind: usize, qrng: &mut Rng| -> Request {
+    let make = |kind: usize, qrng: &mut Rng| -> SearchRequest {
         let w = &words[qrng.below(words.len())];
         let w2 = &words[qrng.skewed(words.len())];
         match kind {
-            0 => Request::new(&format!("name:{w}")),
-            1 => Request::new(&format!("{w} {w2}")),
+            0 => SearchRequest::new(&format!("name:{w}")),
+            1 => SearchRequest::new(&format!("{w} {w2}")),
             _ => {
-                let mut r = Request::new(w2);
+                let mut r = SearchRequest::new(w2);
                 r.filters.ext = Some("txt".into());
                 r.filters.min_size = Some(1500);
                 r.filters.path = Some(format!("/{}", folders[qrng.below(folders.len())]));

@@ -139,7 +139,7 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
                 name: name.clone(),
                 mtime: rec.mtime.div_euclid(1_000_000_000),
                 mode: rec.mode,
-                media_type: transfer::media_type(std::path::Path::new(&name)),
+                media_type: crate::media::by_name(std::path::Path::new(&name)),
             };
             session.put_reader(hold, std::io::empty(), info).await?.0
         }
@@ -164,7 +164,9 @@ pub async fn receive(
         "" => opened.root.to_string(),
         n => n.to_string(),
     };
-    let path = path.map(crate::sync::normalize).unwrap_or_else(|| "/".into());
+    let path = path
+        .map(crate::tree::normalize_path)
+        .unwrap_or_else(|| "/".into());
     let (parent, name) = match t.resolve(&path) {
         Ok(ino) if t.getattr(ino)?.kind == Kind::Dir => (ino, name),
         Ok(_) => {
@@ -303,7 +305,7 @@ async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> 
         media_type: e
             .media_type
             .clone()
-            .unwrap_or_else(|| transfer::media_type(std::path::Path::new(&e.name))),
+            .unwrap_or_else(|| crate::media::by_name(std::path::Path::new(&e.name))),
     };
     let (link, _) = engine
         .sealer()

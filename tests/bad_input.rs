@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{pseudo_random, Env};
 use noisefs::crypto::Key;
-use noisefs::descriptor::{DirEntry, EntryKind, Link, Meta, TreeWriter};
+use noisefs::descriptor::{DirEntry, EntryKind, FanoutWriter, Link, Meta};
 use noisefs::repo::Repo;
 use noisefs::state::BlockKind;
 use noisefs::store::LocalStore;
@@ -125,7 +125,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
         };
         let (child, _) = session.put_reader(&repo.hold().await, file, info).await.unwrap();
         let key = Key::random();
-        let mut tree = TreeWriter::<DirEntry>::new(key.clone(), repo.block_size());
+        let mut tree = FanoutWriter::<DirEntry>::new(key.clone(), repo.block_size());
         let mut nodes = Vec::new();
         for name in names {
             nodes.extend(

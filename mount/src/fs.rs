@@ -22,17 +22,14 @@ use fuser::{
 };
 use noisefs::tree::{Attr, Cursor, Kind, RenameMode, SetAttr, Tree};
 
-use crate::search::{Node, SearchDirs, SEARCH_INO};
+use crate::search::SearchDirs;
+use crate::virt::{Router, VNode, SEARCH};
 
 /// How long the kernel may cache attributes and entries. Changes made through the mount are seen at
 /// once; changes made by sync or the CLI meanwhile show up within this time.
 const TTL: Duration = Duration::from_secs(1);
 /// Largest read and write request (1 MiB, the kernel's maximum).
 pub const MAX_IO: u32 = 1 << 20;
-/// Root-level names reserved for virtual folders (filled by the search and announce features).
-pub const RESERVED: [&str; 2] = [".search", ".announce"];
-/// Inode numbers of the reserved folders (far above anything the tree allocates).
-const RESERVED_INO: [u64; 2] = [SEARCH_INO, u64::MAX - 2];
 /// Virtual entries (query folders and hits) are computed on each lookup, never cached by the kernel.
 const NO_TTL: Duration = Duration::ZERO;
 /// Requests waiting on storage at once; more wait on the kernel-request thread for a slot.
@@ -65,8 +62,8 @@ pub struct Inner {
     read_only: bool,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
-    /// The `/.search` query folders (none when the index could not be opened).
-    search: Option<SearchDirs>,
+    /// The virtual folders (`/.search` is empty when the index could not be opened).
+    virt: Router,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
 
@@ -86,7 +83,10 @@ impl NoiseFs {
     ) -> NoiseFs {
         let prefix = tree.path_of(root).unwrap_or_else(|_| "/".into());
         NoiseFs(Arc::new(Inner {
-            search: search.map(|s| SearchDirs::new(s, rt.clone(), prefix)),
+            virt: match search {
+                Some(s) => Router::default().with(SEARCH, Box::new(SearchDirs::new(s, rt.clone(), prefix))),
+                None => Router::default(),
+            },
             tree,
             rt,
             root,
@@ -120,19 +120,19 @@ impl NoiseFs {
 }
 
 impl Inner {
-    /// The attributes of a virtual search entry.
-    fn virtual_attr(&self, ino: u64, node: &Node) -> FileAttr {
+    /// The attributes of a virtual entry.
+    fn virtual_attr(&self, ino: u64, node: &VNode) -> FileAttr {
         let mut a = self.reserved_attr(ino);
         match node {
-            Node::Dir => {}
-            Node::Results(size) => {
+            VNode::Dir => {}
+            VNode::File(size) => {
                 a.kind = FileType::RegularFile;
                 a.perm = 0o444;
                 a.nlink = 1;
                 a.size = *size;
                 a.blocks = size.div_ceil(512);
             }
-            Node::Link(target) => {
+            VNode::Symlink(target) => {
                 a.kind = FileType::Symlink;
                 a.perm = 0o777;
                 a.nlink = 1;
@@ -142,51 +142,38 @@ impl Inner {
         a
     }
 
-    /// Looks up `name` in the search folder or a query folder.
-    fn search_lookup(&self, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let Some(s) = &self.search else {
-            return reply.error(Errno::ENOENT);
-        };
+    /// Looks `name` up in a virtual folder.
+    fn virtual_lookup(&self, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let Ok(name) = name_of(name) else {
             return reply.error(Errno::ENOENT);
         };
-        let found = if parent == SEARCH_INO {
-            s.lookup_query(name).map(|ino| (ino, Node::Dir))
-        } else {
-            s.lookup_in(parent, name)
-        };
-        match found {
+        match self.virt.lookup(parent, name) {
             Ok((ino, node)) => reply.entry(&NO_TTL, &self.virtual_attr(ino, &node), Generation(0)),
             Err(e) => {
                 if e != libc::ENOENT {
-                    tracing::debug!(query = name, errno = e, "search folder lookup failed");
+                    tracing::debug!(folder = parent, errno = e, "virtual folder lookup failed");
                 }
                 reply.error(Errno::from_i32(e))
             }
         }
     }
 
-    /// Lists `/.search` (the queries looked up lately) or a query folder.
-    fn search_readdir(&self, ino: u64, offset: u64, mut reply: ReplyDirectory) {
-        let parent = if ino == SEARCH_INO { 1 } else { SEARCH_INO };
+    /// Lists a virtual folder.
+    fn virtual_readdir(&self, ino: u64, offset: u64, mut reply: ReplyDirectory) {
         let mut all = vec![
             (ino, FileType::Directory, ".".to_string()),
-            (parent, FileType::Directory, "..".to_string()),
+            (Router::parent(ino), FileType::Directory, "..".to_string()),
         ];
-        match (&self.search, ino == SEARCH_INO) {
-            (None, _) => {}
-            (Some(s), true) => all.extend(s.queries().into_iter().map(|(i, q)| (i, FileType::Directory, q))),
-            (Some(s), false) => match s.list(ino) {
-                Ok(entries) => all.extend(entries.into_iter().map(|(i, n, link)| {
-                    let kind = if link {
-                        FileType::Symlink
-                    } else {
-                        FileType::RegularFile
-                    };
-                    (i, kind, n)
-                })),
-                Err(e) => return reply.error(Errno::from_i32(e)),
-            },
+        match self.virt.list(ino) {
+            Ok(entries) => all.extend(entries.into_iter().map(|(i, name, node)| {
+                let kind = match node {
+                    VNode::Dir => FileType::Directory,
+                    VNode::File(_) => FileType::RegularFile,
+                    VNode::Symlink(_) => FileType::Symlink,
+                };
+                (i, kind, name)
+            })),
+            Err(e) => return reply.error(Errno::from_i32(e)),
         }
         for (i, (kino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(kino), (i + 1) as u64, kind, name) {
@@ -194,10 +181,6 @@ impl Inner {
             }
         }
         reply.ok();
-    }
-
-    fn search_node(&self, ino: u64) -> Option<Node> {
-        self.search.as_ref()?.node(ino)
     }
 
     /// Kernel inode -> tree inode.
@@ -269,15 +252,12 @@ impl Inner {
         if parent.0 != 1 {
             return None;
         }
-        RESERVED
-            .iter()
-            .position(|r| name.as_bytes() == r.as_bytes())
-            .map(|i| RESERVED_INO[i])
+        Router::root_named(name.as_bytes())
     }
 
     /// Refuses changes on a read-only mount, in the reserved folders, and to reserved names.
     fn writable(&self, parent: INodeNo, name: Option<&OsStr>) -> Result<(), Errno> {
-        if self.read_only || RESERVED_INO.contains(&parent.0) || SearchDirs::owns(parent.0) {
+        if self.read_only || Router::is_virtual(parent.0) {
             return Err(Errno::EROFS);
         }
         if let Some(n) = name {
@@ -400,11 +380,8 @@ impl Filesystem for NoiseFs {
         if let Some(ino) = self.reserved(parent, name) {
             return reply.entry(&TTL, &self.reserved_attr(ino), Generation(0));
         }
-        if parent.0 == SEARCH_INO || SearchDirs::owns(parent.0) {
-            return self.search_lookup(parent.0, name, reply);
-        }
-        if RESERVED_INO.contains(&parent.0) {
-            return reply.error(Errno::ENOENT);
+        if Router::is_virtual(parent.0) {
+            return self.virtual_lookup(parent.0, name, reply);
         }
         let name = match name_of(name) {
             Ok(n) => n,
@@ -415,11 +392,11 @@ impl Filesystem for NoiseFs {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        if RESERVED_INO.contains(&ino.0) {
+        if Router::is_root(ino.0) {
             return reply.attr(&TTL, &self.reserved_attr(ino.0));
         }
-        if SearchDirs::owns(ino.0) {
-            return match self.search_node(ino.0) {
+        if Router::is_virtual(ino.0) {
+            return match self.virt.node(ino.0) {
                 Some(node) => reply.attr(&NO_TTL, &self.virtual_attr(ino.0, &node)),
                 None => reply.error(Errno::ENOENT),
             };
@@ -477,11 +454,10 @@ impl Filesystem for NoiseFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        if SearchDirs::owns(ino.0) {
-            return match self.search_node(ino.0) {
-                Some(Node::Link(target)) => reply.data(target.as_bytes()),
-                Some(_) => reply.error(Errno::EINVAL),
-                None => reply.error(Errno::ENOENT),
+        if Router::is_virtual(ino.0) {
+            return match self.virt.readlink(ino.0) {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(Errno::from_i32(e)),
             };
         }
         let t = self.t(ino);
@@ -612,13 +588,13 @@ impl Filesystem for NoiseFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let acc = flags.0 & libc::O_ACCMODE;
         let write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-        if write && (self.read_only || SearchDirs::owns(ino.0)) {
+        if write && (self.read_only || Router::is_virtual(ino.0)) {
             return reply.error(Errno::EROFS);
         }
-        if SearchDirs::owns(ino.0) {
-            return match self.search_node(ino.0) {
-                // The list is made at lookup; read it directly (its size may change between lookups).
-                Some(Node::Results(_)) => reply.opened(self.fh(ino.0, false), FopenFlags::FOPEN_DIRECT_IO),
+        if Router::is_virtual(ino.0) {
+            return match self.virt.node(ino.0) {
+                // Virtual files are made at lookup; read them directly (their size may change).
+                Some(VNode::File(_)) => reply.opened(self.fh(ino.0, false), FopenFlags::FOPEN_DIRECT_IO),
                 Some(_) => reply.error(Errno::EISDIR),
                 None => reply.error(Errno::ENOENT),
             };
@@ -648,12 +624,8 @@ impl Filesystem for NoiseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        if SearchDirs::owns(ino.0) {
-            let data = self
-                .search
-                .as_ref()
-                .map_or(Err(libc::ENOENT), |s| s.read(ino.0, offset, size));
-            return match data {
+        if Router::is_virtual(ino.0) {
+            return match self.virt.read(ino.0, offset, size) {
                 Ok(d) => reply.data(&d),
                 Err(e) => reply.error(Errno::from_i32(e)),
             };
@@ -727,7 +699,7 @@ impl Filesystem for NoiseFs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh.0);
-        if SearchDirs::owns(ino.0) {
+        if Router::is_virtual(ino.0) {
             return reply.ok();
         }
         let (t, write) = match h {
@@ -748,21 +720,8 @@ impl Filesystem for NoiseFs {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        if ino.0 == SEARCH_INO || SearchDirs::owns(ino.0) {
-            return self.search_readdir(ino.0, offset, reply);
-        }
-        if RESERVED_INO.contains(&ino.0) {
-            // Empty until the announce feature fills it.
-            for (i, (kino, name)) in [(ino.0, "."), (1, "..")]
-                .into_iter()
-                .enumerate()
-                .skip(offset as usize)
-            {
-                if reply.add(INodeNo(kino), (i + 1) as u64, FileType::Directory, name) {
-                    break;
-                }
-            }
-            return reply.ok();
+        if Router::is_virtual(ino.0) {
+            return self.virtual_readdir(ino.0, offset, reply);
         }
         let t = self.t(ino);
         let entries = match self.tree.readdir(t) {
@@ -847,7 +806,7 @@ impl Filesystem for NoiseFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if SearchDirs::owns(ino.0) || RESERVED_INO.contains(&ino.0) {
+        if Router::is_virtual(ino.0) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         let name = match name_of(name) {
@@ -865,7 +824,7 @@ impl Filesystem for NoiseFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if SearchDirs::owns(ino.0) || RESERVED_INO.contains(&ino.0) {
+        if Router::is_virtual(ino.0) {
             return xattr_reply(reply, size, &[]);
         }
         let t = self.t(ino);

@@ -5,3 +5,4 @@
 pub mod fs;
 pub mod run;
 pub mod search;
+pub mod virt;

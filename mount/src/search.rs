@@ -6,29 +6,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use noisefs::search::{Request, Search};
+use noisefs::search::{Search, SearchRequest};
+
+use crate::virt::{Folder, VNode, SEARCH, TABLE};
 
 /// The inode of `/.search`.
-pub const SEARCH_INO: u64 = u64::MAX - 1;
-/// Virtual inodes (query folders, hits, `.results`) start here, far above what the tree allocates.
-const FIRST: u64 = 1 << 62;
+pub const SEARCH_INO: u64 = TABLE[SEARCH].root;
 /// Query folders remembered at once; the oldest is forgotten first.
 const MAX_QUERIES: usize = 256;
 /// Hits shown per query folder.
 const MAX_HITS: usize = 1000;
 /// The ranked list in each query folder.
 pub const RESULTS: &str = ".results";
-
-/// What a virtual inode is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    /// A query folder.
-    Dir,
-    /// A query folder's `.results`, with its size.
-    Results(u64),
-    /// A hit: a symlink with this target.
-    Link(String),
-}
 
 struct QueryDir {
     query: String,
@@ -70,15 +59,10 @@ impl SearchDirs {
             rt,
             prefix,
             inner: Mutex::new(Inner {
-                next: FIRST,
+                next: TABLE[SEARCH].range.start,
                 ..Inner::default()
             }),
         }
-    }
-
-    /// Whether `ino` is one of the inodes made here.
-    pub fn owns(ino: u64) -> bool {
-        (FIRST..SEARCH_INO - 16).contains(&ino)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -146,7 +130,7 @@ impl SearchDirs {
 
     /// Runs `query`: the hits as (name, target) in rank order, and the text of `.results`.
     fn compute(&self, query: &str) -> Result<Computed, i32> {
-        let mut req = Request::new(query);
+        let mut req = SearchRequest::new(query);
         req.limit = MAX_HITS;
         if self.prefix != "/" {
             req.filters.path = Some(self.prefix.clone());
@@ -181,34 +165,34 @@ impl SearchDirs {
     }
 
     /// The entry `name` in query folder `dir`.
-    pub fn lookup_in(&self, dir: u64, name: &str) -> Result<(u64, Node), i32> {
+    pub fn lookup_in(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
         self.fresh(dir)?;
         let inner = self.lock();
         let d = inner.dirs.get(&dir).ok_or(libc::ENOENT)?;
         if name == RESULTS {
-            return Ok((d.results_ino, Node::Results(d.results.len() as u64)));
+            return Ok((d.results_ino, VNode::File(d.results.len() as u64)));
         }
         d.hits
             .iter()
             .find(|(n, _, _)| n == name)
-            .map(|(_, ino, target)| (*ino, Node::Link(target.clone())))
+            .map(|(_, ino, target)| (*ino, VNode::Symlink(target.clone())))
             .ok_or(libc::ENOENT)
     }
 
     /// What virtual inode `ino` is, if it still exists.
-    pub fn node(&self, ino: u64) -> Option<Node> {
+    pub fn node(&self, ino: u64) -> Option<VNode> {
         let inner = self.lock();
         if inner.dirs.contains_key(&ino) {
-            return Some(Node::Dir);
+            return Some(VNode::Dir);
         }
         let d = inner.dirs.get(inner.owner.get(&ino)?)?;
         if d.results_ino == ino {
-            return Some(Node::Results(d.results.len() as u64));
+            return Some(VNode::File(d.results.len() as u64));
         }
         d.hits
             .iter()
             .find(|(_, i, _)| *i == ino)
-            .map(|(_, _, t)| Node::Link(t.clone()))
+            .map(|(_, _, t)| VNode::Symlink(t.clone()))
     }
 
     /// The query folders, for listing `/.search`.
@@ -222,17 +206,25 @@ impl SearchDirs {
     }
 
     /// The entries of query folder `dir`: `.results` first, then the hits in rank order.
-    pub fn list(&self, dir: u64) -> Result<Vec<(u64, String, bool)>, i32> {
+    pub fn list_in(&self, dir: u64) -> Result<Vec<(u64, String, VNode)>, i32> {
         self.fresh(dir)?;
         let inner = self.lock();
         let d = inner.dirs.get(&dir).ok_or(libc::ENOENT)?;
-        let mut out = vec![(d.results_ino, RESULTS.to_string(), false)];
-        out.extend(d.hits.iter().map(|(n, i, _)| (*i, n.clone(), true)));
+        let mut out = vec![(
+            d.results_ino,
+            RESULTS.to_string(),
+            VNode::File(d.results.len() as u64),
+        )];
+        out.extend(
+            d.hits
+                .iter()
+                .map(|(n, i, t)| (*i, n.clone(), VNode::Symlink(t.clone()))),
+        );
         Ok(out)
     }
 
     /// Bytes of `.results` inode `ino`.
-    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
+    pub fn read_results(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
         let inner = self.lock();
         let d = inner
             .owner
@@ -243,6 +235,37 @@ impl SearchDirs {
         let start = (offset as usize).min(d.results.len());
         let end = (start + size as usize).min(d.results.len());
         Ok(d.results[start..end].to_vec())
+    }
+}
+
+/// `/.search` lists the queries looked up lately; looking a name up in it runs that query.
+impl Folder for SearchDirs {
+    fn lookup(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
+        if dir == SEARCH_INO {
+            self.lookup_query(name).map(|ino| (ino, VNode::Dir))
+        } else {
+            self.lookup_in(dir, name)
+        }
+    }
+
+    fn node(&self, ino: u64) -> Option<VNode> {
+        SearchDirs::node(self, ino)
+    }
+
+    fn list(&self, dir: u64) -> Result<Vec<(u64, String, VNode)>, i32> {
+        if dir == SEARCH_INO {
+            Ok(self
+                .queries()
+                .into_iter()
+                .map(|(i, q)| (i, q, VNode::Dir))
+                .collect())
+        } else {
+            self.list_in(dir)
+        }
+    }
+
+    fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
+        self.read_results(ino, offset, size)
     }
 }
 

@@ -201,7 +201,7 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             reindex,
             out,
         } => {
-            let req = crate::search::Request {
+            let req = crate::search::SearchRequest {
                 query: query.join(" "),
                 filters: crate::search::Filters {
                     name,
@@ -302,7 +302,7 @@ async fn put_stdin(
         name: name.to_string(),
         mtime: crate::clock::now_secs(),
         mode: 0o644,
-        media_type: transfer::media_type(std::path::Path::new(name)),
+        media_type: crate::media::by_name(std::path::Path::new(name)),
     };
     let input = io.take_input().context("standard input was already read")?;
     let (link, size) = session.put_reader(hold, input, info).await?;

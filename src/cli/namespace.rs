@@ -38,7 +38,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
                     })
                     .collect::<crate::Result<_>>()?
             } else {
-                let name = sync::normalize(&path)
+                let name = crate::tree::normalize_path(&path)
                     .rsplit('/')
                     .next()
                     .unwrap_or_default()

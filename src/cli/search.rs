@@ -10,13 +10,13 @@ use super::args::TagCommand;
 use super::io::Io;
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes};
-use crate::search::{parse_tags, Hit, Request, TAGS_XATTR};
+use crate::search::{parse_tags, Hit, SearchRequest, TAGS_XATTR};
 
 /// `noisefs search …`.
 pub async fn search(
     engine: &Arc<Engine>,
     io: &Io,
-    req: &Request,
+    req: &SearchRequest,
     reindex: bool,
     json: bool,
     quiet: bool,

@@ -1,51 +1,12 @@
-//! What the index learns from a file's bytes: its media type (magic numbers first, then the name) and
-//! the text of text-like files (valid UTF-8 without NUL bytes; HTML without its markup), capped.
+//! What the index learns from a file's bytes beyond its media type ([`crate::media::sniff`]): the text
+//! of text-like files (valid UTF-8 without NUL bytes; HTML without its markup), capped.
 
-use std::path::Path;
+use crate::media::{is_text, looks_like_text};
 
 /// Bytes read to sniff a file's type.
 pub const HEAD: usize = 8 * 1024;
 /// Bytes of a file's text that are indexed; the rest of a huge file is not.
 pub const MAX_TEXT: usize = 1 << 20;
-
-/// The media type of a file named `name` whose first bytes are `head`.
-pub fn media_type(name: &str, head: &[u8]) -> String {
-    if let Some(t) = infer::get(head) {
-        return t.mime_type().to_string();
-    }
-    let by_name = crate::transfer::media_type(Path::new(name));
-    if head.is_empty() {
-        return by_name;
-    }
-    let text = looks_like_text(head);
-    match (is_text(&by_name), text) {
-        (true, true) => by_name,
-        // Named like text but binary inside: not text.
-        (true, false) => "application/octet-stream".into(),
-        (false, true) if by_name == "application/octet-stream" => "text/plain".into(),
-        _ => by_name,
-    }
-}
-
-/// Whether files of media type `t` hold text worth indexing.
-pub fn is_text(t: &str) -> bool {
-    t.starts_with("text/")
-        || matches!(
-            t,
-            "application/json" | "application/xml" | "application/javascript" | "image/svg+xml"
-        )
-}
-
-/// Valid UTF-8 (a character cut at the end is fine) without NUL bytes.
-pub fn looks_like_text(bytes: &[u8]) -> bool {
-    if bytes.contains(&0) {
-        return false;
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(_) => true,
-        Err(e) => e.error_len().is_none() && bytes.len() - e.valid_up_to() < 4,
-    }
-}
 
 /// The indexable text of `bytes` of media type `media`, at most [`MAX_TEXT`] bytes of it; `None` for
 /// binary data.
@@ -119,21 +80,6 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn media_types_come_from_magic_then_name_then_content() {
-        let png = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
-        assert_eq!(media_type("photo.txt", &png), "image/png");
-        assert_eq!(media_type("notes.md", b"# Title\n"), "text/markdown");
-        assert_eq!(media_type("README", b"plain words"), "text/plain");
-        assert_eq!(
-            media_type("data.bin", b"\x00\x01\x02"),
-            "application/octet-stream"
-        );
-        assert_eq!(media_type("fake.txt", b"ab\x00cd"), "application/octet-stream");
-        assert_eq!(media_type("empty.json", b""), "application/json");
-        assert_eq!(media_type("doc.pdf", b"%PDF-1.7\n"), "application/pdf");
-    }
 
     #[test]
     fn text_is_utf8_without_nul_and_capped() {

@@ -9,8 +9,9 @@ mod extract;
 mod query;
 mod schema;
 
-pub use extract::{is_text, looks_like_text, media_type, strip_html, MAX_TEXT};
-pub use query::{normalize_path, Filters, Request, Sort};
+pub use crate::media::{is_text, looks_like_text};
+pub use extract::{strip_html, MAX_TEXT};
+pub use query::{Filters, SearchRequest, Sort};
 pub use schema::VERSION;
 
 use std::collections::{HashMap, HashSet};
@@ -338,7 +339,7 @@ impl Search {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(path, error = %e, "cannot read the file to index its content");
-                    (crate::transfer::media_type(Path::new(name)), None)
+                    (crate::media::by_name(Path::new(name)), None)
                 }
             },
         };
@@ -386,10 +387,10 @@ impl Search {
             }
         }
         if rec.size == 0 {
-            return Ok((media_type(name, &[]), None));
+            return Ok((crate::media::sniff(name, &[]), None));
         }
         let head = self.tree.read(ino, 0, extract::HEAD as u64).await?;
-        let media = media_type(name, &head);
+        let media = crate::media::sniff(name, &head);
         if !is_text(&media) {
             return Ok((media, None));
         }
@@ -403,7 +404,7 @@ impl Search {
     }
 
     /// Runs `req` on the index, refreshing it first if the tree changed.
-    pub async fn search(&self, req: &Request) -> Result<Results> {
+    pub async fn search(&self, req: &SearchRequest) -> Result<Results> {
         self.refresh().await?;
         let f = &self.fields;
         let query = query::build(&self.index, f, req)?;

@@ -49,7 +49,7 @@ pub struct Filters {
 
 /// One search.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct SearchRequest {
     /// tantivy query syntax; empty matches everything (the filters still apply).
     pub query: String,
     pub filters: Filters,
@@ -58,10 +58,10 @@ pub struct Request {
     pub offset: usize,
 }
 
-impl Request {
+impl SearchRequest {
     /// A search for `query` with no filters, best hits first.
-    pub fn new(query: &str) -> Request {
-        Request {
+    pub fn new(query: &str) -> SearchRequest {
+        SearchRequest {
             query: query.to_string(),
             filters: Filters::default(),
             sort: Sort::Score,
@@ -72,7 +72,7 @@ impl Request {
 }
 
 /// The tantivy query for `req`.
-pub(super) fn build(index: &Index, f: &Fields, req: &Request) -> Result<Box<dyn Query>> {
+pub(super) fn build(index: &Index, f: &Fields, req: &SearchRequest) -> Result<Box<dyn Query>> {
     let mut must: Vec<Box<dyn Query>> = Vec::new();
     if !req.query.trim().is_empty() {
         let mut parser = QueryParser::for_index(index, vec![f.name, f.content, f.tags]);
@@ -101,7 +101,7 @@ pub(super) fn build(index: &Index, f: &Fields, req: &Request) -> Result<Box<dyn 
         must.push(Box::new(q));
     }
     if let Some(path) = &filters.path {
-        let path = normalize_path(path);
+        let path = crate::tree::normalize_path(path);
         if path != "/" {
             must.push(Box::new(BooleanQuery::new(vec![
                 (Occur::Should, term(f.folder, &path)),
@@ -145,12 +145,6 @@ pub(super) fn build(index: &Index, f: &Fields, req: &Request) -> Result<Box<dyn 
             must.into_iter().map(|q| (Occur::Must, q)).collect(),
         )),
     })
-}
-
-/// `/a/b` from `a/b/`, `/a//b` and the like.
-pub fn normalize_path(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// A regular expression over whole lowercased names for a `--name` pattern.
@@ -217,8 +211,10 @@ mod tests {
 
     #[test]
     fn paths_normalize() {
+        use crate::tree::normalize_path;
         assert_eq!(normalize_path("docs/a/"), "/docs/a");
         assert_eq!(normalize_path("//docs//./a"), "/docs/a");
+        assert_eq!(normalize_path("a//b/./c/"), "/a/b/c");
         assert_eq!(normalize_path("/"), "/");
         assert_eq!(normalize_path(""), "/");
     }

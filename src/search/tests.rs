@@ -61,7 +61,7 @@ impl Fixture {
         ino
     }
 
-    async fn find(&self, req: &Request) -> Vec<String> {
+    async fn find(&self, req: &SearchRequest) -> Vec<String> {
         let s = self.engine.search().unwrap();
         s.search(req)
             .await
@@ -73,7 +73,7 @@ impl Fixture {
     }
 
     async fn query(&self, q: &str) -> Vec<String> {
-        let mut req = Request::new(q);
+        let mut req = SearchRequest::new(q);
         req.limit = 100;
         let mut hits = self.find(&req).await;
         hits.sort();
@@ -81,7 +81,7 @@ impl Fixture {
     }
 
     async fn filtered(&self, q: &str, f: impl FnOnce(&mut Filters)) -> Vec<String> {
-        let mut req = Request::new(q);
+        let mut req = SearchRequest::new(q);
         req.limit = 100;
         f(&mut req.filters);
         let mut hits = self.find(&req).await;
@@ -267,7 +267,7 @@ async fn finds_by_name_content_type_and_every_filter() {
 
     // A name pattern that is not a usable expression is a clear error.
     let s = fx.engine.search().unwrap();
-    let mut req = Request::new("");
+    let mut req = SearchRequest::new("");
     req.filters.name = Some("\\".into());
     assert!(s.search(&req).await.is_ok(), "backslash is escaped, not an error");
 }
@@ -276,7 +276,7 @@ async fn finds_by_name_content_type_and_every_filter() {
 async fn sorts_pages_and_snippets() {
     let fx = sample().await;
     let s = fx.engine.search().unwrap();
-    let mut req = Request::new("");
+    let mut req = SearchRequest::new("");
     req.filters.kind = Some("text".into());
     req.sort = Sort::Name;
     req.limit = 100;
@@ -317,7 +317,7 @@ async fn sorts_pages_and_snippets() {
     assert_eq!((r.hits.len(), r.total), (0, 4));
 
     // Score order, with a snippet whose highlights point at the matched word.
-    let r = s.search(&Request::new("revenue")).await.unwrap();
+    let r = s.search(&SearchRequest::new("revenue")).await.unwrap();
     let hit = &r.hits[0];
     assert!(hit.score.unwrap() > 0.0);
     assert_eq!((hit.kind.as_str(), hit.size), ("text/markdown", 53));
@@ -325,9 +325,9 @@ async fn sorts_pages_and_snippets() {
     let (a, b) = snip.highlights[0];
     assert_eq!(&snip.text[a..b], "Revenue");
     // A name-only hit has no snippet; tags come back.
-    let r = s.search(&Request::new("notes")).await.unwrap();
+    let r = s.search(&SearchRequest::new("notes")).await.unwrap();
     assert_eq!(r.hits[0].tags, ["work", "urgent"]);
-    let r = s.search(&Request::new("cat")).await.unwrap();
+    let r = s.search(&SearchRequest::new("cat")).await.unwrap();
     assert_eq!((r.hits[0].name.as_str(), &r.hits[0].snippet), ("cat.png", &None));
 }
 
@@ -336,7 +336,7 @@ async fn malformed_queries_name_the_position() {
     let fx = sample().await;
     let s = fx.engine.search().unwrap();
     for (q, pos) in [("report AND (", 12), ("\"unclosed", 9), ("budget nofield:x", 7)] {
-        let err = s.search(&Request::new(q)).await.unwrap_err();
+        let err = s.search(&SearchRequest::new(q)).await.unwrap_err();
         assert_eq!(err.errno(), libc::EINVAL, "{q}");
         match &err {
             Error::Query { pos: p, query, .. } => assert_eq!((*p, query.as_str()), (pos, q), "{err}"),
@@ -345,13 +345,13 @@ async fn malformed_queries_name_the_position() {
         assert!(err.to_string().contains("at character"), "{err}");
     }
     // A value of the wrong kind for a field: no position to point at beyond the start.
-    match s.search(&Request::new("size:lots")).await.unwrap_err() {
+    match s.search(&SearchRequest::new("size:lots")).await.unwrap_err() {
         Error::Query { pos, reason, .. } => {
             assert_eq!((pos, reason.contains("integer")), (0, true), "{reason}")
         }
         other => panic!("{other}"),
     }
-    let err = s.search(&Request::new("nofield:x")).await.unwrap_err();
+    let err = s.search(&SearchRequest::new("nofield:x")).await.unwrap_err();
     assert!(err.to_string().contains("no field `nofield`"), "{err}");
 }
 
@@ -436,7 +436,7 @@ async fn rebuilds_a_deleted_corrupt_or_older_index() {
     let tree = fx.tree().clone();
     let reopen = || async {
         let s = Search::open(tree.clone()).unwrap();
-        let hits = s.search(&Request::new("revenue")).await.unwrap().hits;
+        let hits = s.search(&SearchRequest::new("revenue")).await.unwrap().hits;
         assert_eq!(hits.len(), 1);
         s.take_rebuilt()
     };
@@ -471,7 +471,7 @@ async fn rebuilds_a_deleted_corrupt_or_older_index() {
     let s = Search::open(tree.clone()).unwrap();
     let done = s.reindex().await.unwrap();
     assert_eq!((done.indexed, done.entries), (14, 14));
-    assert_eq!(s.search(&Request::new("fish")).await.unwrap().total, 1);
+    assert_eq!(s.search(&SearchRequest::new("fish")).await.unwrap().total, 1);
 }
 
 #[tokio::test]

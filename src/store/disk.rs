@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use super::{BlockSource, LocalStore, StoreStats};
 use crate::block::{self, Block, BlockId};
 use crate::error::IoContext;
+use crate::place::TempSibling;
 use crate::{Error, Result};
 
 /// Blocks as files under one folder.
@@ -64,14 +65,11 @@ fn read_verified(root: &Path, id: &BlockId) -> Result<Block> {
 
 fn write_atomic(root: &Path, id: &BlockId, data: &[u8]) -> Result<()> {
     let path = block_path(root, id);
-    let tmp = path.with_file_name(format!(".tmp-{}-{:016x}", id, rand::random::<u64>()));
-    let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-    if let Err(e) = f.write_all(data) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
-    }
+    let tmp = TempSibling::new(&path, &format!(".tmp-{id}-"));
+    let mut f = std::fs::File::create(tmp.path()).at(tmp.path())?;
+    f.write_all(data).at(tmp.path())?;
     drop(f);
-    std::fs::rename(&tmp, &path).at(&path)
+    tmp.place()
 }
 
 /// Calls `f` for every block file (temporary files are skipped).

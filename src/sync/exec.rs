@@ -10,8 +10,9 @@ use super::scan::{inside, local_side, TEMP_PREFIX};
 use super::{mkdir_p, Queued, Session, Syncs};
 use crate::error::IoContext;
 use crate::jobs::JobContext;
+use crate::place::TempSibling;
 use crate::queue::Item;
-use crate::transfer::{self, FileInfo};
+use crate::transfer::FileInfo;
 use crate::tree::{self, Kind, Tree};
 use crate::{Error, Result};
 
@@ -151,7 +152,7 @@ impl Ctx<'_> {
             name: name.clone(),
             mtime: before.mtime(),
             mode: before.mode() & 0o7777,
-            media_type: transfer::media_type(&self.local),
+            media_type: crate::media::by_name(&self.local),
         };
         let session = &self.cx.sealer;
         let hold = self.cx.repo.hold().await;
@@ -203,24 +204,22 @@ impl Ctx<'_> {
         let attr = self.tree.getattr(ino)?;
         let parent = self.local.parent().unwrap_or(&self.s.local).to_path_buf();
         std::fs::create_dir_all(&parent).at(&parent)?;
-        let tmp = parent.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
-        let written = match attr.kind {
+        let temp = TempSibling::new(&self.local, TEMP_PREFIX);
+        let tmp = temp.path();
+        match attr.kind {
             Kind::Symlink => {
                 let target = self.tree.readlink(ino)?;
-                std::os::unix::fs::symlink(&target, &tmp).at(&tmp)
+                std::os::unix::fs::symlink(&target, tmp).at(tmp)?;
             }
-            _ => self.write_file(ino, &tmp).await.and_then(|()| {
+            _ => {
+                self.write_file(ino, tmp).await?;
                 let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(attr.mtime.max(0) as u64);
-                let f = std::fs::File::options().write(true).open(&tmp).at(&tmp)?;
-                f.set_modified(mtime).at(&tmp)?;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(attr.mode)).at(&tmp)
-            }),
-        };
-        let renamed = written.and_then(|()| std::fs::rename(&tmp, &self.local).at(&self.local));
-        if let Err(e) = renamed {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+                let f = std::fs::File::options().write(true).open(tmp).at(tmp)?;
+                f.set_modified(mtime).at(tmp)?;
+                std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(attr.mode)).at(tmp)?;
+            }
         }
+        temp.place()?;
         Ok(Base {
             local: self.local_sig(),
             tree: sig,

@@ -154,7 +154,7 @@ impl Syncs {
             ));
         }
         let local = std::fs::canonicalize(local).map_err(|e| Error::io(local, e))?;
-        let tree_path = normalize(tree_path);
+        let tree_path = tree::normalize_path(tree_path);
         mkdir_p(t, &tree_path)?;
         for s in self.list()? {
             if s.local == local && s.tree == tree_path {
@@ -233,12 +233,6 @@ impl Syncs {
         wtxn.commit()?;
         Ok(())
     }
-}
-
-/// `/a/b` form of a tree path.
-pub fn normalize(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// Creates tree folder `path` and its parents as needed; returns its inode.

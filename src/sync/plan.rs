@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a path is on one side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EntryKind {
+pub enum PathKind {
     File,
     Dir,
     Symlink,
@@ -17,7 +17,7 @@ pub enum EntryKind {
 /// (local: size and mtime; tree: the sealed link).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Side {
-    pub kind: EntryKind,
+    pub kind: PathKind,
     pub sig: String,
 }
 
@@ -100,23 +100,23 @@ pub fn plan(
 fn decide(l: Option<&Side>, t: Option<&Side>, b: Option<&Base>) -> Option<Action> {
     use Action::*;
     let create_tree = |s: &Side| {
-        if s.kind == EntryKind::Dir {
+        if s.kind == PathKind::Dir {
             MkdirTree
         } else {
             Upload
         }
     };
     let create_local = |s: &Side| {
-        if s.kind == EntryKind::Dir {
+        if s.kind == PathKind::Dir {
             MkdirLocal
         } else {
             Download
         }
     };
     let both = |l: &Side, t: &Side| match (l.kind, t.kind) {
-        (EntryKind::Dir, EntryKind::Dir) => Record,
-        (EntryKind::File, EntryKind::File) => Compare,
-        (EntryKind::Symlink, EntryKind::Symlink)
+        (PathKind::Dir, PathKind::Dir) => Record,
+        (PathKind::File, PathKind::File) => Compare,
+        (PathKind::Symlink, PathKind::Symlink)
             if l.sig.strip_prefix("l:") == t.sig.strip_prefix("symlink:") =>
         {
             Record
@@ -140,13 +140,13 @@ fn decide(l: Option<&Side>, t: Option<&Side>, b: Option<&Base>) -> Option<Action
         (true, false, None, Some(_)) => DeleteTree,
         (true, false, Some(l), None) => create_tree(l),
         (true, false, Some(l), Some(t)) if l.kind != t.kind => Conflict,
-        (true, false, Some(l), Some(_)) if l.kind == EntryKind::Dir => Record,
+        (true, false, Some(l), Some(_)) if l.kind == PathKind::Dir => Record,
         (true, false, Some(_), Some(_)) => Upload,
         // Only the tree changed.
         (false, true, Some(_), None) => DeleteLocal,
         (false, true, None, Some(t)) => create_local(t),
         (false, true, Some(l), Some(t)) if l.kind != t.kind => Conflict,
-        (false, true, Some(_), Some(t)) if t.kind == EntryKind::Dir => Record,
+        (false, true, Some(_), Some(t)) if t.kind == PathKind::Dir => Record,
         (false, true, Some(_), Some(_)) => Download,
         // Both changed: a deletion loses to an edit; two edits are compared.
         (_, _, None, None) => Forget,
@@ -163,25 +163,25 @@ mod tests {
 
     fn file(sig: &str) -> Option<Side> {
         Some(Side {
-            kind: EntryKind::File,
+            kind: PathKind::File,
             sig: sig.into(),
         })
     }
     fn dir() -> Option<Side> {
         Some(Side {
-            kind: EntryKind::Dir,
+            kind: PathKind::Dir,
             sig: "d".into(),
         })
     }
     fn tdir() -> Option<Side> {
         Some(Side {
-            kind: EntryKind::Dir,
+            kind: PathKind::Dir,
             sig: "dir".into(),
         })
     }
     fn link(kind_prefix: &str, target: &str) -> Option<Side> {
         Some(Side {
-            kind: EntryKind::Symlink,
+            kind: PathKind::Symlink,
             sig: format!("{kind_prefix}{target}"),
         })
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use super::plan::{EntryKind, Side};
+use super::plan::{PathKind, Side};
 use crate::error::IoContext;
 use crate::tree::{self, Kind, Tree};
 use crate::Result;
@@ -47,18 +47,18 @@ pub fn local_side(path: &Path) -> Option<Side> {
     let ft = m.file_type();
     if ft.is_dir() {
         Some(Side {
-            kind: EntryKind::Dir,
+            kind: PathKind::Dir,
             sig: "d".into(),
         })
     } else if ft.is_file() {
         Some(Side {
-            kind: EntryKind::File,
+            kind: PathKind::File,
             sig: format!("f:{}:{}", m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()),
         })
     } else if ft.is_symlink() {
         let target = std::fs::read_link(path).ok()?;
         Some(Side {
-            kind: EntryKind::Symlink,
+            kind: PathKind::Symlink,
             sig: format!("l:{}", target.to_string_lossy()),
         })
     } else {
@@ -102,7 +102,7 @@ pub fn scan_local(root: &Path) -> Result<Scan> {
                 }
                 continue;
             };
-            let is_dir = side.kind == EntryKind::Dir;
+            let is_dir = side.kind == PathKind::Dir;
             if ignored(&rules, &rel, is_dir) {
                 continue;
             }
@@ -124,12 +124,12 @@ pub fn scan_tree(tree: &Tree, root: u64, rules: &Gitignore) -> Result<Scan> {
             continue;
         }
         let kind = match rec.kind {
-            Kind::Dir => EntryKind::Dir,
-            Kind::File => EntryKind::File,
-            Kind::Symlink => EntryKind::Symlink,
+            Kind::Dir => PathKind::Dir,
+            Kind::File => PathKind::File,
+            Kind::Symlink => PathKind::Symlink,
         };
-        if ignored(rules, &rel, kind == EntryKind::Dir) {
-            if kind == EntryKind::Dir {
+        if ignored(rules, &rel, kind == PathKind::Dir) {
+            if kind == PathKind::Dir {
                 ignored_dirs.push(rel);
             }
             continue;

@@ -14,8 +14,9 @@ use super::{Progress, PARALLEL_BLOCKS};
 use crate::block::{self, BlockId};
 use crate::crypto::{ContentCipher, Key};
 use crate::descriptor::node::{check_name, FileContent};
-use crate::descriptor::{fetch_node, Body, DirEntry, EntryKind, Link, LinkSecret, Meta, TreeReader};
+use crate::descriptor::{fetch_node, Body, DirEntry, EntryKind, FanoutReader, Link, LinkSecret, Meta};
 use crate::error::IoContext;
+use crate::place::TempSibling;
 use crate::store::BlockSource;
 use crate::{Error, Result};
 
@@ -27,7 +28,7 @@ pub struct Opened {
     pub root: BlockId,
     pub key: Key,
     pub meta: Meta,
-    pub tree: TreeReader,
+    pub tree: FanoutReader,
 }
 
 impl Opened {
@@ -52,7 +53,7 @@ impl Opened {
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into()),
         };
-        let tree = TreeReader::new(store.clone(), key.clone(), folder, Body::Tuples(tuples));
+        let tree = FanoutReader::new(store.clone(), key.clone(), folder, Body::Tuples(tuples));
         Opened {
             root: folder,
             key,
@@ -99,7 +100,7 @@ impl Opened {
 pub struct EntryWalk {
     root: BlockId,
     declared: Option<u64>,
-    leaves: crate::descriptor::tree::Leaves,
+    leaves: crate::descriptor::fanout::Leaves,
     current: std::vec::IntoIter<DirEntry>,
     seen: HashSet<String>,
 }
@@ -181,7 +182,7 @@ pub async fn open(store: &Arc<dyn BlockSource>, link: &Link, password: Option<&s
             reason: "a password wrapper where a file or folder was expected".into(),
         });
     }
-    let tree = TreeReader::new(store.clone(), key.clone(), root, node.body);
+    let tree = FanoutReader::new(store.clone(), key.clone(), root, node.body);
     Ok(Opened {
         root,
         key,
@@ -427,37 +428,10 @@ pub async fn get_to(
             path: target.to_path_buf(),
         });
     }
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = parent.join(format!(".noisefs-get-{:016x}", rand::random::<u64>()));
-    let result = materialize(store, opened, &tmp, progress).await;
-    let bytes = match result {
-        Ok(b) => b,
-        Err(e) => {
-            remove_any(&tmp);
-            return Err(e);
-        }
-    };
-    if exists {
-        let old = parent.join(format!(".noisefs-old-{:016x}", rand::random::<u64>()));
-        std::fs::rename(target, &old).at(target)?;
-        if let Err(e) = std::fs::rename(&tmp, target) {
-            let _ = std::fs::rename(&old, target);
-            remove_any(&tmp);
-            return Err(Error::io(target, e));
-        }
-        remove_any(&old);
-    } else if let Err(e) = std::fs::rename(&tmp, target) {
-        remove_any(&tmp);
-        return Err(Error::io(target, e));
-    }
+    let tmp = TempSibling::new(target, ".noisefs-get-");
+    let bytes = materialize(store, opened, tmp.path(), progress).await?;
+    tmp.replace()?;
     Ok(bytes)
-}
-
-fn remove_any(path: &Path) {
-    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
 }
 
 /// Writes a file or folder at `path`, which must not exist.

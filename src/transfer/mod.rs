@@ -2,14 +2,12 @@
 //! [`get`] opens links and streams content back, [`walk`] visits everything a link needs (for `gc`).
 
 mod get;
-mod media;
 mod put;
 mod walk;
 
 pub use get::{
     geometry, get_to, open, read_blocks, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH,
 };
-pub use media::media_type;
 pub use put::{FileInfo, PutResult, Sealer};
 pub use walk::{mark, Marks};
 
@@ -151,10 +149,5 @@ mod tests {
             .put_path(&repo.hold().await, std::path::Path::new("/dev/null"))
             .await
             .is_err());
-        assert_eq!(media_type(std::path::Path::new("a.PNG")), "image/png");
-        assert_eq!(
-            media_type(std::path::Path::new("noext")),
-            "application/octet-stream"
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! Storing: a [`Session`] streams files and folders into sealed tuples and descriptor trees, committing the
+//! Storing: a [`Sealer`] streams files and folders into sealed tuples and descriptor trees, committing the
 //! state in small batches after the blocks are durable, and pins what it was asked to store.
 
 use std::io::Read;
@@ -14,7 +14,7 @@ use super::{Progress, COMMIT_EVERY, PARALLEL_BLOCKS};
 use crate::block::{self, BlockId};
 use crate::crypto::{self, ContentCipher, Key};
 use crate::descriptor::node::{check_name, Meta};
-use crate::descriptor::{DirEntry, EntryKind, Link, SealedNode, TreeWriter};
+use crate::descriptor::{DirEntry, EntryKind, FanoutWriter, Link, SealedNode};
 use crate::error::IoContext;
 use crate::hold::Hold;
 use crate::pool::set_key;
@@ -161,7 +161,7 @@ impl Sealer {
                 }
             })
             .buffered(PARALLEL_BLOCKS);
-        let mut tree = TreeWriter::<Vec<BlockId>>::new(key.clone(), bs);
+        let mut tree = FanoutWriter::<Vec<BlockId>>::new(key.clone(), bs);
         let mut size = 0u64;
         while let Some(item) = sealed.next().await {
             let (tuple, len) = item?;
@@ -246,7 +246,7 @@ impl Sealer {
             meta: std::fs::Metadata,
             pending: std::vec::IntoIter<std::fs::DirEntry>,
             key: Key,
-            tree: TreeWriter<DirEntry>,
+            tree: FanoutWriter<DirEntry>,
             entries: u64,
             size: u64,
             files: u64,
@@ -264,7 +264,7 @@ impl Sealer {
                 name,
                 meta,
                 pending: children.into_iter(),
-                tree: TreeWriter::new(key.clone(), bs),
+                tree: FanoutWriter::new(key.clone(), bs),
                 key,
                 entries: 0,
                 size: 0,
@@ -517,7 +517,7 @@ impl Sealer {
         entries: Vec<DirEntry>,
     ) -> Result<Link> {
         let key = Key::random();
-        let mut tree = TreeWriter::<DirEntry>::new(key.clone(), self.repo.block_size());
+        let mut tree = FanoutWriter::<DirEntry>::new(key.clone(), self.repo.block_size());
         let count = entries.len() as u64;
         for e in entries {
             self.store_nodes(tree.push(e)?).await?;
@@ -540,7 +540,7 @@ impl Sealer {
             what: "wrapping a password link again".into(),
             reason: "give the link that carries its key".into(),
         })?;
-        let tree = TreeWriter::<DirEntry>::new(pw_key, self.repo.block_size());
+        let tree = FanoutWriter::<DirEntry>::new(pw_key, self.repo.block_size());
         let (root, nodes) = tree.finish(Meta::Wrapped {
             root: link.root,
             key: ByteBuf::from(inner_key.as_bytes().to_vec()),
@@ -599,7 +599,7 @@ fn file_info(path: &Path, name: &str, meta: &std::fs::Metadata) -> FileInfo {
         name: name.to_string(),
         mtime: meta.mtime(),
         mode: meta.permissions().mode() & 0o7777,
-        media_type: super::media::media_type(path),
+        media_type: crate::media::by_name(path),
     }
 }
 

@@ -79,13 +79,13 @@ mod tests {
         s.clone()
     }
     use crate::crypto::Key;
-    use crate::descriptor::{DirEntry, Meta, TreeWriter};
+    use crate::descriptor::{DirEntry, FanoutWriter, Meta};
     use crate::store::MemoryStore;
 
     async fn folder(store: &Arc<dyn LocalStore>, entries: Vec<DirEntry>) -> Link {
         let key = Key::random();
         let n = entries.len() as u64;
-        let mut w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+        let mut w = FanoutWriter::<DirEntry>::new(key.clone(), 4096);
         let mut nodes = Vec::new();
         for e in entries {
             nodes.extend(w.push(e).unwrap());

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use super::{Kind, Tree};
 use crate::error::IoContext;
 use crate::hold::Hold;
-use crate::transfer::{self, FileInfo, Sealer};
+use crate::place::TempSibling;
+use crate::transfer::{FileInfo, Sealer};
 use crate::{Error, Result};
 
 /// What a copy covered, and what it skipped (path, reason).
@@ -24,7 +25,7 @@ pub struct CopyReport {
 
 /// Where a copy to `dest` lands: inside `dest` when it is an existing folder, else at `dest` itself.
 fn destination(t: &Tree, dest: &str, name: &str) -> Result<(u64, String)> {
-    let dest = crate::sync::normalize(dest);
+    let dest = super::normalize_path(dest);
     match t.resolve(&dest) {
         Ok(ino) if t.getattr(ino)?.kind == Kind::Dir => {
             if t.lookup(ino, name).is_ok() {
@@ -85,7 +86,7 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
                 name: name.clone(),
                 mtime: meta.mtime(),
                 mode: meta.mode() & 0o7777,
-                media_type: transfer::media_type(&path),
+                media_type: crate::media::by_name(&path),
             };
             let (link, size) = session.put_reader(hold, file, info).await?;
             session.commit().await?;
@@ -115,31 +116,14 @@ pub async fn export(t: &Tree, src: &str, dest: &Path, force: bool) -> Result<Cop
             path: dest.to_path_buf(),
         });
     }
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = parent.join(format!(".noisefs-export-{:016x}", rand::random::<u64>()));
+    let tmp = TempSibling::new(dest, ".noisefs-export-");
     let mut report = CopyReport {
         target: dest.display().to_string(),
         ..CopyReport::default()
     };
-    let result = write_out(t, ino, &tmp, &mut report).await;
-    let placed = result.and_then(|()| {
-        if exists {
-            let old = parent.join(format!(".noisefs-old-{:016x}", rand::random::<u64>()));
-            std::fs::rename(dest, &old).at(dest)?;
-            std::fs::rename(&tmp, dest).at(dest)?;
-            remove_any(&old);
-            Ok(())
-        } else {
-            std::fs::rename(&tmp, dest).at(dest)
-        }
-    });
-    if placed.is_err() {
-        remove_any(&tmp);
-    }
-    placed.map(|()| report)
+    write_out(t, ino, tmp.path(), &mut report).await?;
+    tmp.replace()?;
+    Ok(report)
 }
 
 async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Result<()> {
@@ -182,10 +166,6 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
 
 fn time_of(ns: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
-}
-
-fn remove_any(path: &Path) {
-    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
 }
 
 #[cfg(test)]

@@ -13,6 +13,12 @@ pub use readahead::{Cursor, READ_AHEAD};
 pub use record::{check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT};
 pub use staging::Staging;
 
+/// The `/a/b` form of a tree path written `a/b/`, `/a//b`, `./a` and the like.
+pub fn normalize_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::{Arc, Mutex};
@@ -1115,7 +1121,7 @@ impl Tree {
         let name = self.path_of(ino).unwrap_or_default();
         let name = name.rsplit('/').next().unwrap_or_default().to_string();
         let info = transfer::FileInfo {
-            media_type: transfer::media_type(std::path::Path::new(&name)),
+            media_type: crate::media::by_name(std::path::Path::new(&name)),
             name,
             mtime: meta.mtime(),
             mode: rec.mode,

@@ -1,6 +1,7 @@
-//! Descriptor trees: a file's tuples or a folder's entries spread over as many descriptor blocks as they
-//! need. [`TreeWriter`] builds a tree while entries stream in (sans-IO: it returns the sealed blocks to
-//! store); [`TreeReader`] walks or searches one, fetching and validating each node.
+//! Descriptor fan-out (the "descriptor tree" of docs/formats.md, not the mutable [`crate::tree`]): a
+//! file's tuples or a folder's entries spread over as many descriptor blocks as they need.
+//! [`FanoutWriter`] builds one while entries stream in (sans-IO: it returns the sealed blocks to store);
+//! [`FanoutReader`] walks or searches one, fetching and validating each node.
 
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ impl<T> Default for Level<T> {
 }
 
 /// Builds a descriptor tree from a stream of leaf entries, with memory bounded by the tree's depth.
-pub struct TreeWriter<E: LeafEntry> {
+pub struct FanoutWriter<E: LeafEntry> {
     key: Key,
     block_len: usize,
     capacity: usize,
@@ -66,10 +67,10 @@ pub struct TreeWriter<E: LeafEntry> {
     inner: Vec<Level<Child>>,
 }
 
-impl<E: LeafEntry> TreeWriter<E> {
+impl<E: LeafEntry> FanoutWriter<E> {
     /// A writer sealing nodes of `block_len` bytes under `key`.
     pub fn new(key: Key, block_len: usize) -> Self {
-        TreeWriter {
+        FanoutWriter {
             key,
             block_len,
             capacity: crypto::envelope_capacity(block_len) - NODE_OVERHEAD,
@@ -217,7 +218,7 @@ type LeafMemo = Arc<std::sync::Mutex<Option<(u64, Arc<Vec<Vec<BlockId>>>)>>>;
 
 /// Reads the leaves of one descriptor tree.
 #[derive(Clone)]
-pub struct TreeReader {
+pub struct FanoutReader {
     store: Arc<dyn BlockSource>,
     key: Key,
     root_id: BlockId,
@@ -225,10 +226,10 @@ pub struct TreeReader {
     memo: LeafMemo,
 }
 
-impl TreeReader {
+impl FanoutReader {
     /// A reader over the tree whose root node (already fetched) is `root`.
     pub fn new(store: Arc<dyn BlockSource>, key: Key, root_id: BlockId, root: Body) -> Self {
-        TreeReader {
+        FanoutReader {
             store,
             key,
             root_id,
@@ -311,7 +312,7 @@ impl TreeReader {
 
 /// An in-order walk over a tree's leaves; checks every child's declared count against what it holds.
 pub struct Leaves {
-    reader: TreeReader,
+    reader: FanoutReader,
     /// Interior nodes being walked: remaining children, innermost last.
     stack: Vec<std::vec::IntoIter<Child>>,
     started: bool,
@@ -388,7 +389,7 @@ mod tests {
     async fn build(n: u64) -> (Arc<dyn LocalStore>, Key, BlockId, usize) {
         let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
         let key = Key::random();
-        let mut w = TreeWriter::<Vec<BlockId>>::new(key.clone(), 4096);
+        let mut w = FanoutWriter::<Vec<BlockId>>::new(key.clone(), 4096);
         let mut blocks = Vec::new();
         for i in 0..n {
             blocks.extend(w.push(tuple(i)).unwrap());
@@ -406,7 +407,7 @@ mod tests {
 
     async fn read_all(store: Arc<dyn LocalStore>, key: Key, root: BlockId) -> Vec<Vec<BlockId>> {
         let node = fetch_node(&*store, &key, &root, true).await.unwrap();
-        let reader = TreeReader::new(store, key, root, node.body);
+        let reader = FanoutReader::new(store, key, root, node.body);
         let mut leaves = reader.leaves();
         let mut all = Vec::new();
         while let Some(body) = leaves.next().await.unwrap() {
@@ -431,7 +432,7 @@ mod tests {
                 assert_eq!(t, &tuple(i as u64));
             }
             let node = fetch_node(&*store, &key, &root, true).await.unwrap();
-            let reader = TreeReader::new(store, key, root, node.body);
+            let reader = FanoutReader::new(store, key, root, node.body);
             for probe in [0, n / 2, n.saturating_sub(1)] {
                 if n == 0 {
                     break;
@@ -459,7 +460,7 @@ mod tests {
             panic!("expected children")
         };
         children[0].count += 1;
-        let reader = TreeReader::new(store, key, root, Body::Children(children));
+        let reader = FanoutReader::new(store, key, root, Body::Children(children));
         let mut leaves = reader.leaves();
         let err = leaves.next().await.unwrap_err().to_string();
         assert!(err.contains("parent says"), "{err}");
@@ -470,7 +471,7 @@ mod tests {
         // A folder of 500 entries spreads over several leaves and reads back in order.
         let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
         let key = Key::random();
-        let mut w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+        let mut w = FanoutWriter::<DirEntry>::new(key.clone(), 4096);
         let entry = |i: usize| DirEntry {
             name: format!("entry-{i:04}"),
             kind: node::EntryKind::Symlink,
@@ -493,7 +494,7 @@ mod tests {
             store.put(b.id, b.data).await.unwrap();
         }
         let node = fetch_node(&*store, &key, &root, true).await.unwrap();
-        let reader = TreeReader::new(store.clone(), key.clone(), root, node.body);
+        let reader = FanoutReader::new(store.clone(), key.clone(), root, node.body);
         let mut leaves = reader.leaves();
         let mut names = Vec::new();
         while let Some(Body::Entries(e)) = leaves.next().await.unwrap() {
@@ -508,20 +509,20 @@ mod tests {
 
         // A chain of inner nodes deeper than allowed is refused by both walks.
         let mut id = {
-            let sealed = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+            let sealed = FanoutWriter::<DirEntry>::new(key.clone(), 4096);
             let leaf = sealed.seal(None, Body::Entries(vec![entry(0)])).unwrap();
             store.put(leaf.id, leaf.data).await.unwrap();
             leaf.id
         };
         for _ in 0..MAX_DEPTH + 2 {
-            let w = TreeWriter::<DirEntry>::new(key.clone(), 4096);
+            let w = FanoutWriter::<DirEntry>::new(key.clone(), 4096);
             let n = w
                 .seal(None, Body::Children(vec![Child { id, count: 1 }]))
                 .unwrap();
             store.put(n.id, n.data).await.unwrap();
             id = n.id;
         }
-        let reader = TreeReader::new(store, key, root, Body::Children(vec![Child { id, count: 1 }]));
+        let reader = FanoutReader::new(store, key, root, Body::Children(vec![Child { id, count: 1 }]));
         let mut leaves = reader.leaves();
         assert!(leaves.next().await.unwrap_err().to_string().contains("deeper"));
         assert!(reader
@@ -534,7 +535,7 @@ mod tests {
 
     #[test]
     fn metadata_larger_than_a_block_is_refused() {
-        let w = TreeWriter::<DirEntry>::new(Key::random(), 4096);
+        let w = FanoutWriter::<DirEntry>::new(Key::random(), 4096);
         let meta = Meta::Dir {
             name: "n".repeat(5000),
             mtime: 0,
@@ -570,7 +571,7 @@ mod tests {
 
     #[test]
     fn oversized_entries_are_refused() {
-        let mut w = TreeWriter::<DirEntry>::new(Key::random(), 4096);
+        let mut w = FanoutWriter::<DirEntry>::new(Key::random(), 4096);
         let e = DirEntry {
             name: "x".into(),
             kind: node::EntryKind::Symlink,

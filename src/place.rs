@@ -1,0 +1,149 @@
+//! Writing beside a target and renaming into place: a [`TempSibling`] is a hidden path next to the
+//! target that is removed (file or whole folder) unless it is placed, so a failed or interrupted write
+//! never leaves a partial target and never leaves its temporary behind in the normal error paths.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// A temporary path beside `target`, removed when dropped unless [`TempSibling::place`]d.
+#[derive(Debug)]
+pub struct TempSibling {
+    path: PathBuf,
+    target: PathBuf,
+    parent: PathBuf,
+    placed: bool,
+}
+
+impl TempSibling {
+    /// A fresh name `<prefix><random>` in `target`'s folder (the current folder for a bare name).
+    /// Nothing is created: the caller writes a file, folder or symlink at [`TempSibling::path`].
+    pub fn new(target: &Path, prefix: &str) -> TempSibling {
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        TempSibling {
+            path: parent.join(format!("{prefix}{:016x}", rand::random::<u64>())),
+            target: target.to_path_buf(),
+            parent,
+            placed: false,
+        }
+    }
+
+    /// Where to write.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the temporary over the target (atomic for files and symlinks; an existing folder is
+    /// refused by the kernel).
+    pub fn place(mut self) -> Result<()> {
+        std::fs::rename(&self.path, &self.target).at(&self.target)?;
+        self.placed = true;
+        Ok(())
+    }
+
+    /// Puts the temporary in place of whatever is at the target, a folder included: the old target
+    /// is moved aside, the temporary renamed in, then the old one removed; if the rename fails the old
+    /// target is put back.
+    pub fn replace(mut self) -> Result<()> {
+        if std::fs::symlink_metadata(&self.target).is_err() {
+            return self.place();
+        }
+        let old = self
+            .parent
+            .join(format!(".noisefs-old-{:016x}", rand::random::<u64>()));
+        std::fs::rename(&self.target, &old).at(&self.target)?;
+        if let Err(e) = std::fs::rename(&self.path, &self.target) {
+            let _ = std::fs::rename(&old, &self.target);
+            return Err(Error::io(&self.target, e));
+        }
+        self.placed = true;
+        remove_any(&old);
+        Ok(())
+    }
+}
+
+impl Drop for TempSibling {
+    fn drop(&mut self) {
+        if !self.placed {
+            remove_any(&self.path);
+        }
+    }
+}
+
+/// Removes a file, symlink or folder tree, ignoring failures (cleanup only).
+pub fn remove_any(path: &Path) {
+    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unplaced_temporaries_are_removed_and_placed_ones_replace_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+
+        // Dropped without placing: the temporary folder is gone, the target never appeared.
+        let t = TempSibling::new(&target, ".x-");
+        std::fs::create_dir(t.path()).unwrap();
+        std::fs::write(t.path().join("f"), b"1").unwrap();
+        let p = t.path().to_path_buf();
+        assert!(p.starts_with(dir.path()) && p.file_name().unwrap().to_string_lossy().starts_with(".x-"));
+        drop(t);
+        assert!(!p.exists() && !target.exists());
+
+        // Placed: a file appears under the target's name.
+        let t = TempSibling::new(&target, ".x-");
+        std::fs::write(t.path(), b"new").unwrap();
+        t.place().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+
+        // A folder replaces a file and then a folder; nothing is left beside it.
+        let t = TempSibling::new(&target, ".x-");
+        std::fs::create_dir(t.path()).unwrap();
+        t.replace().unwrap();
+        assert!(target.is_dir());
+        let t = TempSibling::new(&target, ".x-");
+        std::fs::create_dir(t.path()).unwrap();
+        std::fs::write(t.path().join("g"), b"2").unwrap();
+        t.replace().unwrap();
+        assert_eq!(std::fs::read(target.join("g")).unwrap(), b"2");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out")]);
+    }
+
+    #[test]
+    fn a_failed_placement_keeps_the_old_target_and_removes_the_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        std::fs::write(&target, b"old").unwrap();
+        // Nothing was written at the temporary: the rename fails.
+        let t = TempSibling::new(&target, ".x-");
+        let p = t.path().to_path_buf();
+        assert!(t.replace().is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        assert!(!p.exists());
+        // A bare name lives in the current folder.
+        assert_eq!(
+            TempSibling::new(Path::new("f"), ".y-").path().parent(),
+            Some(Path::new("."))
+        );
+        // A folder cannot be renamed over a non-empty folder with place().
+        std::fs::remove_file(&target).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), b"k").unwrap();
+        let t = TempSibling::new(&target, ".x-");
+        std::fs::create_dir(t.path()).unwrap();
+        let err = t.place().unwrap_err();
+        assert!(err.to_string().contains("out"), "{err}");
+        assert!(target.join("keep").exists());
+    }
+}

@@ -7,7 +7,7 @@ B=target/release/noisefs
 {
   echo "# noisefs command reference"; echo
   echo "Generated from \`noisefs <command> --help\` (regenerate with the loop in scripts/gen-cli-doc.sh)."; echo
-  for c in "" init put get cat ls stat pin unpin gc "repo stats" "repo verify" \
+  for c in "" init put get cat ls stat pin "pin ls" unpin gc "repo stats" "repo verify" \
     "tree ls" "tree mkdir" "tree rm" "tree mv" "tree import" "tree export" \
     "sync add" "sync list" "sync status" "sync pause" "sync resume" "sync remove" "sync run" \
     share receive search "tag add" "tag rm" "tag ls" status mount unmount daemon completions; do

@@ -1,7 +1,9 @@
 //! NoiseFS core library: an Owner-Free filesystem in which every stored block is noise.
 //!
-//! Data flows one way: `cli` -> `transfer` (files and folders) -> `descriptor` / `block` -> `store` and
-//! `state` -> disk. Each module owns one concern and says so in its doc comment.
+//! Data flows one way: front ends (`cli`, `daemon`, the mount crate) -> `node` (the owner's services) ->
+//! `engine` / `jobs` / `sync` / `share` / `maint` / `search` -> `tree` -> `transfer` -> `descriptor` /
+//! `block` / `crypto` / `pool` -> `store` and `state` -> disk. Each module owns one concern and says so in
+//! its doc comment; docs/architecture.md has the map, the lock order and gc's rule.
 
 pub mod block;
 pub mod cli;

@@ -338,6 +338,12 @@ mod tests {
     use crate::repo::{Config, Repo};
     use crate::tree::ROOT;
 
+    /// Opens `link` and receives it at tree path `at`, queued (not sealed now).
+    async fn receive_at(engine: &Engine, link: &Link, at: &str) -> Result<Report> {
+        let opened = transfer::open(engine.repo().store(), link, None).await?;
+        receive(engine, &engine.repo().hold().await, opened, Some(at), false).await
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn share_snapshots_and_receive_adds_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -396,43 +402,17 @@ mod tests {
         assert_eq!(t.read(got, 0, 1 << 20).await.unwrap(), vec![3u8; 9_000]);
         assert_eq!(t.getattr(t.resolve("/inbox/d").unwrap()).unwrap().mode, 0o750);
         assert_eq!(t.readlink(t.resolve("/inbox/d/ln").unwrap()).unwrap(), "sub/f");
-        let opened = transfer::open(repo.store(), &link, None).await.unwrap();
         assert_eq!(
-            receive(
-                &engine,
-                &engine.repo().hold().await,
-                opened,
-                Some("/inbox"),
-                false
-            )
-            .await
-            .unwrap_err()
-            .errno(),
+            receive_at(&engine, &link, "/inbox").await.unwrap_err().errno(),
             libc::EEXIST
         );
-        let opened = transfer::open(repo.store(), &elink, None).await.unwrap();
-        let r = receive(
-            &engine,
-            &engine.repo().hold().await,
-            opened,
-            Some("/new/dir/e"),
-            false,
-        )
-        .await
-        .unwrap();
+        let r = receive_at(&engine, &elink, "/new/dir/e").await.unwrap();
         assert_eq!(r.target, "/new/dir/e");
-        let opened = transfer::open(repo.store(), &elink, None).await.unwrap();
         assert_eq!(
-            receive(
-                &engine,
-                &engine.repo().hold().await,
-                opened,
-                Some("/new/dir/e"),
-                false
-            )
-            .await
-            .unwrap_err()
-            .errno(),
+            receive_at(&engine, &elink, "/new/dir/e")
+                .await
+                .unwrap_err()
+                .errno(),
             libc::EEXIST
         );
 

@@ -571,7 +571,6 @@ fn helper_refuses_bad_mount_points_clearly() {
 #[test]
 fn gc_in_a_loop_while_files_are_written_keeps_everything() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     let env = Env::new();
     let big = pseudo_random(24 << 20, 99);
@@ -580,76 +579,48 @@ fn gc_in_a_loop_while_files_are_written_keeps_everything() {
     let mnt = env.mnt();
     std::fs::create_dir(mnt.join("w")).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let runs = Arc::new(AtomicUsize::new(0));
-    let gc = {
-        let (stop, runs, repo) = (stop.clone(), runs.clone(), env.repo());
-        let bin = Path::new(env!("CARGO_BIN_EXE_mount-noisefs")).with_file_name("noisefs");
-        std::thread::spawn(move || {
+    let stop = AtomicBool::new(false);
+    let runs = AtomicUsize::new(0);
+    let (want, put) = std::thread::scope(|s| {
+        let gc = s.spawn(|| {
             // Bounded: at most 2,000 collections, and it stops as soon as the writers are done.
             for _ in 0..2_000 {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let out = Command::new(&bin)
-                    .args(["gc", "--quiet"])
-                    .env("NOISEFS_HOME", &repo)
-                    .stdin(std::process::Stdio::null())
-                    .output()
-                    .expect("run noisefs gc");
-                assert!(
-                    out.status.success(),
-                    "gc: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                env.ok(&["gc", "--quiet"]);
                 runs.fetch_add(1, Ordering::Relaxed);
             }
-        })
-    };
-    let put = {
-        let (repo, dir) = (env.repo(), env.dir.path().to_path_buf());
-        let bin = Path::new(env!("CARGO_BIN_EXE_mount-noisefs")).with_file_name("noisefs");
-        std::thread::spawn(move || {
-            Command::new(bin)
-                .args(["put", "big.bin"])
-                .env("NOISEFS_HOME", repo)
-                .current_dir(dir)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("run noisefs put")
-        })
-    };
+        });
+        let put = s.spawn(|| env.ok(&["put", "big.bin"]));
 
-    // 40 files from 3 KB to 1.1 MB; every third is saved as an editor does (write a temporary, rename
-    // it over the old version).
-    let mut want = Vec::new();
-    for i in 0..40u64 {
-        let size = 3_000 + (i as usize * 28_000) % 1_100_000;
-        let body = pseudo_random(size, i + 1);
-        let p = mnt.join(format!("w/f{i}.bin"));
-        std::fs::write(&p, pseudo_random(size / 2 + 1, i + 100)).unwrap();
-        if i % 3 == 0 {
-            wait_sealed(&p);
-            let tmp = mnt.join(format!("w/.f{i}.swp"));
-            std::fs::write(&tmp, &body).unwrap();
-            std::fs::rename(&tmp, &p).unwrap();
-        } else {
-            std::fs::write(&p, &body).unwrap();
+        // 40 files from 3 KB to 1.1 MB; every third is saved as an editor does (write a temporary,
+        // rename it over the old version).
+        let mut want = Vec::new();
+        for i in 0..40u64 {
+            let size = 3_000 + (i as usize * 28_000) % 1_100_000;
+            let body = pseudo_random(size, i + 1);
+            let p = mnt.join(format!("w/f{i}.bin"));
+            std::fs::write(&p, pseudo_random(size / 2 + 1, i + 100)).unwrap();
+            if i % 3 == 0 {
+                wait_sealed(&p);
+                let tmp = mnt.join(format!("w/.f{i}.swp"));
+                std::fs::write(&tmp, &body).unwrap();
+                std::fs::rename(&tmp, &p).unwrap();
+            } else {
+                std::fs::write(&p, &body).unwrap();
+            }
+            want.push((p, body));
         }
-        want.push((p, body));
-    }
-    for (p, _) in &want {
-        wait_sealed(p);
-    }
-    let put = put.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    gc.join().unwrap();
-    assert!(
-        put.status.success(),
-        "put: {}",
-        String::from_utf8_lossy(&put.stderr)
-    );
-    let link = String::from_utf8(put.stdout).unwrap().trim().to_string();
+        for (p, _) in &want {
+            wait_sealed(p);
+        }
+        let put = put.join();
+        stop.store(true, Ordering::Relaxed);
+        gc.join().unwrap();
+        (want, put.unwrap())
+    });
+    let link = put.trim().to_string();
     assert!(runs.load(Ordering::Relaxed) > 0, "no gc ran during the writes");
     env.ok(&["gc", "--quiet"]);
     m.unmount();

@@ -3,9 +3,10 @@
 //! lives here. Inode numbers are the tree's, except that a subtree mounted as the root appears as inode 1.
 //!
 //! Requests that may wait on storage (open, read, write, setattr, create) never block a kernel-request
-//! thread: they run as tasks on the runtime and reply when done (fuser's replies move to the task), at
-//! most [`MAX_IN_FLIGHT`] at once; past that the thread waits for a slot (back-pressure). Metadata
-//! requests are answered on the thread from the state database.
+//! thread: each is polled once on the thread, and one that would wait (a block being fetched) goes on as
+//! a task on the runtime that replies when done (fuser's replies move to the task), at most
+//! [`MAX_IN_FLIGHT`] at once; past that the thread waits for a slot (back-pressure). Metadata requests
+//! are answered on the thread from the state database.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -97,13 +98,23 @@ impl NoiseFs {
         }))
     }
 
-    /// Runs `work` on the runtime with a slot of [`MAX_IN_FLIGHT`], waiting for a slot if need be;
-    /// `work` replies to the kernel itself.
+    /// Answers a request whose work may wait on storage: `work` replies to the kernel itself. It is
+    /// polled once on this thread (most requests finish at once: staged bytes, cached blocks, local
+    /// disk); one that would wait goes on to the runtime with a slot of [`MAX_IN_FLIGHT`], so the kernel
+    /// thread never waits for a slow block, only for a slot when that many are already waiting.
     fn spawn<F, Fut>(&self, work: F)
     where
         F: FnOnce(Arc<Inner>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        let mut fut = Box::pin(work(self.0.clone()));
+        {
+            let _runtime = self.rt.enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if fut.as_mut().poll(&mut cx).is_ready() {
+                return;
+            }
+        }
         let permit = match self.in_flight.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => match self.rt.block_on(self.in_flight.clone().acquire_owned()) {
@@ -111,7 +122,6 @@ impl NoiseFs {
                 Err(_) => return, // closed: the mount is going away
             },
         };
-        let fut = work(self.0.clone());
         self.rt.spawn(async move {
             fut.await;
             drop(permit);

@@ -102,7 +102,7 @@ impl NoiseFs {
     /// polled once on this thread (most requests finish at once: staged bytes, cached blocks, local
     /// disk); one that would wait goes on to the runtime with a slot of [`MAX_IN_FLIGHT`], so the kernel
     /// thread never waits for a slow block, only for a slot when that many are already waiting.
-    fn spawn<F, Fut>(&self, work: F)
+    fn answer<F, Fut>(&self, work: F)
     where
         F: FnOnce(Arc<Inner>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -295,10 +295,6 @@ impl Inner {
         Ok((self.t(parent), name_of(name)?))
     }
 
-    fn log(&self, op: &str, req: &Request, ino: u64, e: &noisefs::Error) {
-        log_failure(op, req.pid(), ino, e);
-    }
-
     fn fh(&self, ino: u64, write: bool) -> FileHandle {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Arc::new(Handle {
@@ -324,35 +320,31 @@ impl Inner {
     fn entry(&self, reply: ReplyEntry, r: noisefs::Result<Attr>, op: &str, req: &Request, ino: u64) {
         match r {
             Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(0)),
-            Err(e) => {
-                self.log(op, req, ino, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed(op, req.pid(), ino, &e)),
         }
     }
 
     fn empty(&self, reply: ReplyEmpty, r: noisefs::Result<()>, op: &str, req: &Request, ino: u64) {
         match r {
             Ok(()) => reply.ok(),
-            Err(e) => {
-                self.log(op, req, ino, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed(op, req.pid(), ino, &e)),
         }
     }
 }
 
-/// Logs a failed request with its operation, inode and process (expected misses at debug level).
-fn log_failure(op: &str, pid: u32, ino: u64, e: &noisefs::Error) {
-    let errno = e.errno();
+/// Logs a failed request with its operation, inode and process (expected misses at debug level), and
+/// gives the errno to answer it with.
+fn failed(op: &str, pid: u32, ino: u64, e: &noisefs::Error) -> Errno {
+    let code = e.errno();
     if matches!(
-        errno,
+        code,
         libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENODATA
     ) {
-        tracing::debug!(op, ino, pid, errno, error = %e);
+        tracing::debug!(op, ino, pid, errno = code, error = %e);
     } else {
-        tracing::warn!(op, ino, pid, errno, error = %e, "request failed");
+        tracing::warn!(op, ino, pid, errno = code, error = %e, "request failed");
     }
+    errno(e)
 }
 
 fn time(ns: i64) -> SystemTime {
@@ -414,10 +406,7 @@ impl Filesystem for NoiseFs {
         let t = self.t(ino);
         match self.tree.getattr(t) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
-            Err(e) => {
-                self.log("getattr", req, t, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed("getattr", req.pid(), t, &e)),
         }
     }
 
@@ -452,13 +441,10 @@ impl Filesystem for NoiseFs {
             mtime: mtime.map(ns),
         };
         let pid = req.pid();
-        self.spawn(move |me| async move {
+        self.answer(move |me| async move {
             match me.tree.setattr(t, set).await {
                 Ok(a) => reply.attr(&TTL, &me.attr(&a)),
-                Err(e) => {
-                    log_failure("setattr", pid, t, &e);
-                    reply.error(errno(&e));
-                }
+                Err(e) => reply.error(failed("setattr", pid, t, &e)),
             }
         });
     }
@@ -473,10 +459,7 @@ impl Filesystem for NoiseFs {
         let t = self.t(ino);
         match self.tree.readlink(t) {
             Ok(target) => reply.data(target.as_bytes()),
-            Err(e) => {
-                self.log("readlink", req, t, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed("readlink", req.pid(), t, &e)),
         }
     }
 
@@ -612,13 +595,10 @@ impl Filesystem for NoiseFs {
         let t = self.t(ino);
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
         let pid = req.pid();
-        self.spawn(move |me| async move {
+        self.answer(move |me| async move {
             match me.tree.open(t, write, trunc).await {
                 Ok(()) => reply.opened(me.fh(t, write), FopenFlags::empty()),
-                Err(e) => {
-                    log_failure("open", pid, t, &e);
-                    reply.error(errno(&e));
-                }
+                Err(e) => reply.error(failed("open", pid, t, &e)),
             }
         });
     }
@@ -642,7 +622,7 @@ impl Filesystem for NoiseFs {
         }
         let t = self.t(ino);
         let (pid, h) = (req.pid(), self.handle(fh));
-        self.spawn(move |me| async move {
+        self.answer(move |me| async move {
             let len = u64::from(size);
             let read = match &h {
                 Some(h) => me.tree.read_sequential(t, &h.cursor, offset, len).await,
@@ -650,10 +630,7 @@ impl Filesystem for NoiseFs {
             };
             match read {
                 Ok(data) => reply.data(&data),
-                Err(e) => {
-                    log_failure("read", pid, t, &e);
-                    reply.error(errno(&e));
-                }
+                Err(e) => reply.error(failed("read", pid, t, &e)),
             }
         });
     }
@@ -672,13 +649,10 @@ impl Filesystem for NoiseFs {
     ) {
         let t = self.t(ino);
         let (pid, data) = (req.pid(), data.to_vec());
-        self.spawn(move |me| async move {
+        self.answer(move |me| async move {
             match me.tree.write(t, offset, &data).await {
                 Ok(n) => reply.written(n as u32),
-                Err(e) => {
-                    log_failure("write", pid, t, &e);
-                    reply.error(errno(&e));
-                }
+                Err(e) => reply.error(failed("write", pid, t, &e)),
             }
         });
     }
@@ -737,8 +711,7 @@ impl Filesystem for NoiseFs {
         let entries = match self.tree.readdir(t) {
             Ok(e) => e,
             Err(e) => {
-                self.log("readdir", req, t, &e);
-                return reply.error(errno(&e));
+                return reply.error(failed("readdir", req.pid(), t, &e));
             }
         };
         let parent = match self.tree.inode(t) {
@@ -780,10 +753,7 @@ impl Filesystem for NoiseFs {
                 s.name_max as u32,
                 s.block_size as u32,
             ),
-            Err(e) => {
-                self.log("statfs", req, 1, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed("statfs", req.pid(), 1, &e)),
         }
     }
 
@@ -826,10 +796,7 @@ impl Filesystem for NoiseFs {
         let t = self.t(ino);
         match self.tree.getxattr(t, name) {
             Ok(v) => xattr_reply(reply, size, &v),
-            Err(e) => {
-                self.log("getxattr", req, t, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed("getxattr", req.pid(), t, &e)),
         }
     }
 
@@ -847,10 +814,7 @@ impl Filesystem for NoiseFs {
                 }
                 xattr_reply(reply, size, &buf);
             }
-            Err(e) => {
-                self.log("listxattr", req, t, &e);
-                reply.error(errno(&e));
-            }
+            Err(e) => reply.error(failed("listxattr", req.pid(), t, &e)),
         }
     }
 
@@ -890,21 +854,17 @@ impl Filesystem for NoiseFs {
         let a = match self.tree.create(p, name, mode & !umask, req.uid(), req.gid()) {
             Ok(a) => a,
             Err(e) => {
-                self.log("create", req, p, &e);
-                return reply.error(errno(&e));
+                return reply.error(failed("create", req.pid(), p, &e));
             }
         };
         let pid = req.pid();
-        self.spawn(move |me| async move {
+        self.answer(move |me| async move {
             match me.tree.open(a.ino, write, false).await {
                 Ok(()) => {
                     let fh = me.fh(a.ino, write);
                     reply.created(&TTL, &me.attr(&a), Generation(0), fh, FopenFlags::empty());
                 }
-                Err(e) => {
-                    log_failure("create", pid, p, &e);
-                    reply.error(errno(&e));
-                }
+                Err(e) => reply.error(failed("create", pid, p, &e)),
             }
         });
     }

@@ -74,7 +74,7 @@ impl SearchDirs {
     }
 
     /// The folder for `query` (computing its hits): its inode, or the errno of a bad query (EINVAL).
-    pub fn lookup_query(&self, query: &str) -> Result<u64, i32> {
+    fn lookup_query(&self, query: &str) -> Result<u64, i32> {
         let known = self.lock().by_query.get(query).copied();
         match known {
             Some(ino) => self.fresh(ino).map(|()| ino),
@@ -165,7 +165,7 @@ impl SearchDirs {
     }
 
     /// The entry `name` in query folder `dir`.
-    pub fn lookup_in(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
+    fn lookup_in(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
         self.fresh(dir)?;
         let inner = self.lock();
         let d = inner.dirs.get(&dir).ok_or(libc::ENOENT)?;
@@ -179,24 +179,8 @@ impl SearchDirs {
             .ok_or(libc::ENOENT)
     }
 
-    /// What virtual inode `ino` is, if it still exists.
-    pub fn node(&self, ino: u64) -> Option<VNode> {
-        let inner = self.lock();
-        if inner.dirs.contains_key(&ino) {
-            return Some(VNode::Dir);
-        }
-        let d = inner.dirs.get(inner.owner.get(&ino)?)?;
-        if d.results_ino == ino {
-            return Some(VNode::File(d.results.len() as u64));
-        }
-        d.hits
-            .iter()
-            .find(|(_, i, _)| *i == ino)
-            .map(|(_, _, t)| VNode::Symlink(t.clone()))
-    }
-
     /// The query folders, for listing `/.search`.
-    pub fn queries(&self) -> Vec<(u64, String)> {
+    fn queries(&self) -> Vec<(u64, String)> {
         let inner = self.lock();
         inner
             .order
@@ -206,7 +190,7 @@ impl SearchDirs {
     }
 
     /// The entries of query folder `dir`: `.results` first, then the hits in rank order.
-    pub fn list_in(&self, dir: u64) -> Result<Vec<(u64, String, VNode)>, i32> {
+    fn list_in(&self, dir: u64) -> Result<Vec<(u64, String, VNode)>, i32> {
         self.fresh(dir)?;
         let inner = self.lock();
         let d = inner.dirs.get(&dir).ok_or(libc::ENOENT)?;
@@ -222,20 +206,6 @@ impl SearchDirs {
         );
         Ok(out)
     }
-
-    /// Bytes of `.results` inode `ino`.
-    pub fn read_results(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
-        let inner = self.lock();
-        let d = inner
-            .owner
-            .get(&ino)
-            .and_then(|dir| inner.dirs.get(dir))
-            .filter(|d| d.results_ino == ino)
-            .ok_or(libc::ENOENT)?;
-        let start = (offset as usize).min(d.results.len());
-        let end = (start + size as usize).min(d.results.len());
-        Ok(d.results[start..end].to_vec())
-    }
 }
 
 /// `/.search` lists the queries looked up lately; looking a name up in it runs that query.
@@ -249,7 +219,18 @@ impl Folder for SearchDirs {
     }
 
     fn node(&self, ino: u64) -> Option<VNode> {
-        SearchDirs::node(self, ino)
+        let inner = self.lock();
+        if inner.dirs.contains_key(&ino) {
+            return Some(VNode::Dir);
+        }
+        let d = inner.dirs.get(inner.owner.get(&ino)?)?;
+        if d.results_ino == ino {
+            return Some(VNode::File(d.results.len() as u64));
+        }
+        d.hits
+            .iter()
+            .find(|(_, i, _)| *i == ino)
+            .map(|(_, _, t)| VNode::Symlink(t.clone()))
     }
 
     fn list(&self, dir: u64) -> Result<Vec<(u64, String, VNode)>, i32> {
@@ -264,8 +245,18 @@ impl Folder for SearchDirs {
         }
     }
 
+    /// Bytes of a query folder's `.results`.
     fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
-        self.read_results(ino, offset, size)
+        let inner = self.lock();
+        let d = inner
+            .owner
+            .get(&ino)
+            .and_then(|dir| inner.dirs.get(dir))
+            .filter(|d| d.results_ino == ino)
+            .ok_or(libc::ENOENT)?;
+        let start = (offset as usize).min(d.results.len());
+        let end = (start + size as usize).min(d.results.len());
+        Ok(d.results[start..end].to_vec())
     }
 }
 

@@ -9,7 +9,6 @@ mod extract;
 mod query;
 mod schema;
 
-pub use crate::media::{is_text, looks_like_text};
 pub use extract::{strip_html, MAX_TEXT};
 pub use query::{Filters, SearchRequest, Sort};
 pub use schema::VERSION;
@@ -30,6 +29,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 use crate::error::IoContext;
+use crate::media::is_text;
 use crate::tree::{Inode, Kind, Tree, ROOT};
 use crate::{Error, Result};
 use schema::Fields;

@@ -63,7 +63,7 @@ impl Tree {
         });
     }
 
-    /// How far read-ahead has been started for `cursor` (for tests and status).
+    /// How far read-ahead has been started for `cursor`.
     pub fn read_ahead_mark(cursor: &Cursor) -> u64 {
         cursor.ahead.load(Ordering::Relaxed)
     }

@@ -32,6 +32,13 @@ impl TempSibling {
         }
     }
 
+    /// A temporary named `name` in `target`'s folder.
+    pub fn named(target: &Path, name: &str) -> TempSibling {
+        let mut t = TempSibling::new(target, "");
+        t.path = t.parent.join(name);
+        t
+    }
+
     /// Where to write.
     pub fn path(&self) -> &Path {
         &self.path
@@ -41,6 +48,14 @@ impl TempSibling {
     /// refused by the kernel).
     pub fn place(mut self) -> Result<()> {
         std::fs::rename(&self.path, &self.target).at(&self.target)?;
+        self.placed = true;
+        Ok(())
+    }
+
+    /// Renames the temporary to the target only if nothing is there (`EEXIST` otherwise): nothing that
+    /// appears at the target meanwhile is ever replaced.
+    pub fn place_new(&mut self) -> std::io::Result<()> {
+        rename_noreplace(&self.path, &self.target)?;
         self.placed = true;
         Ok(())
     }
@@ -71,6 +86,20 @@ impl Drop for TempSibling {
         if !self.placed {
             remove_any(&self.path);
         }
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (`EEXIST`), atomically (`renameat2` with
+/// `RENAME_NOREPLACE`; where the filesystem lacks it, a hard link and an unlink, which fail the same way).
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOSYS) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        Err(e) => Err(std::io::Error::from_raw_os_error(e as i32)),
     }
 }
 
@@ -145,5 +174,31 @@ mod tests {
         let err = t.place().unwrap_err();
         assert!(err.to_string().contains("out"), "{err}");
         assert!(target.join("keep").exists());
+    }
+
+    #[test]
+    fn placing_new_never_replaces_what_appeared_at_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let mut t = TempSibling::named(&target, ".named");
+        assert_eq!(t.path(), dir.path().join(".named"));
+        std::fs::write(t.path(), b"download").unwrap();
+        std::fs::write(&target, b"user's").unwrap();
+        let e = t.place_new().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(std::fs::read(&target).unwrap(), b"user's");
+        std::fs::remove_file(&target).unwrap();
+        t.place_new().unwrap();
+        drop(t);
+        assert_eq!(std::fs::read(&target).unwrap(), b"download");
+        assert!(!dir.path().join(".named").exists());
+        // Symlinks move too, and a missing source is an error.
+        std::os::unix::fs::symlink("out", dir.path().join("ln")).unwrap();
+        rename_noreplace(&dir.path().join("ln"), &dir.path().join("ln2")).unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.path().join("ln2")).unwrap(),
+            Path::new("out")
+        );
+        assert!(rename_noreplace(&dir.path().join("ln"), &dir.path().join("ln3")).is_err());
     }
 }

@@ -37,6 +37,9 @@ pub struct Config {
     /// Timeouts, retries and circuit breaker around the block store.
     #[serde(default)]
     pub store: crate::store::Resilience,
+    /// Folder sync's safety rails.
+    #[serde(default)]
+    pub sync: crate::sync::SyncConfig,
 }
 
 fn default_writeback_delay_ms() -> u64 {
@@ -52,6 +55,7 @@ impl Default for Config {
             cache_mib: 64,
             writeback_delay_ms: default_writeback_delay_ms(),
             store: crate::store::Resilience::default(),
+            sync: crate::sync::SyncConfig::default(),
         }
     }
 }

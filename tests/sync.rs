@@ -103,7 +103,7 @@ fn the_daemon_keeps_two_folders_in_sync_both_ways() {
         out.contains("session 1: in sync") && out.contains("session 2: in sync"),
         "{out}"
     );
-    env.ok(&["sync", "run", "--once", "1"]);
+    // One run brings both sessions to rest (b's conflict copy reaches a without a second run).
     assert_eq!(listing(&a), listing(&b));
     let versions: Vec<Vec<u8>> = listing(&a)
         .into_iter()
@@ -163,4 +163,39 @@ fn a_killed_daemon_resumes_and_converges() {
     let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["queue"]["len"], 0, "{status}");
     assert_eq!(status["daemon"]["running"], false);
+}
+
+#[test]
+fn an_emptied_folder_holds_its_session_until_the_user_confirms() {
+    let env = setup();
+    let (a, b) = (env.path("a"), env.path("b"));
+    for i in 0..4 {
+        std::fs::write(a.join(format!("f{i}.txt")), format!("file {i}")).unwrap();
+    }
+    env.ok(&["sync", "run", "--once"]);
+    assert_eq!(listing(&b).len(), 4);
+    for i in 0..4 {
+        std::fs::remove_file(a.join(format!("f{i}.txt"))).unwrap();
+    }
+    let err = env.fails(&["sync", "run", "--once"]);
+    assert!(
+        err.contains("session 1: held: the local folder is empty"),
+        "{err}"
+    );
+    assert_eq!(listing(&b).len(), 4, "nothing is deleted in b");
+    let st = env.ok(&["sync", "status", "1"]);
+    assert!(
+        st.contains("state:      held") && st.contains("resume --confirm 1"),
+        "{st}"
+    );
+    assert!(env.ok(&["sync", "list"]).contains("held"));
+    assert!(env
+        .fails(&["sync", "resume", "--confirm", "2"])
+        .contains("holds no deletions"));
+    assert!(env
+        .ok(&["sync", "resume", "--confirm", "1"])
+        .contains("applies the held deletions"));
+    env.ok(&["sync", "run", "--once"]);
+    assert!(listing(&b).is_empty());
+    assert!(!env.ok(&["sync", "status", "1"]).contains("held"));
 }

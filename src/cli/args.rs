@@ -419,10 +419,14 @@ pub enum SyncCommand {
         /// The session
         id: u64,
     },
-    /// Resume a paused session
+    /// Resume a paused session; with --confirm, also apply the deletions a held session waits for
+    #[command(after_help = "Examples:\n  noisefs sync resume 1\n  noisefs sync resume --confirm 1")]
     Resume {
         /// The session
         id: u64,
+        /// Apply the deletions the session holds (see `noisefs sync status`)
+        #[arg(long)]
+        confirm: bool,
     },
     /// Remove a session (both folders are left as they are)
     Remove {

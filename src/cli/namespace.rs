@@ -224,10 +224,24 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
             syncs.update(id, |s| s.paused = true)?;
             writeln!(out, "session {id} paused")?;
         }
-        SyncCommand::Resume { id } => {
-            syncs.update(id, |s| s.paused = false)?;
+        SyncCommand::Resume { id, confirm } => {
+            let before = syncs.get(id)?;
+            if confirm && before.held.is_none() {
+                anyhow::bail!("session {id} holds no deletions (see `noisefs sync status {id}`)");
+            }
+            syncs.update(id, |s| {
+                s.paused = false;
+                s.confirmed |= confirm;
+            })?;
             engine.wake.notify_one();
-            writeln!(out, "session {id} resumed")?;
+            if confirm {
+                writeln!(
+                    out,
+                    "session {id} resumed; its next pass applies the held deletions"
+                )?;
+            } else {
+                writeln!(out, "session {id} resumed")?;
+            }
         }
         SyncCommand::Remove { id } => {
             syncs.remove(id)?;
@@ -254,8 +268,7 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
                 None => syncs.list()?.iter().map(|s| s.id).collect(),
             };
             let mut failed = false;
-            for id in ids {
-                let steps = sync::converge(engine, id).await;
+            for (id, steps) in sync::converge_all(engine, &ids).await? {
                 let s = syncs.get(id)?;
                 match (steps, &s.last_error) {
                     (Ok(n), None) => writeln!(out, "session {id}: in sync ({n} steps)")?,
@@ -278,6 +291,7 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
 fn state_of(s: &sync::Session) -> &'static str {
     match (s.paused, &s.last_error, s.last_sync) {
         (true, _, _) => "paused",
+        _ if s.held.is_some() => "held",
         (_, Some(_), _) => "error",
         (_, None, None) => "new",
         (_, None, Some(_)) => "idle",
@@ -301,8 +315,10 @@ fn session_text(out: &mut impl Write, s: &sync::Session, queue: &[crate::queue::
         s.conflicts,
         queued.len()
     )?;
-    if let Some(e) = &s.last_error {
-        writeln!(out, "  error:      {e}")?;
+    match (&s.held, &s.last_error) {
+        (Some(why), _) => writeln!(out, "  held:       {why}")?,
+        (None, Some(e)) => writeln!(out, "  error:      {e}")?,
+        (None, None) => {}
     }
     for i in queued.iter().filter(|i| i.last_error.is_some()) {
         writeln!(

@@ -88,10 +88,16 @@ pub async fn serve(
         if let Err(e) = engine.run_ready(false, &|| stop.load(Ordering::Relaxed)).await {
             tracing::warn!(error = %e, "running queued work failed");
         }
-        for id in std::mem::take(&mut dirty) {
-            if let Err(e) = sync::converge(&engine, id).await {
-                tracing::warn!(session = id, error = %e, "sync pass failed");
+        let ids: Vec<u64> = std::mem::take(&mut dirty).into_iter().collect();
+        match sync::converge_all(&engine, &ids).await {
+            Ok(results) => {
+                for (id, r) in results {
+                    if let Err(e) = r {
+                        tracing::warn!(session = id, error = %e, "sync pass failed");
+                    }
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "sync passes failed"),
         }
         // Our own sync steps changed the tree; that needs no new pass.
         tree_changes.borrow_and_update();
@@ -207,7 +213,7 @@ fn refresh_watchers(
             let ours = ev.as_ref().is_ok_and(|e| {
                 e.paths.iter().all(|p| {
                     p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(sync::scan::TEMP_PREFIX))
+                        .is_some_and(|n| sync::scan::is_temp(&n.to_string_lossy()))
                 })
             });
             if !ours {

@@ -1,12 +1,15 @@
 //! Executing one queued sync step. A step first checks that both sides still look as planned (else it
 //! is dropped and the next pass plans again), then acts, then records the new synced state and leaves
 //! the queue in one transaction. Running a step twice is harmless; a step that fails stays queued.
+//! A download never replaces a local entry that changed while it ran: the entry is re-checked right
+//! before the replace, and a change becomes a conflict that keeps both versions.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::plan::{Action, Base};
-use super::scan::{inside, local_side, TEMP_PREFIX};
+use super::scan::{self, inside};
+use super::sig::{self, Check, PERM};
 use super::{mkdir_p, Queued, Session, Syncs};
 use crate::error::IoContext;
 use crate::jobs::JobContext;
@@ -49,30 +52,51 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         Action::Upload => Some(ctx.upload().await?),
         Action::Download => Some(ctx.download().await?),
         Action::MkdirTree => {
-            mkdir_p(ctx.tree, &ctx.tree_path)?;
+            let ino = mkdir_p(ctx.tree, &ctx.tree_path)?;
+            let mode = std::fs::symlink_metadata(&ctx.local).at(&ctx.local)?.mode() & PERM;
+            let set = tree::SetAttr {
+                mode: Some(mode),
+                ..Default::default()
+            };
+            ctx.tree.setattr(ino, set).await?;
             Some(Base {
                 local: step.local.clone(),
-                tree: "dir".into(),
+                tree: sig::tree(&ctx.tree.inode(ino)?),
             })
         }
         Action::MkdirLocal => {
             std::fs::create_dir_all(&ctx.local).at(&ctx.local)?;
             if let Some((ino, _)) = cur_tree {
-                let mode = ctx.tree.getattr(ino)?.mode;
+                let mode = ctx.tree.getattr(ino)?.mode & PERM;
                 std::fs::set_permissions(&ctx.local, std::fs::Permissions::from_mode(mode)).at(&ctx.local)?;
             }
             Some(Base {
-                local: "d".into(),
+                local: ctx.local_sig(),
                 tree: step.tree.clone(),
             })
         }
+        // A folder that still holds what the other side ignores stays for it, recorded as absent on
+        // the other side so that its deletion is not planned again on every pass; a folder that holds
+        // anything else is planned again.
         Action::DeleteTree => match ctx.delete_tree() {
             Ok(()) => None,
+            Err(e)
+                if e.errno() == libc::ENOTEMPTY && ctx.tree_holds_only_ignored(cur_tree.map(|t| t.0))? =>
+            {
+                Some(Base {
+                    local: String::new(),
+                    tree: step.tree.clone(),
+                })
+            }
             Err(e) if e.errno() == libc::ENOTEMPTY => return cx.queue.complete(item.seq),
             Err(e) => return Err(e),
         },
         Action::DeleteLocal => match ctx.delete_local() {
             Ok(()) => None,
+            Err(e) if e.errno() == libc::ENOTEMPTY && ctx.local_holds_only_ignored()? => Some(Base {
+                local: step.local.clone(),
+                tree: String::new(),
+            }),
             Err(e) if e.errno() == libc::ENOTEMPTY => return cx.queue.complete(item.seq),
             Err(e) => return Err(e),
         },
@@ -112,13 +136,17 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn local_sig(&self) -> String {
-        local_side(&self.local).map(|s| s.sig).unwrap_or_default()
+        sig::local_at(&self.local).map(|s| s.sig).unwrap_or_default()
     }
 
-    /// The tree entry's inode and signature, if it exists.
+    /// The tree entry's inode and sync signature, if it exists.
     fn tree_side(&self) -> Result<Option<(u64, String)>> {
+        Ok(self.tree_record()?.map(|(ino, rec)| (ino, sig::tree(&rec))))
+    }
+
+    fn tree_record(&self) -> Result<Option<(u64, tree::Inode)>> {
         match self.tree.resolve(&self.tree_path) {
-            Ok(ino) => Ok(Some((ino, tree::signature(&self.tree.inode(ino)?)))),
+            Ok(ino) => Ok(Some((ino, self.tree.inode(ino)?))),
             Err(e) if matches!(e.errno(), libc::ENOENT | libc::ENOTDIR) => Ok(None),
             Err(e) => Err(e),
         }
@@ -133,7 +161,10 @@ impl Ctx<'_> {
     async fn upload(&self) -> Result<Base> {
         let before = std::fs::symlink_metadata(&self.local).at(&self.local)?;
         let (parent, name) = self.tree_parent()?;
-        let expect = self.expected_tree();
+        let expect = self
+            .tree_record()?
+            .map(|(_, rec)| tree::signature(&rec))
+            .unwrap_or_default();
         if before.file_type().is_symlink() {
             let target = std::fs::read_link(&self.local).at(&self.local)?;
             let target = target.to_string_lossy().into_owned();
@@ -151,15 +182,16 @@ impl Ctx<'_> {
         let info = FileInfo {
             name: name.clone(),
             mtime: before.mtime(),
-            mode: before.mode() & 0o7777,
+            mode: before.mode() & PERM,
             media_type: crate::media::by_name(&self.local),
         };
         let session = &self.cx.sealer;
         let hold = self.cx.repo.hold().await;
         let (link, size) = session.put_reader(&hold, file, info).await?;
         session.commit().await?;
-        let after = local_side(&self.local).map(|s| s.sig).unwrap_or_default();
-        if after != self.sig_of(&before) || size != before.len() {
+        let after = self.local_sig();
+        let planned = sig::local(&self.local, &before).map(|s| s.sig);
+        if Some(&after) != planned.as_ref() || size != before.len() {
             return Err(Error::posix(
                 libc::EAGAIN,
                 format!(
@@ -170,11 +202,16 @@ impl Ctx<'_> {
         }
         let link = link.to_string();
         let mtime = before.mtime() * 1_000_000_000 + before.mtime_nsec();
-        match self
-            .tree
-            .put_link(parent, &name, &link, size, mtime, before.mode(), Some(&expect))
-        {
-            Ok(_) => {}
+        let ino = match self.tree.put_link(
+            parent,
+            &name,
+            &link,
+            size,
+            mtime,
+            before.mode() & PERM,
+            Some(&expect),
+        ) {
+            Ok(ino) => ino,
             Err(e) if e.errno() == libc::EAGAIN => {
                 return Err(Error::posix(
                     libc::EAGAIN,
@@ -182,29 +219,23 @@ impl Ctx<'_> {
                 ))
             }
             Err(e) => return Err(e),
-        }
+        };
         Ok(Base {
             local: after,
-            tree: link,
+            tree: sig::tree(&self.tree.inode(ino)?),
         })
-    }
-
-    fn expected_tree(&self) -> String {
-        self.tree_side().ok().flatten().map(|t| t.1).unwrap_or_default()
-    }
-
-    fn sig_of(&self, m: &std::fs::Metadata) -> String {
-        format!("f:{}:{}", m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
     }
 
     async fn download(&self) -> Result<Base> {
         let (ino, sig) = self
             .tree_side()?
             .ok_or_else(|| Error::posix(libc::ENOENT, format!("tree path {}", self.tree_path)))?;
+        // What the download may replace, as it is now (the step's expectation was just confirmed).
+        let check = Check::take(&self.local)?;
         let attr = self.tree.getattr(ino)?;
         let parent = self.local.parent().unwrap_or(&self.s.local).to_path_buf();
         std::fs::create_dir_all(&parent).at(&parent)?;
-        let temp = TempSibling::new(&self.local, TEMP_PREFIX);
+        let temp = TempSibling::named(&self.local, &scan::temp_name());
         let tmp = temp.path();
         match attr.kind {
             Kind::Symlink => {
@@ -216,10 +247,12 @@ impl Ctx<'_> {
                 let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(attr.mtime.max(0) as u64);
                 let f = std::fs::File::options().write(true).open(tmp).at(tmp)?;
                 f.set_modified(mtime).at(tmp)?;
-                std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(attr.mode)).at(tmp)?;
+                std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(attr.mode & PERM)).at(tmp)?;
             }
         }
-        temp.place()?;
+        #[cfg(test)]
+        hooks::before_replace(&self.local);
+        self.place_checked(temp, check)?;
         Ok(Base {
             local: self.local_sig(),
             tree: sig,
@@ -257,6 +290,48 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether everything left in the local folder is ignored by the session's rules.
+    fn local_holds_only_ignored(&self) -> Result<bool> {
+        let rules = scan::ignore_rules(&self.s.local);
+        let mut stack = vec![self.local.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).at(&dir)? {
+                let path = entry.at(&dir)?.path();
+                let rel = path
+                    .strip_prefix(&self.s.local)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+                if !scan::ignored(&rules, &rel, is_dir) {
+                    if !is_dir {
+                        return Ok(false);
+                    }
+                    stack.push(path);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether everything left in tree folder `ino` is ignored by the session's local rules.
+    fn tree_holds_only_ignored(&self, ino: Option<u64>) -> Result<bool> {
+        let Some(ino) = ino else { return Ok(false) };
+        let rules = scan::ignore_rules(&self.s.local);
+        let prefix = self
+            .tree_path
+            .strip_prefix(self.s.tree.trim_end_matches('/'))
+            .unwrap_or("");
+        let prefix = prefix.trim_start_matches('/');
+        for (rel, _, rec) in self.tree.walk(ino)? {
+            let is_dir = rec.kind == Kind::Dir;
+            if !is_dir && !scan::ignored(&rules, &format!("{prefix}/{rel}"), false) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether the local file and the tree file hold the same bytes.
     async fn same_content(&self, ino: Option<u64>) -> Result<bool> {
         let Some(ino) = ino else { return Ok(false) };
@@ -282,9 +357,66 @@ impl Ctx<'_> {
         Ok(true)
     }
 
+    /// Puts the downloaded `temp` at the local path, unless the local entry is no longer what `check`
+    /// saw before the download (absent, for `None`): then the entry is moved to a conflict name first.
+    /// The entry is moved aside, confirmed to be the one checked, and the download renamed in without
+    /// replacing anything, so an edit saved at any moment (in place, or by an editor's rename over
+    /// the file) is kept.
+    fn place_checked(&self, mut temp: TempSibling, mut check: Option<Check>) -> Result<()> {
+        for _ in 0..4 {
+            let Some(c) = check.take() else {
+                match temp.place_new() {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.conflict()?; // created while the download ran
+                        continue;
+                    }
+                    Err(e) => return Err(Error::io(&self.local, e)),
+                }
+            };
+            if !c.holds(&self.local)? {
+                self.conflict()?; // changed (or removed) while the download ran
+                continue;
+            }
+            let aside = self.local.with_file_name(scan::temp_name());
+            match std::fs::rename(&self.local, &aside) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&self.local, e)),
+            }
+            if !c.same_entry(&aside) {
+                self.keep_as_conflict(&aside)?; // written between the check and the move
+                continue;
+            }
+            let placed = temp.place_new();
+            if c.same_entry(&aside) {
+                crate::place::remove_any(&aside);
+            } else {
+                self.keep_as_conflict(&aside)?; // written through an open handle meanwhile
+            }
+            match placed {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => self.conflict()?,
+                Err(e) => return Err(Error::io(&self.local, e)),
+            }
+        }
+        Err(Error::posix(
+            libc::EAGAIN,
+            format!(
+                "{} kept changing while sync replaced it; it is tried again on the next pass",
+                self.local.display()
+            ),
+        ))
+    }
+
     /// Moves the local entry to a conflict name beside it; the tree's version comes down next pass and
     /// the local one goes up under the new name.
     fn conflict(&self) -> Result<()> {
+        self.keep_as_conflict(&self.local)
+    }
+
+    /// Moves `from` (the local entry, or that entry moved aside) to a conflict name for the local entry.
+    fn keep_as_conflict(&self, from: &Path) -> Result<()> {
         let name = self
             .local
             .file_name()
@@ -293,13 +425,17 @@ impl Ctx<'_> {
         let dir = self.local.parent().unwrap_or(&self.s.local);
         let (host, now) = (host(), crate::clock::now_secs());
         let mut target = dir.join(conflict_name(&name, &host, now));
-        for n in 2.. {
-            if std::fs::symlink_metadata(&target).is_err() {
-                break;
+        let mut n = 1;
+        loop {
+            match crate::place::rename_noreplace(from, &target) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && n < 1000 => {
+                    n += 1;
+                    target = dir.join(conflict_name(&name, &format!("{host} {n}"), now));
+                }
+                Err(e) => return Err(Error::io(from, e)),
             }
-            target = dir.join(conflict_name(&name, &format!("{host} {n}"), now));
         }
-        std::fs::rename(&self.local, &target).at(&self.local)?;
         tracing::warn!(path = %self.local.display(), kept = %target.display(), "sync conflict: both versions kept");
         let syncs = Syncs::open(self.cx.repo.state())?;
         syncs.update(self.s.id, |s| s.conflicts += 1)?;
@@ -310,11 +446,12 @@ impl Ctx<'_> {
 /// `report (conflict host 2026-11-24 101500).txt` for `report.txt`.
 pub fn conflict_name(name: &str, host: &str, secs: i64) -> String {
     let stamp = crate::fmt::format_time(secs).replace(':', "");
+    let suffix = format!(" (conflict {host} {stamp})");
+    // An extension too long to keep whole is treated as part of the stem (and shortened with it).
     let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        Some(i) if i > 0 && name.len() - i + suffix.len() < tree::NAME_MAX / 2 => (&name[..i], &name[i..]),
         _ => (name, ""),
     };
-    let suffix = format!(" (conflict {host} {stamp})");
     // Keep the name within NAME_MAX by shortening the stem.
     let room = tree::NAME_MAX.saturating_sub(suffix.len() + ext.len());
     let mut cut = stem.len().min(room);
@@ -330,4 +467,33 @@ fn host() -> String {
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty() && !h.contains('/'))
         .unwrap_or_else(|| "local".into())
+}
+
+/// Test hooks: run code at a chosen point of a step, to act as a user would at that moment.
+#[cfg(test)]
+pub(crate) mod hooks {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    type Hook = Box<dyn FnOnce() + Send>;
+    static BEFORE_REPLACE: Mutex<Vec<(PathBuf, Hook)>> = Mutex::new(Vec::new());
+
+    /// Runs `f` once, when a download to `path` has written its temporary and is about to replace it.
+    pub fn on_replace(path: &Path, f: impl FnOnce() + Send + 'static) {
+        BEFORE_REPLACE
+            .lock()
+            .unwrap()
+            .push((path.to_path_buf(), Box::new(f)));
+    }
+
+    pub(super) fn before_replace(path: &Path) {
+        let hook = {
+            let mut hooks = BEFORE_REPLACE.lock().unwrap();
+            let i = hooks.iter().position(|(p, _)| p == path);
+            i.map(|i| hooks.remove(i).1)
+        };
+        if let Some(f) = hook {
+            f();
+        }
+    }
 }

@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod plan;
 pub mod scan;
+pub mod sig;
 
 pub use exec::execute;
 pub use plan::{Action, Base, Step};
@@ -48,6 +49,23 @@ const MAX_PASSES: usize = 5;
 /// Skipped paths kept per session for `status`.
 const MAX_SKIPPED: usize = 50;
 
+/// `[sync]` in `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncConfig {
+    /// A pass that would delete more than this share (percent) of a session's synced files from the
+    /// tree waits for `noisefs sync resume --confirm` (as does one that finds the local folder emptied).
+    pub max_delete_percent: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_delete_percent: 50,
+        }
+    }
+}
+
 /// A sync session as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -70,6 +88,12 @@ pub struct Session {
     /// Conflicts found so far.
     #[serde(default)]
     pub conflicts: u64,
+    /// Why the session waits for the user before deleting (see [`SyncConfig`]), if it does.
+    #[serde(default)]
+    pub held: Option<String>,
+    /// The user confirmed the held deletions: the next pass applies them.
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 /// The sync databases.
@@ -181,6 +205,8 @@ impl Syncs {
             skipped: Vec::new(),
             entries: 0,
             conflicts: 0,
+            held: None,
+            confirmed: false,
         };
         self.put(&s)?;
         Ok(s)
@@ -286,6 +312,23 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
     let remote = scan::scan_tree(t, root, &rules)?;
     let base = syncs.base(id)?;
     let steps = plan::plan(&local.entries, &remote.entries, &base);
+    let max = cx.repo.config().sync.max_delete_percent;
+    let guard = mass_delete(&steps, &base, local.entries.is_empty(), max);
+    match guard {
+        Some(why) if !s.confirmed => {
+            let why =
+                format!("{why}; nothing was deleted (`noisefs sync resume --confirm {id}` deletes them)");
+            syncs.update(id, |s| s.held = Some(why.clone()))?;
+            return Err(Error::posix(libc::ECANCELED, format!("held: {why}")));
+        }
+        _ if s.held.is_some() || s.confirmed => {
+            syncs.update(id, |s| {
+                s.held = None;
+                s.confirmed = false;
+            })?;
+        }
+        _ => {}
+    }
     let mut wtxn = syncs.env.write_txn()?;
     for step in &steps {
         let key = format!("{SYNC}/{id}/{}", step.rel);
@@ -300,6 +343,39 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
         planned: steps.len(),
         skipped: local.skipped,
         entries: local.entries.len().max(remote.entries.len()),
+    })
+}
+
+/// Why the deletions `steps` plans need the user's confirmation, if they do. Guarded are the files a
+/// pass would delete from the tree because they vanished locally (what an unmounted disk or an
+/// `rm -rf` in the wrong folder looks like): two or more, and either the local folder is empty while
+/// the base is not, or they are more than `max_percent` of the synced files. Deletions coming down
+/// from the tree were made there on purpose (through the mount or the CLI) or passed this guard in
+/// the session they came from.
+fn mass_delete(
+    steps: &[Step],
+    base: &BTreeMap<String, Base>,
+    local_empty: bool,
+    max_percent: u32,
+) -> Option<String> {
+    let is_dir = |sig: &str| sig.starts_with("dir");
+    let deletes = steps
+        .iter()
+        .filter(|s| s.action == Action::DeleteTree && !is_dir(&s.tree))
+        .count();
+    let files = base.values().filter(|b| !is_dir(&b.tree)).count();
+    if deletes < 2 {
+        return None;
+    }
+    if local_empty {
+        return Some(format!(
+            "the local folder is empty: syncing would delete {deletes} files from the tree and every other copy"
+        ));
+    }
+    (deletes as u64 * 100 > u64::from(max_percent) * files as u64).then(|| {
+        format!(
+            "this pass would delete {deletes} of {files} synced files from the tree (more than {max_percent}%, `[sync] max_delete_percent`)"
+        )
     })
 }
 
@@ -354,6 +430,52 @@ pub async fn converge(engine: &Engine, id: u64) -> Result<usize> {
         s.entries = last.entries as u64;
     })?;
     result.map(|()| total)
+}
+
+/// Rounds [`converge_all`] runs at most.
+const MAX_ROUNDS: usize = 5;
+
+/// Whether tree folders `a` and `b` (normalized absolute paths) overlap: one is the other or holds it.
+fn overlap(a: &str, b: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        let outer = outer.trim_end_matches('/');
+        inner == outer || inner.starts_with(&format!("{outer}/"))
+    };
+    within(a, b) || within(b, a)
+}
+
+/// Converges sessions `ids`, then again every session whose tree folder overlaps one whose pass
+/// changed something, until a round changes nothing (at most [`MAX_ROUNDS`]): two folders synced
+/// through one tree folder agree after one call. Returns each session's total steps, or its error.
+pub async fn converge_all(engine: &Engine, ids: &[u64]) -> Result<Vec<(u64, Result<usize>)>> {
+    let syncs = Syncs::open(engine.repo().state())?;
+    let mut results: BTreeMap<u64, Result<usize>> = BTreeMap::new();
+    let mut todo: Vec<u64> = ids.to_vec();
+    for _ in 0..MAX_ROUNDS {
+        if todo.is_empty() {
+            break;
+        }
+        let mut changed: Vec<(u64, String)> = Vec::new();
+        for id in std::mem::take(&mut todo) {
+            let r = converge(engine, id).await;
+            if matches!(r, Ok(n) if n > 0) {
+                changed.push((id, syncs.get(id)?.tree));
+            }
+            let total = match (results.remove(&id), r) {
+                (Some(Ok(a)), Ok(b)) => Ok(a + b),
+                (_, r) => r,
+            };
+            results.insert(id, total);
+        }
+        todo = syncs
+            .list()?
+            .into_iter()
+            .filter(|s| !s.paused)
+            .filter(|s| changed.iter().any(|(id, t)| *id != s.id && overlap(t, &s.tree)))
+            .map(|s| s.id)
+            .collect();
+    }
+    Ok(results.into_iter().collect())
 }
 
 #[cfg(test)]

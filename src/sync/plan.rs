@@ -13,8 +13,8 @@ pub enum PathKind {
     Symlink,
 }
 
-/// One side's state of a path: its kind and a signature that changes whenever its content does
-/// (local: size and mtime; tree: the sealed link).
+/// One side's state of a path: its kind and a signature that changes whenever its content or
+/// permission bits do (see [`super::sig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Side {
     pub kind: PathKind,
@@ -133,20 +133,23 @@ fn decide(l: Option<&Side>, t: Option<&Side>, b: Option<&Base>) -> Option<Action
     };
     let lsig = l.map_or("", |s| s.sig.as_str());
     let tsig = t.map_or("", |s| s.sig.as_str());
-    let (lc, tc) = (lsig != b.local, tsig != b.tree);
+    let (lc, tc) = (
+        !super::sig::same(&b.local, lsig),
+        !super::sig::same(&b.tree, tsig),
+    );
     Some(match (lc, tc, l, t) {
         (false, false, _, _) => return None,
         // Only the local side changed.
         (true, false, None, Some(_)) => DeleteTree,
         (true, false, Some(l), None) => create_tree(l),
         (true, false, Some(l), Some(t)) if l.kind != t.kind => Conflict,
-        (true, false, Some(l), Some(_)) if l.kind == PathKind::Dir => Record,
+        (true, false, Some(l), Some(_)) if l.kind == PathKind::Dir => MkdirTree, // its mode
         (true, false, Some(_), Some(_)) => Upload,
         // Only the tree changed.
         (false, true, Some(_), None) => DeleteLocal,
         (false, true, None, Some(t)) => create_local(t),
         (false, true, Some(l), Some(t)) if l.kind != t.kind => Conflict,
-        (false, true, Some(_), Some(t)) if t.kind == PathKind::Dir => Record,
+        (false, true, Some(_), Some(t)) if t.kind == PathKind::Dir => MkdirLocal, // its mode
         (false, true, Some(_), Some(_)) => Download,
         // Both changed: a deletion loses to an edit; two edits are compared.
         (_, _, None, None) => Forget,
@@ -221,8 +224,21 @@ mod tests {
             (dir(), None, base("", ""), Some(MkdirTree)),
             (None, file("T2"), base("", "T1"), Some(Download)),
             (None, tdir(), base("L1", ""), Some(MkdirLocal)),
-            (dir(), tdir(), base("d", "x"), Some(Record)),
-            (dir(), tdir(), base("x", "dir"), Some(Record)),
+            (dir(), tdir(), base("d", "x"), Some(MkdirLocal)),
+            (dir(), tdir(), base("x", "dir"), Some(MkdirTree)),
+            // Signatures recorded by an earlier version still match.
+            (
+                file("f:3:100:7:9:644"),
+                file("T1 644"),
+                base("f:3:100", "T1"),
+                None,
+            ),
+            (
+                file("f:3:100:7:9:644"),
+                file("T1 600"),
+                base("f:3:100", "T1 644"),
+                Some(Download),
+            ),
             (dir(), file("T1"), base("L1", "T1"), Some(Conflict)),
             (file("L1"), tdir(), base("L1", "T1"), Some(Conflict)),
             // Both changed.

@@ -1,21 +1,48 @@
 //! Scanning both sides of a sync session into path -> [`Side`] maps: the local folder (honouring
-//! `.noisefsignore`, skipping what the tree cannot hold with a reason) and the tree folder.
+//! `.noisefsignore`, skipping what the tree cannot hold with a reason) and the tree folder; and the
+//! names of sync's own temporary files.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::plan::{PathKind, Side};
+use super::sig;
 use crate::error::IoContext;
 use crate::tree::{self, Kind, Tree};
 use crate::Result;
 
-/// The ignore file read from a session's local root (gitignore syntax).
+/// The ignore file read from a session's local root (gitignore syntax). It belongs to its folder: it
+/// is never synced, so each side's rules only ever narrow what that side shares.
 pub const IGNORE_FILE: &str = ".noisefsignore";
-/// Prefix of the temporary files a download writes before renaming them into place.
-pub const TEMP_PREFIX: &str = ".noisefs-sync-";
+/// Prefix of the temporary files sync writes beside a target.
+const TEMP_PREFIX: &str = ".noisefs-sync-";
+
+/// A fresh name for a temporary file of sync: the prefix, 16 random hex digits and 8 hex digits of a
+/// checksum of them, so that a user's file that merely starts with the prefix is never taken for one.
+pub fn temp_name() -> String {
+    let r = format!("{:016x}", rand::random::<u64>());
+    format!("{TEMP_PREFIX}{r}-{}", temp_check(&r))
+}
+
+/// Whether `name` is one of sync's temporary files (see [`temp_name`]).
+pub fn is_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    match rest.split_once('-') {
+        Some((r, c)) => r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()) && c == temp_check(r),
+        None => false,
+    }
+}
+
+fn temp_check(r: &str) -> String {
+    let h = Sha256::digest(format!("noisefs sync temporary {r}"));
+    data_encoding::HEXLOWER.encode(&h[..4])
+}
 
 /// What a scan found and what it skipped (path, reason).
 #[derive(Debug, Default)]
@@ -35,35 +62,11 @@ pub fn ignore_rules(root: &Path) -> Gitignore {
     b.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
-/// Whether `rel` (a path under the session root) is ignored by `rules`, or is a sync temp file.
+/// Whether `rel` (a path under the session root) is ignored by `rules`, is the root's ignore file, or
+/// is a sync temp file.
 pub fn ignored(rules: &Gitignore, rel: &str, dir: bool) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
-    name.starts_with(TEMP_PREFIX) || rules.matched_path_or_any_parents(rel, dir).is_ignore()
-}
-
-/// The local signature of an entry's metadata.
-pub fn local_side(path: &Path) -> Option<Side> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    let ft = m.file_type();
-    if ft.is_dir() {
-        Some(Side {
-            kind: PathKind::Dir,
-            sig: "d".into(),
-        })
-    } else if ft.is_file() {
-        Some(Side {
-            kind: PathKind::File,
-            sig: format!("f:{}:{}", m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()),
-        })
-    } else if ft.is_symlink() {
-        let target = std::fs::read_link(path).ok()?;
-        Some(Side {
-            kind: PathKind::Symlink,
-            sig: format!("l:{}", target.to_string_lossy()),
-        })
-    } else {
-        None
-    }
+    rel == IGNORE_FILE || is_temp(name) || rules.matched_path_or_any_parents(rel, dir).is_ignore()
 }
 
 /// Scans the local folder `root`.
@@ -89,13 +92,13 @@ pub fn scan_local(root: &Path) -> Result<Scan> {
                 scan.skipped.push((rel, e.to_string()));
                 continue;
             }
-            if name.starts_with(TEMP_PREFIX) {
+            if is_temp(&name) {
                 // Left by a download that was killed (this process holds the repository lock, and it
                 // is not downloading while it scans).
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            let Some(side) = local_side(&path) else {
+            let Some(side) = sig::local_at(&path) else {
                 if std::fs::symlink_metadata(&path).is_ok() {
                     scan.skipped
                         .push((rel, "special file (fifo, socket or device)".into()));
@@ -138,7 +141,7 @@ pub fn scan_tree(tree: &Tree, root: u64, rules: &Gitignore) -> Result<Scan> {
             rel,
             Side {
                 kind,
-                sig: tree::signature(&rec),
+                sig: sig::tree(&rec),
             },
         );
     }
@@ -181,7 +184,9 @@ mod tests {
         std::fs::create_dir_all(r.join("build/x")).unwrap();
         std::fs::write(r.join("a/b/f.txt"), b"1").unwrap();
         std::fs::write(r.join("a/skip.log"), b"1").unwrap();
-        std::fs::write(r.join(".noisefs-sync-123"), b"1").unwrap();
+        let temp = temp_name();
+        std::fs::write(r.join(&temp), b"1").unwrap();
+        std::fs::write(r.join(".noisefs-sync-notes"), b"a user's file").unwrap();
         std::fs::write(r.join(IGNORE_FILE), b"*.log\nbuild/\n").unwrap();
         std::os::unix::fs::symlink("a/b", r.join("ln")).unwrap();
         assert!(std::process::Command::new("mkfifo")
@@ -191,13 +196,23 @@ mod tests {
             .success());
         let scan = scan_local(r).unwrap();
         let keys: Vec<&str> = scan.entries.keys().map(String::as_str).collect();
-        assert_eq!(keys, [IGNORE_FILE, "a", "a/b", "a/b/f.txt", "ln"]);
+        assert_eq!(keys, [".noisefs-sync-notes", "a", "a/b", "a/b/f.txt", "ln"]);
         assert!(
-            !r.join(".noisefs-sync-123").exists(),
+            !r.join(&temp).exists(),
             "a killed download's temp file is cleaned up"
         );
+        assert!(r.join(".noisefs-sync-notes").exists(), "a user's file is not");
         assert_eq!(scan.entries["ln"].sig, "l:a/b");
         assert!(scan.entries["a/b/f.txt"].sig.starts_with("f:1:"));
+        assert!(is_temp(&temp) && temp.starts_with(TEMP_PREFIX));
+        for not in [
+            ".noisefs-sync-123",
+            ".noisefs-sync-0123456789abcdef-00000000",
+            ".noisefs-sync-x-y",
+            "x",
+        ] {
+            assert!(!is_temp(not), "{not}");
+        }
         assert_eq!(scan.skipped.len(), 1);
         assert!(scan.skipped[0].1.contains("special file"));
 

@@ -183,7 +183,7 @@ async fn paused_ignored_special_and_escaping_paths() {
     syncs.update(f.sb, |s| s.paused = false).unwrap();
     f.round().await;
     let names: Vec<String> = listing(&f.b).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, [".noisefsignore", "real.txt"]);
+    assert_eq!(names, ["real.txt"]);
 
     // A tree entry below a local symlink that points outside is not written through the symlink.
     let outside = tempfile::tempdir().unwrap();
@@ -230,6 +230,14 @@ fn conflict_names_keep_the_extension_and_fit() {
     );
     let long = exec_conflict_name(&format!("{}.md", "é".repeat(200)));
     assert!(long.len() <= crate::tree::NAME_MAX && long.ends_with(").md"));
+    // An extension too long to keep is shortened with the stem instead of overflowing the name.
+    for name in [format!("a.{}", "x".repeat(250)), format!(".{}", "y".repeat(254))] {
+        let c = exec_conflict_name(&name);
+        assert!(
+            c.len() <= crate::tree::NAME_MAX && c.contains("(conflict host"),
+            "{c}"
+        );
+    }
 }
 
 fn exec_conflict_name(name: &str) -> String {
@@ -363,4 +371,260 @@ async fn a_crash_between_a_step_and_its_record_is_harmless() {
     assert_eq!((s.conflicts, s.last_error.clone()), (0, None));
     assert_eq!(syncs.base(f.sb).unwrap().len(), 1);
     assert_eq!(listing(&f.a), listing(&f.b));
+}
+
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+/// The contents of the files in `root` whose names start with `stem`.
+fn versions(root: &Path, stem: &str) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = listing(root)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(stem))
+        .map(|(_, c)| c)
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_saved_while_a_download_runs_is_kept_as_a_conflict() {
+    let f = fixture();
+    write(&f.a.join("report.txt"), b"v1 from a");
+    write(&f.a.join("notes.txt"), b"notes v1");
+    f.round().await;
+    // a publishes newer versions of both, and a new file.
+    write(&f.a.join("report.txt"), b"v2 from a, longer");
+    write(&f.a.join("notes.txt"), b"notes v2 from a");
+    write(&f.a.join("new.txt"), b"new from a");
+    converge(&f.engine, f.sa).await.unwrap();
+
+    // While b downloads them, b's user saves: report.txt in place with the same size and mtime (only
+    // its ctime and bytes differ), notes.txt as an editor does (new file renamed over it), and a new
+    // new.txt of its own.
+    let report = f.b.join("report.txt");
+    let r = report.clone();
+    exec::hooks::on_replace(&report, move || {
+        let mtime = std::fs::metadata(&r).unwrap().modified().unwrap();
+        std::fs::write(&r, b"B's edit!").unwrap();
+        set_mtime(&r, mtime);
+    });
+    let notes = f.b.join("notes.txt");
+    let n = notes.clone();
+    exec::hooks::on_replace(&notes, move || {
+        let tmp = n.with_file_name(".notes.txt.swp");
+        std::fs::write(&tmp, b"notes edited in b").unwrap();
+        std::fs::rename(&tmp, &n).unwrap();
+    });
+    let new = f.b.join("new.txt");
+    let nw = new.clone();
+    exec::hooks::on_replace(&new, move || std::fs::write(&nw, b"b's own new").unwrap());
+    converge(&f.engine, f.sb).await.unwrap();
+    f.round().await;
+
+    assert_eq!(listing(&f.a), listing(&f.b));
+    assert_eq!(std::fs::read(&report).unwrap(), b"v2 from a, longer");
+    assert_eq!(
+        versions(&f.b, "report"),
+        [b"B's edit!".to_vec(), b"v2 from a, longer".to_vec()]
+    );
+    assert_eq!(
+        versions(&f.b, "notes"),
+        [b"notes edited in b".to_vec(), b"notes v2 from a".to_vec()]
+    );
+    assert_eq!(
+        versions(&f.b, "new"),
+        [b"b's own new".to_vec(), b"new from a".to_vec()]
+    );
+    let syncs = Syncs::open(f.engine.repo().state()).unwrap();
+    assert_eq!(syncs.get(f.sb).unwrap().conflicts, 3);
+    assert!(
+        !listing(&f.b)
+            .iter()
+            .any(|(n, _)| scan::is_temp(n.rsplit('/').next().unwrap())),
+        "no temporary is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_by_one_of_the_same_size_and_mtime_is_synced() {
+    let f = fixture();
+    write(&f.a.join("f.txt"), b"aaaa");
+    // A user's file whose name starts like sync's temporaries is synced like any other.
+    write(&f.a.join(".noisefs-sync-notes"), b"mine");
+    f.round().await;
+    assert_eq!(std::fs::read(f.b.join(".noisefs-sync-notes")).unwrap(), b"mine");
+    // `mv` over it (or `cp -p`, `tar x`, `rsync -t`): same size, same mtime, another inode.
+    let mtime = std::fs::metadata(f.a.join("f.txt")).unwrap().modified().unwrap();
+    write(&f.a.join("g.tmp"), b"bbbb");
+    set_mtime(&f.a.join("g.tmp"), mtime);
+    std::fs::rename(f.a.join("g.tmp"), f.a.join("f.txt")).unwrap();
+    f.round().await;
+    assert_eq!(std::fs::read(f.b.join("f.txt")).unwrap(), b"bbbb");
+    assert_eq!(listing(&f.a), listing(&f.b));
+    assert!(f.a.join(".noisefs-sync-notes").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_bits_travel_both_ways_and_special_bits_never() {
+    let f = fixture();
+    std::fs::create_dir(f.a.join("private")).unwrap();
+    chmod(&f.a.join("private"), 0o700);
+    write(&f.a.join("private/secret.txt"), b"s");
+    chmod(&f.a.join("private/secret.txt"), 0o600);
+    write(&f.a.join("tool"), b"#!/bin/sh\n");
+    chmod(&f.a.join("tool"), 0o4755);
+    f.round().await;
+    assert_eq!(
+        mode(&f.b.join("private")),
+        0o700,
+        "a private folder stays private"
+    );
+    assert_eq!(mode(&f.b.join("private/secret.txt")), 0o600);
+    assert_eq!(mode(&f.b.join("tool")), 0o755, "no setuid from sync");
+    let t = f.engine.tree();
+    let ino = t.resolve("/shared/docs/private").unwrap();
+    assert_eq!(t.getattr(ino).unwrap().mode & 0o7777, 0o700);
+
+    // A change of mode alone propagates, for files and folders.
+    chmod(&f.b.join("private/secret.txt"), 0o640);
+    chmod(&f.b.join("private"), 0o750);
+    f.round().await;
+    assert_eq!(mode(&f.a.join("private/secret.txt")), 0o640);
+    assert_eq!(mode(&f.a.join("private")), 0o750);
+    assert_eq!(std::fs::read(f.a.join("private/secret.txt")).unwrap(), b"s");
+    // And a pass after that finds nothing to do.
+    assert_eq!(pass(f.engine.context(), f.sa).unwrap().planned, 0);
+    assert_eq!(pass(f.engine.context(), f.sb).unwrap().planned, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_rules_stay_with_their_folder() {
+    let f = fixture();
+    write(&f.a.join(".noisefsignore"), b"*.tmp\n");
+    write(&f.a.join("a.tmp"), b"a's scratch");
+    write(&f.b.join(".noisefsignore"), b"*.secret\n");
+    write(&f.b.join("keys.secret"), b"b's secret");
+    write(&f.b.join("proj/f.c"), b"int main;");
+    write(&f.b.join("proj/f.o"), b"\x7fELF");
+    write(&f.b.join(".noisefsignore"), b"*.secret\n*.o\n");
+    f.round().await;
+    let t = f.engine.tree();
+    assert!(
+        t.resolve("/shared/docs/.noisefsignore").is_err(),
+        "the ignore file is not synced"
+    );
+    assert!(t.resolve("/shared/docs/keys.secret").is_err());
+    assert!(t.resolve("/shared/docs/a.tmp").is_err());
+    assert_eq!(std::fs::read(f.a.join(".noisefsignore")).unwrap(), b"*.tmp\n");
+    // a dropping its rules publishes a's own files, never b's.
+    std::fs::remove_file(f.a.join(".noisefsignore")).unwrap();
+    f.round().await;
+    assert_eq!(std::fs::read(f.b.join("a.tmp")).unwrap(), b"a's scratch");
+    assert!(!f.a.join("keys.secret").exists() && !f.a.join("proj/f.o").exists());
+    assert_eq!(
+        std::fs::read(f.b.join(".noisefsignore")).unwrap(),
+        b"*.secret\n*.o\n"
+    );
+
+    // A folder deleted on a that holds files b ignores: b keeps the folder for them, and the sessions
+    // come to rest instead of planning the deletion on every pass.
+    std::fs::remove_dir_all(f.a.join("proj")).unwrap();
+    f.round().await;
+    assert!(!f.b.join("proj/f.c").exists() && f.b.join("proj/f.o").exists());
+    assert_eq!(pass(f.engine.context(), f.sb).unwrap().planned, 0);
+    assert_eq!(pass(f.engine.context(), f.sa).unwrap().planned, 0);
+    assert!(t.resolve("/shared/docs/proj").is_err());
+    // A new file in it later goes up as usual.
+    write(&f.b.join("proj/g.c"), b"g");
+    f.round().await;
+    assert_eq!(std::fs::read(f.a.join("proj/g.c")).unwrap(), b"g");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_over_every_session_brings_them_all_to_rest() {
+    let f = fixture();
+    write(&f.b.join("from-b.txt"), b"b");
+    write(&f.a.join("from-a.txt"), b"a");
+    // a's session comes first, so a only sees b's file if the run goes round again.
+    let results = converge_all(&f.engine, &[f.sa, f.sb]).await.unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    assert_eq!(listing(&f.a), listing(&f.b));
+    assert_eq!(std::fs::read(f.a.join("from-b.txt")).unwrap(), b"b");
+    for id in [f.sa, f.sb] {
+        assert_eq!(pass(f.engine.context(), id).unwrap().planned, 0);
+    }
+    assert!(overlap("/shared/docs", "/shared"));
+    assert!(overlap("/shared", "/shared/docs/x"));
+    assert!(!overlap("/shared/docs", "/shared/docsx"));
+    assert!(overlap("/", "/anything"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_folder_or_a_mass_deletion_waits_for_confirmation() {
+    let f = fixture();
+    let syncs = Syncs::open(f.engine.repo().state()).unwrap();
+    for i in 0..10 {
+        write(&f.a.join(format!("f{i}.txt")), format!("file {i}").as_bytes());
+    }
+    f.round().await;
+    assert_eq!(listing(&f.b).len(), 10);
+
+    // a's folder is emptied (an unmounted disk looks the same): nothing is deleted anywhere.
+    for i in 0..10 {
+        std::fs::remove_file(f.a.join(format!("f{i}.txt"))).unwrap();
+    }
+    let e = converge(&f.engine, f.sa).await.unwrap_err();
+    assert!(e.to_string().contains("the local folder is empty"), "{e}");
+    converge(&f.engine, f.sb).await.unwrap();
+    assert_eq!(listing(&f.b).len(), 10, "b keeps everything");
+    assert!(f.engine.tree().resolve("/shared/docs/f0.txt").is_ok());
+    let s = syncs.get(f.sa).unwrap();
+    assert!(s.held.as_deref().unwrap().contains("resume --confirm"), "{s:?}");
+
+    // The files come back (the disk is mounted again): the hold clears by itself.
+    for i in 0..10 {
+        std::fs::copy(f.b.join(format!("f{i}.txt")), f.a.join(format!("f{i}.txt"))).unwrap();
+    }
+    f.round().await;
+    assert!(syncs.get(f.sa).unwrap().held.is_none());
+    assert_eq!(listing(&f.a), listing(&f.b));
+
+    // Deleting 6 of 10 on b is more than half: held; confirmed, it goes through.
+    for i in 0..6 {
+        std::fs::remove_file(f.b.join(format!("f{i}.txt"))).unwrap();
+    }
+    let e = converge(&f.engine, f.sb).await.unwrap_err();
+    assert!(e.to_string().contains("6 of 10 synced files"), "{e}");
+    assert_eq!(listing(&f.a).len(), 10);
+    syncs.update(f.sb, |s| s.confirmed = true).unwrap();
+    f.round().await;
+    assert_eq!(listing(&f.a).len(), 4);
+    assert_eq!(listing(&f.a), listing(&f.b));
+    let s = syncs.get(f.sb).unwrap();
+    assert!(
+        !s.confirmed && s.held.is_none() && s.last_error.is_none(),
+        "{s:?}"
+    );
+    // One deletion never waits.
+    std::fs::remove_file(f.b.join("f9.txt")).unwrap();
+    f.round().await;
+    assert!(!f.a.join("f9.txt").exists());
 }

@@ -2,7 +2,7 @@
 //! (re-hash every block on disk) and `stats` (where the bytes go). The CLI only formats what these
 //! return.
 //!
-//! **gc's rule.** A block is kept when a pin or a tree record reaches it, or while an operation that may
+//! **gc's rule.** A block is kept when a pin, a tree record or a version sync keeps restorable reaches it, or while an operation that may
 //! reference it is running. The second part is the [`crate::hold`] gate: every writer (put, seal,
 //! share, receive, pin, sync upload, tree import) holds a [`Hold`] until its reference is committed, and
 //! gc takes the gate exclusively from before it reads the roots until its sweep and pool reset are done.
@@ -41,12 +41,15 @@ pub async fn gc(tree: &Tree, dry_run: bool, waiting: &(dyn Fn(usize) + Sync)) ->
     let mut marks = Marks::default();
     let pins = repo.state().pins()?;
     // Everything the tree holds is kept too (files staged from a link keep that link until sealed).
-    for l in tree.links()? {
+    // And so is every version sync keeps restorable.
+    let kept = crate::sync::versions::Versions::open(repo.state())?.links()?;
+    let tree_links = tree.links()?.into_iter().map(|l| ("tree content", l));
+    for (what, l) in tree_links.chain(kept.into_iter().map(|l| ("kept sync version", l))) {
         let link: Link = l.parse()?;
         marks.keep(link.root);
         transfer::mark(repo.store(), &link, &mut marks)
             .await
-            .map_err(|e| walk_failed(format!("tree content {}", link.root), e))?;
+            .map_err(|e| walk_failed(format!("{what} {}", link.root), e))?;
     }
     for (root, pin) in &pins {
         let link: Link = pin.link.parse().map_err(|e: Error| Error::Config {

@@ -199,3 +199,55 @@ fn an_emptied_folder_holds_its_session_until_the_user_confirms() {
     assert!(listing(&b).is_empty());
     assert!(!env.ok(&["sync", "status", "1"]).contains("held"));
 }
+
+#[test]
+fn a_file_sync_deleted_is_listed_and_restored_from_the_cli() {
+    let env = setup();
+    let (a, b) = (env.path("a"), env.path("b"));
+    std::fs::write(a.join("report.txt"), b"draft").unwrap();
+    env.ok(&["sync", "run", "--once"]);
+    std::fs::write(a.join("report.txt"), b"final version").unwrap();
+    env.ok(&["sync", "run", "--once"]);
+    std::fs::remove_file(b.join("report.txt")).unwrap();
+    env.ok(&["sync", "run", "--once"]);
+    assert!(!a.join("report.txt").exists());
+
+    let by_local = env.ok(&["sync", "versions", a.join("report.txt").to_str().unwrap()]);
+    let by_tree = env.ok(&["sync", "versions", "/docs/report.txt"]);
+    assert_eq!(by_local, by_tree);
+    let lines: Vec<&str> = by_tree.lines().collect();
+    assert_eq!(lines.len(), 2, "{by_tree}");
+    assert!(
+        lines[0].contains("deleted") && lines[0].contains("13 B"),
+        "{by_tree}"
+    );
+    assert!(
+        lines[1].contains("replaced") && lines[1].contains("5 B"),
+        "{by_tree}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["sync", "versions", "/docs/report.txt", "--json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(!json.to_string().contains("noisefs://"), "no keys in the listing");
+
+    let out = env.ok(&["sync", "restore", "/docs/report.txt"]);
+    assert!(out.starts_with("restored /docs/report.txt"), "{out}");
+    assert_eq!(std::fs::read(a.join("report.txt")).unwrap(), b"final version");
+    assert_eq!(std::fs::read(b.join("report.txt")).unwrap(), b"final version");
+    // The older one, by the time the listing shows.
+    let at = &lines[1][..23];
+    env.ok(&[
+        "sync",
+        "restore",
+        b.join("report.txt").to_str().unwrap(),
+        "--at",
+        at,
+    ]);
+    assert_eq!(std::fs::read(a.join("report.txt")).unwrap(), b"draft");
+    assert!(env
+        .fails(&["sync", "restore", "/docs/none.txt"])
+        .contains("no kept version of /docs/none.txt"));
+    assert!(env
+        .fails(&["sync", "versions", "relative/x"])
+        .contains("no synced folder"));
+}

@@ -433,6 +433,28 @@ pub enum SyncCommand {
         /// The session
         id: u64,
     },
+    /// List the versions of a file that sync replaced or deleted (kept `[sync] keep_versions_days`)
+    #[command(
+        after_help = "Examples:\n  noisefs sync versions ~/Documents/report.txt\n  noisefs sync versions /documents/report.txt --json"
+    )]
+    Versions {
+        /// The file: a path in a synced folder, or its tree path
+        path: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Put back a version of a file that sync replaced or deleted: the newest, or the newest at or
+    /// before --at (what the file holds now is kept as a version in turn)
+    #[command(
+        after_help = "Examples:\n  noisefs sync restore ~/Documents/report.txt\n  noisefs sync restore ~/Documents/report.txt --at '2026-12-01 09:30:00.250'"
+    )]
+    Restore {
+        /// The file: a path in a synced folder, or its tree path
+        path: String,
+        /// A time as `sync versions` prints it (UTC), a date, or an age such as 2h or 3d
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Sync now: with --once, every session (or one) until both sides agree, then exit; without,
     /// keep watching and syncing in the foreground until interrupted
     #[command(after_help = "Examples:\n  noisefs sync run --once\n  noisefs sync run --once 2")]

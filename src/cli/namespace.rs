@@ -1,6 +1,7 @@
 //! The commands over the mutable namespace: `tree`, `sync`, `share`, `receive` and `status`.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -247,6 +248,44 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
             syncs.remove(id)?;
             writeln!(out, "session {id} removed; both folders are left as they are")?;
         }
+        SyncCommand::Versions { path, out: j } => {
+            let tree_path = versions_path(&syncs, io, &path)?;
+            let list = sync::versions::Versions::open(engine.repo().state())?.list(&tree_path)?;
+            if j.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else if list.is_empty() {
+                writeln!(out, "no kept versions of {tree_path}")?;
+            } else {
+                for v in &list {
+                    writeln!(
+                        out,
+                        "{}  {:<8}  {:>10}  {}",
+                        format_time_ms(v.time),
+                        format!("{:?}", v.why).to_lowercase(),
+                        human_bytes(v.size),
+                        mode_string(v.mode)
+                    )?;
+                }
+            }
+        }
+        SyncCommand::Restore { path, at } => {
+            let tree_path = versions_path(&syncs, io, &path)?;
+            let at = at.map(|a| parse_at(&a)).transpose()?;
+            let v = sync::restore(engine.tree(), &tree_path, at)
+                .with_context(|| format!("cannot restore {path}"))?;
+            let ids: Vec<u64> = syncs.list()?.iter().filter(|s| !s.paused).map(|s| s.id).collect();
+            for (id, r) in sync::converge_all(engine, &ids).await? {
+                if let Err(e) = r {
+                    writeln!(io.err.clone(), "session {id}: {e}")?;
+                }
+            }
+            writeln!(
+                out,
+                "restored {tree_path} to its version of {} ({})",
+                format_time_ms(v.time),
+                human_bytes(v.size)
+            )?;
+        }
         SyncCommand::Run { id, once } => {
             if !once {
                 if let Some(d) = &io.daemon {
@@ -286,6 +325,43 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
         }
     }
     Ok(0)
+}
+
+/// The tree path `arg` names: a path in a synced folder, else (if absolute) a tree path.
+fn versions_path(syncs: &Syncs, io: &Io, arg: &str) -> anyhow::Result<String> {
+    match syncs.tree_path_of(&io.path(Path::new(arg))) {
+        Ok(p) => Ok(p),
+        Err(_) if arg.starts_with('/') => Ok(crate::tree::normalize_path(arg)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` in UTC, from ms since the epoch.
+fn format_time_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    format!(
+        "{}:{:02}.{:03}",
+        format_time(secs),
+        secs.rem_euclid(60),
+        ms.rem_euclid(1000)
+    )
+}
+
+/// The end (inclusive, ms since the epoch) of the moment `--at` names: a time as `format_time_ms`
+/// prints it, or what [`crate::fmt::parse_date`] reads (then to the end of that second).
+fn parse_at(s: &str) -> anyhow::Result<i64> {
+    let (head, frac) = match s.trim().rsplit_once('.') {
+        Some((h, f)) if !f.is_empty() && f.len() <= 3 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, Some(f))
+        }
+        _ => (s, None),
+    };
+    let secs = crate::fmt::parse_date(head, crate::clock::now_secs()).map_err(anyhow::Error::msg)?;
+    let ms = match frac {
+        Some(f) => format!("{f:0<3}").parse::<i64>()?,
+        None => 999,
+    };
+    Ok(secs * 1000 + ms)
 }
 
 fn state_of(s: &sync::Session) -> &'static str {

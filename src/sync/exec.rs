@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::plan::{Action, Base};
 use super::scan::{self, inside};
 use super::sig::{self, Check, PERM};
+use super::versions::{self, Version, Versions, Why};
 use super::{mkdir_p, Queued, Session, Syncs};
 use crate::error::IoContext;
 use crate::jobs::JobContext;
@@ -40,6 +41,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         tree: &cx.tree,
         s: &s,
         local: inside(&s.local, &step.rel)?,
+        rel: step.rel.clone(),
         tree_path: format!("{}/{}", s.tree.trim_end_matches('/'), step.rel),
     };
     let (cur_local, cur_tree) = (ctx.local_sig(), ctx.tree_side()?);
@@ -78,7 +80,10 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         // A folder that still holds what the other side ignores stays for it, recorded as absent on
         // the other side so that its deletion is not planned again on every pass; a folder that holds
         // anything else is planned again.
-        Action::DeleteTree => match ctx.delete_tree() {
+        Action::DeleteTree => match ctx
+            .keep_tree_version(Why::Deleted)
+            .and_then(|()| ctx.delete_tree())
+        {
             Ok(()) => None,
             Err(e)
                 if e.errno() == libc::ENOTEMPTY && ctx.tree_holds_only_ignored(cur_tree.map(|t| t.0))? =>
@@ -91,7 +96,10 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
             Err(e) if e.errno() == libc::ENOTEMPTY => return cx.queue.complete(item.seq),
             Err(e) => return Err(e),
         },
-        Action::DeleteLocal => match ctx.delete_local() {
+        Action::DeleteLocal => match ctx
+            .keep_local_version(Why::Deleted)
+            .and_then(|()| ctx.delete_local())
+        {
             Ok(()) => None,
             Err(e) if e.errno() == libc::ENOTEMPTY && ctx.local_holds_only_ignored()? => Some(Base {
                 local: step.local.clone(),
@@ -131,6 +139,7 @@ struct Ctx<'a> {
     tree: &'a Tree,
     s: &'a Session,
     local: PathBuf,
+    rel: String,
     tree_path: String,
 }
 
@@ -202,6 +211,7 @@ impl Ctx<'_> {
         }
         let link = link.to_string();
         let mtime = before.mtime() * 1_000_000_000 + before.mtime_nsec();
+        self.keep_tree_version(Why::Replaced)?;
         let ino = match self.tree.put_link(
             parent,
             &name,
@@ -250,6 +260,7 @@ impl Ctx<'_> {
                 std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(attr.mode & PERM)).at(tmp)?;
             }
         }
+        self.keep_local_version(Why::Replaced)?;
         #[cfg(test)]
         hooks::before_replace(&self.local);
         self.place_checked(temp, check)?;
@@ -290,6 +301,62 @@ impl Ctx<'_> {
         }
     }
 
+    /// Keeps the tree's file at this path (about to be replaced or deleted) as a version.
+    fn keep_tree_version(&self, why: Why) -> Result<()> {
+        if self.retention_off() {
+            return Ok(());
+        }
+        let Some((_, rec)) = self.tree_record()? else {
+            return Ok(());
+        };
+        let Some(link) = rec
+            .link
+            .as_deref()
+            .filter(|_| rec.kind == Kind::File && !rec.dirty)
+        else {
+            return Ok(());
+        };
+        self.keep(why, link, rec.size, rec.mtime, rec.mode)
+    }
+
+    /// Keeps the local file at this path (about to be replaced or deleted) as a version: it is
+    /// unchanged since the last sync, so its content is the tree's link of then.
+    fn keep_local_version(&self, why: Why) -> Result<()> {
+        if self.retention_off() {
+            return Ok(());
+        }
+        let Ok(m) = std::fs::symlink_metadata(&self.local) else {
+            return Ok(());
+        };
+        let syncs = Syncs::open(self.cx.repo.state())?;
+        let Some(base) = syncs.base_of(self.s.id, &self.rel)? else {
+            return Ok(());
+        };
+        match versions::link_of(&base.tree) {
+            Some(link) if m.is_file() && sig::same(&base.local, &self.local_sig()) => {
+                let mtime = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+                self.keep(why, link, m.len(), mtime, m.mode() & PERM)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn retention_off(&self) -> bool {
+        self.cx.repo.config().sync.keep_versions_days == 0
+    }
+
+    fn keep(&self, why: Why, link: &str, size: u64, mtime: i64, mode: u32) -> Result<()> {
+        Versions::open(self.cx.repo.state())?.keep(&Version {
+            path: self.tree_path.clone(),
+            time: crate::clock::now_ms(),
+            why,
+            link: link.to_string(),
+            size,
+            mtime,
+            mode: mode & PERM,
+        })
+    }
+
     /// Whether everything left in the local folder is ignored by the session's rules.
     fn local_holds_only_ignored(&self) -> Result<bool> {
         let rules = scan::ignore_rules(&self.s.local);
@@ -318,14 +385,9 @@ impl Ctx<'_> {
     fn tree_holds_only_ignored(&self, ino: Option<u64>) -> Result<bool> {
         let Some(ino) = ino else { return Ok(false) };
         let rules = scan::ignore_rules(&self.s.local);
-        let prefix = self
-            .tree_path
-            .strip_prefix(self.s.tree.trim_end_matches('/'))
-            .unwrap_or("");
-        let prefix = prefix.trim_start_matches('/');
         for (rel, _, rec) in self.tree.walk(ino)? {
             let is_dir = rec.kind == Kind::Dir;
-            if !is_dir && !scan::ignored(&rules, &format!("{prefix}/{rel}"), false) {
+            if !is_dir && !scan::ignored(&rules, &format!("{}/{rel}", self.rel), false) {
                 return Ok(false);
             }
         }

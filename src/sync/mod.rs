@@ -8,6 +8,7 @@ pub mod exec;
 pub mod plan;
 pub mod scan;
 pub mod sig;
+pub mod versions;
 
 pub use exec::execute;
 pub use plan::{Action, Base, Step};
@@ -56,12 +57,15 @@ pub struct SyncConfig {
     /// A pass that would delete more than this share (percent) of a session's synced files from the
     /// tree waits for `noisefs sync resume --confirm` (as does one that finds the local folder emptied).
     pub max_delete_percent: u32,
+    /// Days a file that sync replaced or deleted stays restorable (`noisefs sync restore`); 0 keeps none.
+    pub keep_versions_days: u32,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             max_delete_percent: 50,
+            keep_versions_days: 30,
         }
     }
 }
@@ -243,6 +247,15 @@ impl Syncs {
         Ok(out)
     }
 
+    /// The state of `rel` in session `id` at its last sync, if it was synced.
+    pub fn base_of(&self, id: u64, rel: &str) -> Result<Option<Base>> {
+        let rtxn = self.env.read_txn()?;
+        match self.base.get(&rtxn, &base_key(id, rel))? {
+            Some(v) => Ok(Some(decode("sync_base", v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Sets (or with `None` forgets) the synced state of `rel` and removes queue item `seq`, together.
     pub fn settle(&self, queue: &Queue, id: u64, rel: &str, base: Option<&Base>, seq: u64) -> Result<()> {
         let mut wtxn = self.env.write_txn()?;
@@ -259,6 +272,76 @@ impl Syncs {
         wtxn.commit()?;
         Ok(())
     }
+}
+
+impl Syncs {
+    /// The tree path that local path `p` (absolute; it may no longer exist, and is taken as written
+    /// if its folder does not either) has in the session whose folder holds it.
+    pub fn tree_path_of(&self, p: &Path) -> Result<String> {
+        let canon = match (p.parent(), p.file_name()) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|d| d.join(name)),
+            _ => std::fs::canonicalize(p),
+        }
+        .unwrap_or_else(|_| p.to_path_buf());
+        for s in self.list()? {
+            if let Ok(rel) = canon.strip_prefix(&s.local) {
+                let rel = rel.to_string_lossy();
+                if !rel.is_empty() {
+                    return Ok(format!("{}/{rel}", s.tree.trim_end_matches('/')));
+                }
+            }
+        }
+        Err(Error::posix(
+            libc::ENOENT,
+            format!("{} is in no synced folder (see `noisefs sync list`)", p.display()),
+        ))
+    }
+}
+
+/// Puts back the newest version sync kept of tree path `path` (the newest at or before `at`, ms since
+/// the epoch); what the path holds now is kept as a version in turn. Returns the version restored.
+/// The sessions syncing the path bring it down on their next pass.
+pub fn restore(tree: &Tree, path: &str, at: Option<i64>) -> Result<versions::Version> {
+    let path = tree::normalize_path(path);
+    let vs = versions::Versions::open(tree.repo().state())?;
+    let v = vs
+        .list(&path)?
+        .into_iter()
+        .find(|v| at.is_none_or(|at| v.time <= at))
+        .ok_or_else(|| {
+            Error::posix(
+                libc::ENOENT,
+                format!(
+                    "no kept version of {path}{} (see `noisefs sync versions {path}`)",
+                    match at {
+                        Some(_) => " from that time or before",
+                        None => "",
+                    }
+                ),
+            )
+        })?;
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
+    let parent = mkdir_p(tree, dir)?;
+    if let Ok(cur) = tree.lookup(parent, name) {
+        let rec = tree.inode(cur.ino)?;
+        if let Some(link) = rec
+            .link
+            .as_deref()
+            .filter(|l| rec.kind == tree::Kind::File && *l != v.link)
+        {
+            vs.keep(&versions::Version {
+                path: path.clone(),
+                time: now_ms(),
+                why: versions::Why::Replaced,
+                link: link.to_string(),
+                size: rec.size,
+                mtime: rec.mtime,
+                mode: rec.mode & sig::PERM,
+            })?;
+        }
+    }
+    tree.put_link(parent, name, &v.link, v.size, v.mtime, v.mode, None)?;
+    Ok(v)
 }
 
 /// Creates tree folder `path` and its parents as needed; returns its inode.
@@ -449,6 +532,11 @@ fn overlap(a: &str, b: &str) -> bool {
 /// through one tree folder agree after one call. Returns each session's total steps, or its error.
 pub async fn converge_all(engine: &Engine, ids: &[u64]) -> Result<Vec<(u64, Result<usize>)>> {
     let syncs = Syncs::open(engine.repo().state())?;
+    let days = i64::from(engine.repo().config().sync.keep_versions_days);
+    let pruned = versions::Versions::open(engine.repo().state())?.prune(now_ms() - days * 86_400_000)?;
+    if pruned > 0 {
+        tracing::info!(pruned, "sync: versions past their retention forgotten");
+    }
     let mut results: BTreeMap<u64, Result<usize>> = BTreeMap::new();
     let mut todo: Vec<u64> = ids.to_vec();
     for _ in 0..MAX_ROUNDS {

@@ -628,3 +628,46 @@ async fn an_emptied_folder_or_a_mass_deletion_waits_for_confirmation() {
     f.round().await;
     assert!(!f.a.join("f9.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_sync_replaces_or_deletes_stays_restorable_and_gc_keeps_it() {
+    let f = fixture();
+    let path = "/shared/docs/f.txt";
+    let vs = versions::Versions::open(f.engine.repo().state()).unwrap();
+    write(&f.a.join("f.txt"), b"v1");
+    f.round().await;
+    write(&f.a.join("f.txt"), b"v2, longer");
+    f.round().await;
+    // Replaced in the tree by a's upload, and in b by the download: one version, kept once.
+    let list = vs.list(path).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0].why, list[0].size), (versions::Why::Replaced, 2));
+    std::fs::remove_file(f.b.join("f.txt")).unwrap();
+    f.round().await;
+    assert!(!f.a.join("f.txt").exists());
+    let list = vs.list(path).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].why, list[0].size), (versions::Why::Deleted, 10));
+
+    // gc keeps what the versions hold; restoring the newest brings it back everywhere.
+    crate::maint::gc(f.engine.tree(), false, &|_| {}).await.unwrap();
+    let v = restore(f.engine.tree(), path, None).unwrap();
+    assert_eq!(v.size, 10);
+    f.round().await;
+    assert_eq!(std::fs::read(f.a.join("f.txt")).unwrap(), b"v2, longer");
+    assert_eq!(std::fs::read(f.b.join("f.txt")).unwrap(), b"v2, longer");
+    // An older one by time; what was there is kept in turn (here: already kept).
+    restore(f.engine.tree(), path, Some(list[1].time)).unwrap();
+    f.round().await;
+    assert_eq!(std::fs::read(f.b.join("f.txt")).unwrap(), b"v1");
+    assert_eq!(mode(&f.b.join("f.txt")) & 0o777, mode(&f.a.join("f.txt")) & 0o777);
+    assert!(restore(f.engine.tree(), path, Some(0)).is_err());
+    assert!(restore(f.engine.tree(), "/shared/docs/never", None)
+        .unwrap_err()
+        .to_string()
+        .contains("no kept version"));
+    let syncs = Syncs::open(f.engine.repo().state()).unwrap();
+    assert_eq!(syncs.tree_path_of(&f.b.join("f.txt")).unwrap(), path);
+    assert_eq!(syncs.tree_path_of(&f.b.join("gone/x")).unwrap(), "/shared/docs/gone/x");
+    assert!(syncs.tree_path_of(Path::new("/nowhere/x")).is_err());
+}

@@ -36,14 +36,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         return Ok(());
     }
     let step = &q.step;
-    let ctx = Ctx {
-        cx,
-        tree: &cx.tree,
-        s: &s,
-        local: inside(&s.local, &step.rel)?,
-        rel: step.rel.clone(),
-        tree_path: format!("{}/{}", s.tree.trim_end_matches('/'), step.rel),
-    };
+    let ctx = Ctx::at(cx, &s, &step.rel)?;
     let (cur_local, cur_tree) = (ctx.local_sig(), ctx.tree_side()?);
     let cur_tree_sig = cur_tree.as_ref().map(|t| t.1.clone()).unwrap_or_default();
     if cur_local != step.local || cur_tree_sig != step.tree {
@@ -53,6 +46,29 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
     let base = match step.action {
         Action::Upload => Some(ctx.upload().await?),
         Action::Download => Some(ctx.download().await?),
+        Action::MoveTree | Action::MoveLocal => {
+            let Some((from, from_sig)) = &step.from else {
+                return Err(Error::posix(
+                    libc::EINVAL,
+                    format!("sync step {}: a move without a source", step.rel),
+                ));
+            };
+            let src = Ctx::at(cx, &s, from)?;
+            let moved = match step.action {
+                Action::MoveTree => ctx.move_tree(&src, from_sig)?,
+                _ => ctx.move_local(&src, from_sig, &step.tree)?,
+            };
+            if let Some(b) = moved {
+                syncs.settle_all(&cx.queue, s.id, &[(from, None), (&step.rel, Some(&b))], item.seq)?;
+                tracing::info!(session = s.id, from = %from, rel = %step.rel, "synced a move");
+                return Ok(());
+            }
+            // The source changed meanwhile: copy instead, and let the next pass see to the source.
+            Some(match step.action {
+                Action::MoveTree => ctx.upload().await?,
+                _ => ctx.download().await?,
+            })
+        }
         Action::MkdirTree => {
             let ino = mkdir_p(ctx.tree, &ctx.tree_path)?;
             let mode = std::fs::symlink_metadata(&ctx.local).at(&ctx.local)?.mode() & PERM;
@@ -143,7 +159,57 @@ struct Ctx<'a> {
     tree_path: String,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The step context of path `rel` of session `s`.
+    fn at(cx: &'a JobContext, s: &'a Session, rel: &str) -> Result<Ctx<'a>> {
+        Ok(Ctx {
+            cx,
+            tree: &cx.tree,
+            s,
+            local: inside(&s.local, rel)?,
+            rel: rel.to_string(),
+            tree_path: format!("{}/{rel}", s.tree.trim_end_matches('/')),
+        })
+    }
+
+    /// Moves the tree's file at `src` here, if it is still as planned (`from_sig`) and gone locally;
+    /// `None` if not.
+    fn move_tree(&self, src: &Ctx, from_sig: &str) -> Result<Option<Base>> {
+        let Some((ino, rec)) = src.tree_record()? else {
+            return Ok(None);
+        };
+        if sig::tree(&rec) != from_sig || sig::local_at(&src.local).is_some() {
+            return Ok(None);
+        }
+        let (dir, name) = src.tree_path.rsplit_once('/').unwrap_or(("", &src.tree_path));
+        let from_parent = self.tree.resolve(dir)?;
+        let (parent, new_name) = self.tree_parent()?;
+        self.tree
+            .rename(from_parent, name, parent, &new_name, tree::RenameMode::NoReplace)?;
+        Ok(Some(Base {
+            local: self.local_sig(),
+            tree: sig::tree(&self.tree.inode(ino)?),
+        }))
+    }
+
+    /// Moves the local file at `src` here, if it is still as planned (`from_sig`), gone from the
+    /// tree, and nothing appeared here; `None` if not. `tree` is the tree's signature here.
+    fn move_local(&self, src: &Ctx, from_sig: &str, tree: &str) -> Result<Option<Base>> {
+        if src.local_sig() != from_sig || src.tree_record()?.is_some() {
+            return Ok(None);
+        }
+        let parent = self.local.parent().unwrap_or(&self.s.local).to_path_buf();
+        std::fs::create_dir_all(&parent).at(&parent)?;
+        match crate::place::rename_noreplace(&src.local, &self.local) {
+            Ok(()) => Ok(Some(Base {
+                local: self.local_sig(),
+                tree: tree.to_string(),
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(None),
+            Err(e) => Err(Error::io(&src.local, e)),
+        }
+    }
+
     fn local_sig(&self) -> String {
         sig::local_at(&self.local).map(|s| s.sig).unwrap_or_default()
     }

@@ -258,14 +258,27 @@ impl Syncs {
 
     /// Sets (or with `None` forgets) the synced state of `rel` and removes queue item `seq`, together.
     pub fn settle(&self, queue: &Queue, id: u64, rel: &str, base: Option<&Base>, seq: u64) -> Result<()> {
+        self.settle_all(queue, id, &[(rel, base)], seq)
+    }
+
+    /// [`Syncs::settle`] for several paths (a move settles where it went and where it came from).
+    pub fn settle_all(
+        &self,
+        queue: &Queue,
+        id: u64,
+        paths: &[(&str, Option<&Base>)],
+        seq: u64,
+    ) -> Result<()> {
         let mut wtxn = self.env.write_txn()?;
-        let key = base_key(id, rel);
-        match base {
-            Some(b) => self
-                .base
-                .put(&mut wtxn, &key, &crate::descriptor::node::encode(b))?,
-            None => {
-                self.base.delete(&mut wtxn, &key)?;
+        for (rel, base) in paths {
+            let key = base_key(id, rel);
+            match base {
+                Some(b) => self
+                    .base
+                    .put(&mut wtxn, &key, &crate::descriptor::node::encode(b))?,
+                None => {
+                    self.base.delete(&mut wtxn, &key)?;
+                }
             }
         }
         queue.complete_in(&mut wtxn, seq)?;

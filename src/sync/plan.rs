@@ -44,6 +44,10 @@ pub enum Action {
     Conflict,
     /// Both sides hold a file nobody synced yet: equal content is recorded, else it is a conflict.
     Compare,
+    /// The local file moved here from `from` (same inode, size and mtime): move the tree's file too.
+    MoveTree,
+    /// The tree's file moved here from `from` (same link and mode): move the local file too.
+    MoveLocal,
     /// Both sides already agree: remember it.
     Record,
     /// Gone on both sides: forget it.
@@ -58,6 +62,10 @@ pub struct Step {
     pub action: Action,
     pub local: String,
     pub tree: String,
+    /// For a move: where it comes from, and that path's signature the move expects (the tree's for
+    /// [`Action::MoveTree`], the local one for [`Action::MoveLocal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<(String, String)>,
 }
 
 /// A tree signature that means "being written, not sealed yet": such paths wait for a later pass.
@@ -84,6 +92,7 @@ pub fn plan(
             action,
             local: l.map(|s| s.sig.clone()).unwrap_or_default(),
             tree: t.map(|s| s.sig.clone()).unwrap_or_default(),
+            from: None,
         };
         if matches!(action, Action::DeleteTree | Action::DeleteLocal) {
             deletes.push(step);
@@ -92,8 +101,57 @@ pub fn plan(
         }
     }
     deletes.reverse();
+    pair_moves(&mut steps, &mut deletes, base);
     steps.extend(deletes);
     steps
+}
+
+/// Turns a deletion and a creation of the same file into a move: a local file gone from one path
+/// and new at another with the same inode, size and mtime (`mv`, including into another folder), or a
+/// tree file gone from one path and new at another with the same link and mode.
+fn pair_moves(steps: &mut [Step], deletes: &mut Vec<Step>, base: &BTreeMap<String, Base>) {
+    let identity = |sig: &str| {
+        let f: Vec<&str> = sig.split(':').collect();
+        (f.len() == 6 && f[0] == "f").then(|| format!("{}:{}:{}", f[1], f[2], f[3]))
+    };
+    let is_file_link = |sig: &str| super::versions::link_of(sig).is_some();
+    let mut used = vec![false; deletes.len()];
+    for step in steps.iter_mut() {
+        let found = match step.action {
+            Action::Upload if step.tree.is_empty() && !base.contains_key(&step.rel) => {
+                let Some(id) = identity(&step.local) else { continue };
+                deletes.iter().enumerate().position(|(i, d)| {
+                    !used[i]
+                        && d.action == Action::DeleteTree
+                        && base.get(&d.rel).and_then(|b| identity(&b.local)).as_ref() == Some(&id)
+                })
+            }
+            Action::Download
+                if step.local.is_empty() && !base.contains_key(&step.rel) && is_file_link(&step.tree) =>
+            {
+                deletes.iter().enumerate().position(|(i, d)| {
+                    !used[i]
+                        && d.action == Action::DeleteLocal
+                        && base
+                            .get(&d.rel)
+                            .is_some_and(|b| b.tree == step.tree && b.local == d.local)
+                })
+            }
+            _ => None,
+        };
+        let Some(i) = found else { continue };
+        used[i] = true;
+        let d = &deletes[i];
+        (step.action, step.from) = match step.action {
+            Action::Upload => (Action::MoveTree, Some((d.rel.clone(), d.tree.clone()))),
+            _ => (Action::MoveLocal, Some((d.rel.clone(), d.local.clone()))),
+        };
+    }
+    let mut i = 0;
+    deletes.retain(|_| {
+        i += 1;
+        !used[i - 1]
+    });
 }
 
 /// The action for one path.
@@ -308,6 +366,39 @@ mod tests {
                 ("old/x/g".into(), DeleteTree),
                 ("old/x".into(), DeleteTree),
                 ("old".into(), DeleteTree),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deletion_and_a_creation_of_one_file_pair_into_a_move() {
+        let mut local = BTreeMap::new();
+        let mut tree = BTreeMap::new();
+        let mut base = BTreeMap::new();
+        // Locally, old.txt became new.txt (same inode, size, mtime; the rename changed the ctime).
+        base.insert("old.txt".to_string(), base_of("f:5:100:42:1:644", "L1 644"));
+        tree.insert("old.txt".to_string(), file("L1 644").unwrap());
+        local.insert("new.txt".to_string(), file("f:5:100:42:2:644").unwrap());
+        // In the tree, t1 became t2 (same link and mode); locally t1 is as synced.
+        base.insert("t1".to_string(), base_of("f:3:7:9:1:600", "noisefs://x#k 600"));
+        local.insert("t1".to_string(), file("f:3:7:9:1:600").unwrap());
+        tree.insert("t2".to_string(), file("noisefs://x#k 600").unwrap());
+        // Another inode is not a move.
+        base.insert("gone".to_string(), base_of("f:5:100:43:1:644", "L3 644"));
+        tree.insert("gone".to_string(), file("L3 644").unwrap());
+        local.insert("other".to_string(), file("f:5:100:44:1:644").unwrap());
+        let steps = plan(&local, &tree, &base);
+        let got: Vec<(&str, Action, Option<(String, String)>)> = steps
+            .iter()
+            .map(|s| (s.rel.as_str(), s.action, s.from.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("new.txt", MoveTree, Some(("old.txt".into(), "L1 644".into()))),
+                ("other", Upload, None),
+                ("t2", MoveLocal, Some(("t1".into(), "f:3:7:9:1:600".into()))),
+                ("gone", DeleteTree, None),
             ]
         );
     }

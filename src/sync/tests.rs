@@ -668,6 +668,72 @@ async fn what_sync_replaces_or_deletes_stays_restorable_and_gc_keeps_it() {
         .contains("no kept version"));
     let syncs = Syncs::open(f.engine.repo().state()).unwrap();
     assert_eq!(syncs.tree_path_of(&f.b.join("f.txt")).unwrap(), path);
-    assert_eq!(syncs.tree_path_of(&f.b.join("gone/x")).unwrap(), "/shared/docs/gone/x");
+    assert_eq!(
+        syncs.tree_path_of(&f.b.join("gone/x")).unwrap(),
+        "/shared/docs/gone/x"
+    );
     assert!(syncs.tree_path_of(Path::new("/nowhere/x")).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_on_either_side_is_synced_as_a_move() {
+    use std::os::unix::fs::MetadataExt;
+    let f = fixture();
+    let t = f.engine.tree();
+    write(&f.a.join("deep/x.bin"), &vec![7u8; 20_000]);
+    write(&f.a.join("notes.txt"), b"notes");
+    f.round().await;
+    let link_of = |p: &str| t.inode(t.resolve(p).unwrap()).unwrap().link;
+    let sealed = link_of("/shared/docs/deep/x.bin");
+    let b_ino = std::fs::metadata(f.b.join("deep/x.bin")).unwrap().ino();
+
+    // mv into another folder on a: the tree moves the sealed file (no new seal), b moves its file.
+    std::fs::create_dir(f.a.join("moved")).unwrap();
+    std::fs::rename(f.a.join("deep/x.bin"), f.a.join("moved/y.bin")).unwrap();
+    f.round().await;
+    assert_eq!(
+        link_of("/shared/docs/moved/y.bin"),
+        sealed,
+        "moved, not sealed again"
+    );
+    assert!(t.resolve("/shared/docs/deep/x.bin").is_err());
+    assert_eq!(
+        std::fs::metadata(f.b.join("moved/y.bin")).unwrap().ino(),
+        b_ino,
+        "moved, not downloaded"
+    );
+    assert_eq!(listing(&f.a), listing(&f.b));
+
+    // A move in the tree (the mount, `tree mv`) reaches both folders as a move.
+    let a_ino = std::fs::metadata(f.a.join("notes.txt")).unwrap().ino();
+    let docs = t.resolve("/shared/docs").unwrap();
+    let moved = t.resolve("/shared/docs/moved").unwrap();
+    t.rename(
+        docs,
+        "notes.txt",
+        moved,
+        "notes.md",
+        crate::tree::RenameMode::NoReplace,
+    )
+    .unwrap();
+    f.round().await;
+    assert_eq!(
+        std::fs::metadata(f.a.join("moved/notes.md")).unwrap().ino(),
+        a_ino
+    );
+    assert!(!f.a.join("notes.txt").exists() && !f.b.join("notes.txt").exists());
+    assert_eq!(std::fs::read(f.b.join("moved/notes.md")).unwrap(), b"notes");
+    assert_eq!(listing(&f.a), listing(&f.b));
+
+    // A move of a file the other side edited meanwhile loses nothing: both end up present.
+    std::fs::rename(f.a.join("moved/notes.md"), f.a.join("renamed.md")).unwrap();
+    write(&f.b.join("moved/notes.md"), b"notes edited in b");
+    converge(&f.engine, f.sa).await.unwrap();
+    f.round().await;
+    assert_eq!(std::fs::read(f.a.join("renamed.md")).unwrap(), b"notes");
+    assert_eq!(
+        std::fs::read(f.a.join("moved/notes.md")).unwrap(),
+        b"notes edited in b"
+    );
+    assert_eq!(listing(&f.a), listing(&f.b));
 }

@@ -388,7 +388,8 @@ mod tests {
         tree.insert("gone".to_string(), file("L3 644").unwrap());
         local.insert("other".to_string(), file("f:5:100:44:1:644").unwrap());
         let steps = plan(&local, &tree, &base);
-        let got: Vec<(&str, Action, Option<(String, String)>)> = steps
+        type Row<'a> = (&'a str, Action, Option<(String, String)>);
+        let got: Vec<Row> = steps
             .iter()
             .map(|s| (s.rel.as_str(), s.action, s.from.clone()))
             .collect();

@@ -425,7 +425,9 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
         }
         _ => {}
     }
+    let queued = cx.queue.list()?;
     let mut wtxn = syncs.env.write_txn()?;
+    let mut offered = std::collections::HashSet::new();
     for step in &steps {
         let key = format!("{SYNC}/{id}/{}", step.rel);
         let payload = crate::descriptor::node::encode(&Queued {
@@ -433,6 +435,15 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
             step: step.clone(),
         });
         cx.queue.offer_in(&mut wtxn, SYNC, &key, &payload)?;
+        offered.insert(key);
+    }
+    // A step still queued for a path this pass plans nothing for is stale (a failed attempt waiting
+    // for its retry, say, whose path has since come to agree): it goes, so that it is not reported.
+    let prefix = format!("{SYNC}/{id}/");
+    for item in queued {
+        if item.kind == SYNC && item.key.starts_with(&prefix) && !offered.contains(&item.key) {
+            cx.queue.complete_in(&mut wtxn, item.seq)?;
+        }
     }
     wtxn.commit()?;
     Ok(Pass {

@@ -737,3 +737,29 @@ async fn a_move_on_either_side_is_synced_as_a_move() {
     );
     assert_eq!(listing(&f.a), listing(&f.b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_failed_step_is_dropped_not_reported() {
+    let f = fixture();
+    write(&f.a.join("x.txt"), b"x");
+    f.round().await;
+    // A step that failed earlier and waits for its retry, for a path that has since come to agree.
+    let step = Step {
+        rel: "x.txt".into(),
+        action: Action::Upload,
+        local: "f:1:2:3:4:644".into(),
+        tree: String::new(),
+        from: None,
+    };
+    let payload = crate::descriptor::node::encode(&Queued { session: f.sa, step });
+    let q = f.engine.queue();
+    let seq = q
+        .push(SYNC, &format!("{SYNC}/{}/x.txt", f.sa), &payload, 0)
+        .unwrap();
+    q.fail(seq, "x.txt changed while it was stored", 3_600_000)
+        .unwrap();
+    converge(&f.engine, f.sa).await.unwrap();
+    let s = Syncs::open(f.engine.repo().state()).unwrap().get(f.sa).unwrap();
+    assert_eq!(s.last_error, None);
+    assert!(q.is_empty().unwrap());
+}

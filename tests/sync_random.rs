@@ -37,7 +37,7 @@ impl Rng {
 /// over 1 MiB, so that edits also land while one is being stored or downloaded.
 fn content(n: usize) -> Vec<u8> {
     let mut v = format!("version {n}\n").into_bytes();
-    let big = if n % 4 == 0 { 1 << 20 } else { 0 };
+    let big = if n.is_multiple_of(4) { 1 << 20 } else { 0 };
     v.resize(big + 64 + n * 7, b'.');
     v
 }

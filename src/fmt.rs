@@ -44,6 +44,28 @@ pub fn format_time(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
 
+/// `s` made safe to print on a terminal: control characters (C0, DEL, C1) are written as escapes
+/// (`\n`, `\t`, `\x1b`, `\u{9b}`) and a backslash as `\\`, so a name from someone else's share cannot
+/// move the cursor, recolour the screen or hide itself.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Bytes from a human size: `1500`, `10K`, `1.5MiB`, `2 GB` (K, M, G, T are powers of 1024, with or
 /// without `iB`/`B`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -121,6 +143,16 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_print_without_their_control_characters() {
+        assert_eq!(printable("report.txt"), "report.txt");
+        assert_eq!(printable("é 日本"), "é 日本");
+        assert_eq!(printable("\x1b[2Jevil\x07"), "\\x1b[2Jevil\\x07");
+        assert_eq!(printable("a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(printable("x\u{9b}y\u{7f}"), "x\\u{9b}y\\x7f");
+        assert_eq!(printable("back\\slash"), "back\\\\slash");
+    }
 
     #[test]
     fn sizes_parse() {

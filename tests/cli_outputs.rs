@@ -168,3 +168,40 @@ fn default_repository_locations() {
     let stats = env.ok(&["--repo", explicit.to_str().unwrap(), "repo", "stats", "--json"]);
     assert!(stats.contains("\"block_size\": 65536"), "{stats}");
 }
+
+#[test]
+fn names_with_terminal_escapes_are_listed_escaped() {
+    let env = Env::new(Some("4K"));
+    let dir = env.path("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("\x1b[2Jgotcha\x07"), b"x").unwrap();
+    std::os::unix::fs::symlink("\x1b]0;title\x07", dir.join("ln")).unwrap();
+    let link = env.put(&dir);
+    env.ok(&["tree", "import", "shared", "/in"]);
+    for out in [env.ok(&["ls", &link]), env.ok(&["tree", "ls", "/in"])] {
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+        assert!(out.contains("\\x1b[2Jgotcha\\x07"), "{out}");
+        assert!(out.contains("-> \\x1b]0;title\\x07"), "{out}");
+    }
+    // JSON keeps the name as it is (escaped by JSON itself).
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["tree", "ls", "/in", "--json"])).unwrap();
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "\x1b[2Jgotcha\x07"));
+}
+
+#[test]
+fn tree_mv_into_a_missing_folder_fails_instead_of_renaming() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("f.txt"), b"f").unwrap();
+    env.ok(&["tree", "import", "f.txt", "/f.txt"]);
+    let err = env.fails(&["tree", "mv", "/f.txt", "/archive/"]);
+    assert!(err.contains("no folder /archive/"), "{err}");
+    let ls = env.ok(&["tree", "ls", "/"]);
+    assert!(ls.contains("f.txt") && !ls.contains("archive"), "{ls}");
+    env.ok(&["tree", "mkdir", "/archive"]);
+    env.ok(&["tree", "mv", "/f.txt", "/archive/"]);
+    assert!(env.ok(&["tree", "ls", "/archive"]).contains("f.txt"));
+}

@@ -116,6 +116,10 @@ fn the_daemon_keeps_two_folders_in_sync_both_ways() {
     );
     let st = env.ok(&["sync", "status", "2"]);
     assert!(st.contains("conflicts: 1"), "{st}");
+    assert!(
+        st.contains("conflict:   later.txt (the local version kept as later (conflict "),
+        "{st}"
+    );
     let names: Vec<String> = listing(&a).into_iter().map(|(n, _)| n).collect();
     assert!(
         names

@@ -394,9 +394,9 @@ async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
             Some("symlink") => 'l',
             _ => '-',
         };
-        let name = r["name"].as_str().unwrap_or_default();
+        let name = crate::fmt::printable(r["name"].as_str().unwrap_or_default());
         let suffix = match r["target"].as_str() {
-            Some(t) => format!(" -> {t}"),
+            Some(t) => format!(" -> {}", crate::fmt::printable(t)),
             None if kind == 'd' => "/".into(),
             None => String::new(),
         };

@@ -67,8 +67,9 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
                         Kind::Symlink => 'l',
                         Kind::File => '-',
                     };
+                    let name = crate::fmt::printable(&name);
                     let suffix = match (&target, a.kind) {
-                        (Some(t), _) => format!(" -> {t}"),
+                        (Some(t), _) => format!(" -> {}", crate::fmt::printable(t)),
                         (None, Kind::Dir) => "/".into(),
                         _ => String::new(),
                     };
@@ -123,6 +124,10 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
             let (sp, sn) = t.resolve_parent(&from)?;
             let (dp, dn) = match t.resolve(&to) {
                 Ok(ino) if t.getattr(ino)?.kind == Kind::Dir => (ino, sn),
+                // A trailing slash names a folder: it must exist (as mv(1) says).
+                _ if to.ends_with('/') && !to.trim_end_matches('/').is_empty() => {
+                    anyhow::bail!("cannot move {from} to {to}: no folder {to} in the tree (create it with `noisefs tree mkdir`)")
+                }
                 _ => t.resolve_parent(&to)?,
             };
             t.rename(sp, sn, dp, dn, RenameMode::NoReplace)
@@ -407,6 +412,9 @@ fn session_text(out: &mut impl Write, s: &sync::Session, queue: &[crate::queue::
     }
     for (p, why) in &s.skipped {
         writeln!(out, "  skipped:    {p}: {why}")?;
+    }
+    for (p, kept) in &s.conflicted {
+        writeln!(out, "  conflict:   {p} (the local version kept as {kept})")?;
     }
     Ok(())
 }

@@ -566,7 +566,17 @@ impl<'a> Ctx<'a> {
         }
         tracing::warn!(path = %self.local.display(), kept = %target.display(), "sync conflict: both versions kept");
         let syncs = Syncs::open(self.cx.repo.state())?;
-        syncs.update(self.s.id, |s| s.conflicts += 1)?;
+        let kept = target
+            .strip_prefix(&self.s.local)
+            .unwrap_or(&target)
+            .to_string_lossy()
+            .into_owned();
+        syncs.update(self.s.id, |s| {
+            s.conflicts += 1;
+            s.conflicted.push((self.rel.clone(), kept));
+            let over = s.conflicted.len().saturating_sub(super::MAX_SKIPPED);
+            s.conflicted.drain(..over);
+        })?;
         Ok(())
     }
 }

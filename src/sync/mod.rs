@@ -47,7 +47,7 @@ impl Job for SyncJob {
 }
 /// Passes a convergence runs at most (a conflict takes two: rename, then upload the copy).
 const MAX_PASSES: usize = 5;
-/// Skipped paths kept per session for `status`.
+/// Skipped paths (and conflicts) kept per session for `status`.
 const MAX_SKIPPED: usize = 50;
 
 /// `[sync]` in `config.toml`.
@@ -92,6 +92,9 @@ pub struct Session {
     /// Conflicts found so far.
     #[serde(default)]
     pub conflicts: u64,
+    /// The latest conflicts (at most 50): the path, and where its local version was kept.
+    #[serde(default)]
+    pub conflicted: Vec<(String, String)>,
     /// Why the session waits for the user before deleting (see [`SyncConfig`]), if it does.
     #[serde(default)]
     pub held: Option<String>,
@@ -209,6 +212,7 @@ impl Syncs {
             skipped: Vec::new(),
             entries: 0,
             conflicts: 0,
+            conflicted: Vec::new(),
             held: None,
             confirmed: false,
         };

@@ -262,3 +262,21 @@ fn cat_reads_byte_ranges() {
     let head = env.run(&["cat", "--length", "5", &link]);
     assert_eq!(head.stdout, &data[..5]);
 }
+
+#[test]
+fn get_to_a_dash_streams_to_standard_output() {
+    let env = Env::new(Some("4K"));
+    let data = pseudo_random(50_000, 9);
+    std::fs::write(env.path("f.bin"), &data).unwrap();
+    let link = env.put(&env.path("f.bin"));
+    let out = env.cmd(&["get", &link, "-o", "-"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, data);
+    assert!(!env.path("-").exists(), "no file named -");
+    std::fs::create_dir_all(env.path("d")).unwrap();
+    std::fs::write(env.path("d/x"), b"x").unwrap();
+    let folder = env.put(&env.path("d"));
+    assert!(env
+        .fails(&["get", &folder, "-o", "-"])
+        .contains("standard output takes one file"));
+}

@@ -64,7 +64,7 @@ pub enum Command {
     Get {
         /// The link
         link: String,
-        /// Where to write it [default: its stored name in the current folder]
+        /// Where to write it (`-`: standard output) [default: its stored name in the current folder]
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
         /// Replace the output if it exists

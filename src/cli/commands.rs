@@ -1,7 +1,7 @@
 //! What each `noisefs` command does, on top of the library.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -85,6 +85,15 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             password,
         } => {
             let opened = open_link(&repo, io, &link, password.password).await?;
+            if output.as_deref() == Some(Path::new("-")) {
+                // `-o -` streams the file to standard output, as `cat` does.
+                if !matches!(opened.meta, Meta::File { .. }) {
+                    anyhow::bail!("{link} is a folder: standard output takes one file (give `-o FOLDER`)");
+                }
+                let out = Box::new(io.out.clone());
+                transfer::read_to(repo.store(), &opened, out, "<stdout>".into(), &no_progress()).await?;
+                return Ok(0);
+            }
             let target = match output {
                 Some(p) => io.path(&p),
                 None => io.path(&default_target(&opened)?),

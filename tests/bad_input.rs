@@ -102,11 +102,18 @@ fn existing_targets_need_force() {
     assert_eq!(std::fs::read(env.path("target")).unwrap(), b"precious");
     env.ok(&["get", &link, "-o", "target", "--force"]);
     assert_eq!(std::fs::read(env.path("target")).unwrap(), b"new content");
-    // A folder replaced by a file with --force.
+    // A folder target means "into this folder"; --force never deletes a folder.
     std::fs::create_dir(env.path("dir")).unwrap();
     std::fs::write(env.path("dir/inside"), b"x").unwrap();
     env.ok(&["get", &link, "-o", "dir", "--force"]);
-    assert_eq!(std::fs::read(env.path("dir")).unwrap(), b"new content");
+    assert_eq!(std::fs::read(env.path("dir/f")).unwrap(), b"new content");
+    assert_eq!(std::fs::read(env.path("dir/inside")).unwrap(), b"x");
+    std::fs::remove_file(env.path("dir/f")).unwrap();
+    std::fs::create_dir(env.path("dir/f")).unwrap();
+    std::fs::write(env.path("dir/f/keep"), b"k").unwrap();
+    let err = env.fails(&["get", &link, "-o", "dir", "--force"]);
+    assert!(err.contains("never folders"), "{err}");
+    assert_eq!(std::fs::read(env.path("dir/f/keep")).unwrap(), b"k");
 }
 
 /// Builds a folder manifest with arbitrary entries straight into the repository, as a hostile peer could.

@@ -64,10 +64,11 @@ pub enum Command {
     Get {
         /// The link
         link: String,
-        /// Where to write it (`-`: standard output) [default: its stored name in the current folder]
+        /// Where to write it: a new path, an existing folder to write into, or `-` for standard
+        /// output [default: its stored name in the current folder]
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
-        /// Replace the output if it exists
+        /// Replace an existing file at the target (a folder is never replaced)
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -382,9 +383,9 @@ pub enum TreeCommand {
     Export {
         /// The tree path
         path: String,
-        /// The local path to create
+        /// The local path to create, or an existing folder to export into
         local: PathBuf,
-        /// Replace the local path if it exists
+        /// Replace an existing file at the target (a folder is never replaced)
         #[arg(long)]
         force: bool,
     },

@@ -95,7 +95,13 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
                 return Ok(0);
             }
             let target = match output {
-                Some(p) => io.path(&p),
+                // An existing folder means "into this folder".
+                Some(p) => match io.path(&p) {
+                    dir if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {
+                        dir.join(default_target(&opened)?)
+                    }
+                    p => p,
+                },
                 None => io.path(&default_target(&opened)?),
             };
             let total = match &opened.meta {

@@ -110,11 +110,32 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
 /// Writes tree path `src` to local `dest`; an existing `dest` is refused unless `force`.
 pub async fn export(t: &Tree, src: &str, dest: &Path, force: bool) -> Result<CopyReport> {
     let ino = t.resolve(src)?;
-    let exists = std::fs::symlink_metadata(dest).is_ok();
-    if exists && !force {
-        return Err(Error::TargetExists {
-            path: dest.to_path_buf(),
-        });
+    // An existing folder means "into this folder" (the tree's root keeps its target as given).
+    let name = crate::tree::normalize_path(src)
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let into = std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) && !name.is_empty();
+    let dest = &if into {
+        dest.join(&name)
+    } else {
+        dest.to_path_buf()
+    };
+    match std::fs::symlink_metadata(dest) {
+        Ok(_) if !force => {
+            return Err(Error::TargetExists {
+                path: dest.to_path_buf(),
+            })
+        }
+        Ok(m) if m.is_dir() => return Err(Error::posix(
+            libc::EISDIR,
+            format!(
+                "{} is a folder: --force replaces files, never folders (remove it or choose another target)",
+                dest.display()
+            ),
+        )),
+        _ => {}
     }
     let tmp = TempSibling::new(dest, ".noisefs-export-");
     let mut report = CopyReport {
@@ -263,12 +284,21 @@ mod tests {
             std::fs::metadata(out.join("a.txt")).unwrap(),
         );
         assert_eq!((m1.mode(), m1.mtime()), (m2.mode(), m2.mtime()));
+        // An existing folder means "into it"; --force replaces files there, never a folder.
+        export(&t, "/src", &out, false).await.unwrap();
+        assert_eq!(std::fs::read(out.join("src/a.txt")).unwrap(), b"alpha");
         assert!(matches!(
             export(&t, "/src", &out, false).await,
             Err(Error::TargetExists { .. })
         ));
+        let e = export(&t, "/src", &out, true).await.unwrap_err();
+        assert_eq!(e.errno(), libc::EISDIR);
+        assert!(out.join("src/sub/b.bin").exists(), "nothing deleted");
+        export(&t, "/renamed.txt", &out, false).await.unwrap();
+        std::fs::write(out.join("renamed.txt"), b"old").unwrap();
         export(&t, "/renamed.txt", &out, true).await.unwrap();
-        assert_eq!(std::fs::read(&out).unwrap(), b"alpha");
+        assert_eq!(std::fs::read(out.join("renamed.txt")).unwrap(), b"alpha");
+        assert!(out.join("a.txt").exists());
         // A failed export leaves nothing behind.
         assert!(export(&t, "/missing", &dir.path().join("none"), false)
             .await

@@ -44,6 +44,12 @@ pub fn format_time(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
 
+/// Whether logs on standard error may use colour: only on a terminal, and not with `NO_COLOR` set.
+pub fn log_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// `s` made safe to print on a terminal: control characters (C0, DEL, C1) are written as escapes
 /// (`\n`, `\t`, `\x1b`, `\u{9b}`) and a backslash as `\\`, so a name from someone else's share cannot
 /// move the cursor, recolour the screen or hide itself.

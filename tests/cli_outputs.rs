@@ -205,3 +205,14 @@ fn tree_mv_into_a_missing_folder_fails_instead_of_renaming() {
     env.ok(&["tree", "mv", "/f.txt", "/archive/"]);
     assert!(env.ok(&["tree", "ls", "/archive"]).contains("f.txt"));
 }
+
+#[test]
+fn logs_have_no_colour_codes_when_not_on_a_terminal() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("f"), b"f").unwrap();
+    let out = env.cmd(&["-vv", "put", "f"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DEBUG") || err.contains("INFO"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

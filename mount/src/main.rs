@@ -126,7 +126,10 @@ fn init_logging(file: Option<PathBuf>) {
                 .try_init();
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = builder
+                .with_ansi(noisefs::fmt::log_colour())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
 }

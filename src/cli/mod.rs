@@ -199,6 +199,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::fmt::log_colour())
         .with_target(false)
         .try_init();
 }

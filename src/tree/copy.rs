@@ -128,13 +128,15 @@ pub async fn export(t: &Tree, src: &str, dest: &Path, force: bool) -> Result<Cop
                 path: dest.to_path_buf(),
             })
         }
-        Ok(m) if m.is_dir() => return Err(Error::posix(
-            libc::EISDIR,
-            format!(
+        Ok(m) if m.is_dir() => {
+            return Err(Error::posix(
+                libc::EISDIR,
+                format!(
                 "{} is a folder: --force replaces files, never folders (remove it or choose another target)",
                 dest.display()
             ),
-        )),
+            ))
+        }
         _ => {}
     }
     let tmp = TempSibling::new(dest, ".noisefs-export-");

@@ -9,7 +9,7 @@ B=target/release/noisefs
   echo "Generated from \`noisefs <command> --help\` (regenerate with the loop in scripts/gen-cli-doc.sh)."; echo
   for c in "" init put get cat ls stat pin "pin ls" unpin gc "repo stats" "repo verify" \
     "tree ls" "tree mkdir" "tree rm" "tree mv" "tree import" "tree export" \
-    "sync add" "sync list" "sync status" "sync pause" "sync resume" "sync remove" "sync run" \
+    "sync add" "sync list" "sync status" "sync pause" "sync resume" "sync remove" "sync versions" "sync restore" "sync run" \
     share receive search "tag add" "tag rm" "tag ls" status mount unmount daemon completions; do
     echo "## noisefs $c"; echo; echo '```'
     # shellcheck disable=SC2086

@@ -89,6 +89,24 @@ impl Drop for TempSibling {
     }
 }
 
+/// Checks that a write may go to `target`: nothing is there, or `force` and a file or symlink (a
+/// folder is never replaced).
+pub fn check_target(target: &Path, force: bool) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Ok(_) if !force => Err(Error::TargetExists {
+            path: target.to_path_buf(),
+        }),
+        Ok(m) if m.is_dir() => Err(Error::posix(
+            libc::EISDIR,
+            format!(
+                "{} is a folder: --force replaces files, never folders (remove it or choose another target)",
+                target.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Renames `from` to `to` unless `to` exists (`EEXIST`), atomically (`renameat2` with
 /// `RENAME_NOREPLACE`; where the filesystem lacks it, a hard link and an unlink, which fail the same way).
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -422,23 +422,7 @@ pub async fn get_to(
     force: bool,
     progress: &Progress,
 ) -> Result<u64> {
-    match std::fs::symlink_metadata(target) {
-        Ok(_) if !force => {
-            return Err(Error::TargetExists {
-                path: target.to_path_buf(),
-            })
-        }
-        Ok(m) if m.is_dir() => {
-            return Err(Error::posix(
-                libc::EISDIR,
-                format!(
-                "{} is a folder: --force replaces files, never folders (remove it or choose another target)",
-                target.display()
-            ),
-            ))
-        }
-        _ => {}
-    }
+    crate::place::check_target(target, force)?;
     let tmp = TempSibling::new(target, ".noisefs-get-");
     let bytes = materialize(store, opened, tmp.path(), progress).await?;
     tmp.replace()?;

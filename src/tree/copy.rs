@@ -122,23 +122,7 @@ pub async fn export(t: &Tree, src: &str, dest: &Path, force: bool) -> Result<Cop
     } else {
         dest.to_path_buf()
     };
-    match std::fs::symlink_metadata(dest) {
-        Ok(_) if !force => {
-            return Err(Error::TargetExists {
-                path: dest.to_path_buf(),
-            })
-        }
-        Ok(m) if m.is_dir() => {
-            return Err(Error::posix(
-                libc::EISDIR,
-                format!(
-                "{} is a folder: --force replaces files, never folders (remove it or choose another target)",
-                dest.display()
-            ),
-            ))
-        }
-        _ => {}
-    }
+    crate::place::check_target(dest, force)?;
     let tmp = TempSibling::new(dest, ".noisefs-export-");
     let mut report = CopyReport {
         target: dest.display().to_string(),

@@ -105,6 +105,16 @@ impl Queue {
         self.push_in(wtxn, kind, key, payload, 0)
     }
 
+    /// The keys queued under `prefix` with their sequence numbers, inside a caller's transaction.
+    pub fn keys_in(&self, wtxn: &RwTxn, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for item in self.keys.prefix_iter(wtxn, prefix)? {
+            let (k, seq) = item?;
+            out.push((k.to_string(), seq));
+        }
+        Ok(out)
+    }
+
     /// The oldest item of `kind` (any kind when `None`) that may run at `now` (ms).
     pub fn next_ready(&self, kind: Option<&str>, now: i64) -> Result<Option<Item>> {
         let rtxn = self.env.read_txn()?;

@@ -429,7 +429,6 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
         }
         _ => {}
     }
-    let queued = cx.queue.list()?;
     let mut wtxn = syncs.env.write_txn()?;
     let mut offered = std::collections::HashSet::new();
     for step in &steps {
@@ -443,10 +442,9 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
     }
     // A step still queued for a path this pass plans nothing for is stale (a failed attempt waiting
     // for its retry, say, whose path has since come to agree): it goes, so that it is not reported.
-    let prefix = format!("{SYNC}/{id}/");
-    for item in queued {
-        if item.kind == SYNC && item.key.starts_with(&prefix) && !offered.contains(&item.key) {
-            cx.queue.complete_in(&mut wtxn, item.seq)?;
+    for (key, seq) in cx.queue.keys_in(&wtxn, &format!("{SYNC}/{id}/"))? {
+        if !offered.contains(&key) {
+            cx.queue.complete_in(&mut wtxn, seq)?;
         }
     }
     wtxn.commit()?;

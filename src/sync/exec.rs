@@ -36,7 +36,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         return Ok(());
     }
     let step = &q.step;
-    let ctx = Ctx::at(cx, &s, &step.rel)?;
+    let ctx = Ctx::at(cx, &syncs, &s, &step.rel)?;
     let (cur_local, cur_tree) = (ctx.local_sig(), ctx.tree_side()?);
     let cur_tree_sig = cur_tree.as_ref().map(|t| t.1.clone()).unwrap_or_default();
     if cur_local != step.local || cur_tree_sig != step.tree {
@@ -53,7 +53,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
                     format!("sync step {}: a move without a source", step.rel),
                 ));
             };
-            let src = Ctx::at(cx, &s, from)?;
+            let src = Ctx::at(cx, &syncs, &s, from)?;
             let moved = match step.action {
                 Action::MoveTree => ctx.move_tree(&src, from_sig)?,
                 _ => ctx.move_local(&src, from_sig, &step.tree)?,
@@ -153,6 +153,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
 struct Ctx<'a> {
     cx: &'a JobContext,
     tree: &'a Tree,
+    syncs: &'a Syncs,
     s: &'a Session,
     local: PathBuf,
     rel: String,
@@ -161,9 +162,10 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// The step context of path `rel` of session `s`.
-    fn at(cx: &'a JobContext, s: &'a Session, rel: &str) -> Result<Ctx<'a>> {
+    fn at(cx: &'a JobContext, syncs: &'a Syncs, s: &'a Session, rel: &str) -> Result<Ctx<'a>> {
         Ok(Ctx {
             cx,
+            syncs,
             tree: &cx.tree,
             s,
             local: inside(&s.local, rel)?,
@@ -394,8 +396,7 @@ impl<'a> Ctx<'a> {
         let Ok(m) = std::fs::symlink_metadata(&self.local) else {
             return Ok(());
         };
-        let syncs = Syncs::open(self.cx.repo.state())?;
-        let Some(base) = syncs.base_of(self.s.id, &self.rel)? else {
+        let Some(base) = self.syncs.base_of(self.s.id, &self.rel)? else {
             return Ok(());
         };
         match versions::link_of(&base.tree) {
@@ -565,13 +566,12 @@ impl<'a> Ctx<'a> {
             }
         }
         tracing::warn!(path = %self.local.display(), kept = %target.display(), "sync conflict: both versions kept");
-        let syncs = Syncs::open(self.cx.repo.state())?;
         let kept = target
             .strip_prefix(&self.s.local)
             .unwrap_or(&target)
             .to_string_lossy()
             .into_owned();
-        syncs.update(self.s.id, |s| {
+        self.syncs.update(self.s.id, |s| {
             s.conflicts += 1;
             s.conflicted.push((self.rel.clone(), kept));
             let over = s.conflicted.len().saturating_sub(super::MAX_SKIPPED);

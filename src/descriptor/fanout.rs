@@ -266,6 +266,7 @@ impl FanoutReader {
             stack: Vec::new(),
             started: false,
             visited: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -317,6 +318,8 @@ pub struct Leaves {
     stack: Vec<std::vec::IntoIter<Child>>,
     started: bool,
     visited: Vec<BlockId>,
+    /// The same ids as `visited`: a node reached twice makes the tree a graph, refused.
+    seen: std::collections::HashSet<BlockId>,
 }
 
 impl Leaves {
@@ -341,6 +344,12 @@ impl Leaves {
             };
             if self.stack.len() > MAX_DEPTH {
                 return Err(self.reader.malformed("the tree is deeper than allowed".into()));
+            }
+            if child.id == self.reader.root_id || !self.seen.insert(child.id) {
+                return Err(self.reader.malformed(format!(
+                    "node {} is reached twice: a descriptor tree has no loops",
+                    child.id
+                )));
             }
             let node = fetch_node(&*self.reader.store, &self.reader.key, &child.id, false).await?;
             self.visited.push(child.id);
@@ -531,6 +540,54 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("deeper"));
+    }
+
+    #[tokio::test]
+    async fn a_node_reached_twice_is_refused() {
+        // Six blocks that stand for an endless file: each level's two children share one grandchild,
+        // so each node alone is valid but the walk would double at every level.
+        let store: Arc<dyn LocalStore> = Arc::new(MemoryStore::new());
+        let key = Key::random();
+        let w = FanoutWriter::<Vec<BlockId>>::new(key.clone(), 4096);
+        let leaf = w.seal(None, Body::Tuples(vec![tuple(0)])).unwrap();
+        store.put(leaf.id, leaf.data).await.unwrap();
+        let mut level = vec![leaf.id];
+        let mut count = 1;
+        for depth in 0..3u64 {
+            let mut next = Vec::new();
+            for side in 0..2u64 {
+                // The same children, under a different second child so the two nodes differ.
+                let mut children: Vec<Child> = level.iter().map(|id| Child { id: *id, count }).collect();
+                if children.len() == 1 {
+                    let extra = w
+                        .seal(None, Body::Tuples(vec![tuple(100 + depth * 2 + side)]))
+                        .unwrap();
+                    store.put(extra.id, extra.data).await.unwrap();
+                    children.push(Child {
+                        id: extra.id,
+                        count: 1,
+                    });
+                }
+                let n = w.seal(None, Body::Children(children.clone())).unwrap();
+                store.put(n.id, n.data).await.unwrap();
+                next.push((n.id, children.iter().map(|c| c.count).sum::<u64>()));
+            }
+            count = next[0].1;
+            level = next.iter().map(|(id, _)| *id).collect();
+        }
+        let root_body = Body::Children(level.iter().map(|id| Child { id: *id, count }).collect());
+        let reader = FanoutReader::new(store, key, BlockId::of(b"root"), root_body);
+        let mut leaves = reader.leaves();
+        let mut walked = 0;
+        let err = loop {
+            match leaves.next().await {
+                Ok(Some(_)) => walked += 1,
+                Ok(None) => panic!("a graph was walked as a tree"),
+                Err(e) => break e.to_string(),
+            }
+            assert!(walked < 100, "the walk does not end");
+        };
+        assert!(err.contains("reached twice"), "{err}");
     }
 
     #[test]

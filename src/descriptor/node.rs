@@ -228,7 +228,48 @@ pub fn decode(id: &BlockId, bytes: &[u8], is_root: bool) -> Result<Node> {
             check_entry(e)?;
         }
     }
+    check_shape(id, &node, is_root)?;
     Ok(node)
+}
+
+/// Refuses tree shapes no writer makes and that would let a few blocks stand for an endless tree: an
+/// empty node below the root, a child that holds nothing or appears twice in its node, and a root whose entries differ from what its metadata declares (a file's block
+/// count, a folder's entry count). With [`crate::descriptor::fanout::Leaves`] refusing a node reached
+/// twice, a walk is bounded by the declared size.
+fn check_shape(id: &BlockId, node: &Node, is_root: bool) -> Result<()> {
+    let bad = |reason: String| Error::Descriptor { id: *id, reason };
+    let held = match &node.body {
+        Body::Children(children) => {
+            let mut ids = std::collections::HashSet::with_capacity(children.len());
+            let mut total = 0u64;
+            for c in children {
+                if c.count == 0 {
+                    return Err(bad(format!("child {} holds no entries", c.id)));
+                }
+                if !ids.insert(c.id) {
+                    return Err(bad(format!("child {} appears twice in one node", c.id)));
+                }
+                total = total
+                    .checked_add(c.count)
+                    .ok_or_else(|| bad("child counts overflow".into()))?;
+            }
+            total
+        }
+        Body::Tuples(t) => t.len() as u64,
+        Body::Entries(e) => e.len() as u64,
+    };
+    if !is_root && held == 0 {
+        return Err(bad("an empty node below the root".into()));
+    }
+    let declared = match &node.meta {
+        Some(Meta::File { size, block_size, .. }) => Some(size.div_ceil((*block_size).max(1))),
+        Some(Meta::Dir { entries, .. }) => Some(*entries),
+        _ => None,
+    };
+    match declared {
+        Some(n) if n != held => Err(bad(format!("it declares {n} entries but holds {held}"))),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses names that could escape a folder or that no filesystem can hold.
@@ -468,6 +509,91 @@ mod tests {
         };
         assert!(decode(&id(), &encode(&n), true).is_err());
         assert!(decode(&id(), b"\xff\x00garbage", true).is_err());
+    }
+
+    #[test]
+    fn refuses_shapes_that_stand_for_an_endless_tree() {
+        let other = BlockId::of(b"other");
+        let inner = |children: Vec<Child>| Node {
+            v: 1,
+            meta: None,
+            body: Body::Children(children),
+        };
+        let cases = [
+            (
+                inner(vec![Child { id: id(), count: 2 }, Child { id: id(), count: 2 }]),
+                false,
+                "appears twice",
+            ),
+            (
+                inner(vec![Child { id: id(), count: 0 }]),
+                false,
+                "holds no entries",
+            ),
+            (inner(vec![]), false, "empty node"),
+            (
+                Node {
+                    v: 1,
+                    meta: None,
+                    body: Body::Tuples(vec![]),
+                },
+                false,
+                "empty node",
+            ),
+            (
+                inner(vec![
+                    Child {
+                        id: id(),
+                        count: u64::MAX,
+                    },
+                    Child { id: other, count: 1 },
+                ]),
+                false,
+                "overflow",
+            ),
+            (
+                // A 5-byte file is one block: a root claiming more is a lie.
+                Node {
+                    v: 1,
+                    meta: Some(file_meta()),
+                    body: Body::Children(vec![Child {
+                        id: id(),
+                        count: 1 << 40,
+                    }]),
+                },
+                true,
+                "declares 1 entries but holds 1099511627776",
+            ),
+            (
+                Node {
+                    v: 1,
+                    meta: Some(Meta::Dir {
+                        name: String::new(),
+                        mtime: 0,
+                        mode: 0,
+                        entries: 2,
+                    }),
+                    body: Body::Entries(vec![entry("x")]),
+                },
+                true,
+                "declares 2 entries but holds 1",
+            ),
+        ];
+        for (node, root, want) in cases {
+            let err = decode(&id(), &encode(&node), root).unwrap_err().to_string();
+            assert!(err.contains(want), "{err} should mention {want}");
+        }
+        // What writers make still decodes: an empty file, an empty folder.
+        let mut empty = file_meta();
+        if let Meta::File { size, .. } = &mut empty {
+            *size = 0;
+        }
+        let n = Node {
+            v: 1,
+            meta: Some(empty),
+            body: Body::Tuples(vec![]),
+        };
+        assert!(decode(&id(), &encode(&n), true).is_ok());
     }
 
     fn folder_of(e: DirEntry) -> Node {

@@ -663,17 +663,20 @@ mod tests {
     }
 
     async fn entries_err(store: &Arc<dyn LocalStore>, key: &Key, root: BlockId) -> String {
-        let opened = open(&src(store), &Link::new(root, key.clone()), None)
-            .await
-            .unwrap();
+        let opened = match open(&src(store), &Link::new(root, key.clone()), None).await {
+            Ok(o) => o,
+            Err(e) => return e.to_string(),
+        };
         assert_eq!(opened.name(), "d");
         opened.entries().await.unwrap_err().to_string()
     }
 
+    /// Why reading the file at `root` fails: at open (a root that lies about its size) or while reading.
     async fn read_err(store: &Arc<dyn LocalStore>, key: &Key, root: BlockId) -> String {
-        let opened = open(&src(store), &Link::new(root, key.clone()), None)
-            .await
-            .unwrap();
+        let opened = match open(&src(store), &Link::new(root, key.clone()), None).await {
+            Ok(o) => o,
+            Err(e) => return e.to_string(),
+        };
         let sink = Box::new(std::io::sink());
         read_to(
             &src(store),
@@ -705,12 +708,12 @@ mod tests {
             (
                 file_meta(10),
                 Body::Tuples(vec![vec![a, b, c], vec![a, b, c]]),
-                "more tuples",
+                "declares 1 entries but holds 2",
             ),
             (
                 file_meta(3 * BS as u64),
                 Body::Tuples(vec![vec![a, b, c]]),
-                "descriptor says",
+                "declares 3 entries but holds 1",
             ),
             (file_meta(10), Body::Tuples(vec![vec![a, b, short]]), "block size"),
         ];
@@ -720,8 +723,14 @@ mod tests {
             assert!(err.contains(want), "{err} should say {want}");
         }
         // A file whose inner node holds folder entries.
-        let inner = put_node(&store, &key, None, Body::Entries(vec![])).await;
-        let root = put_parent(&store, &key, file_meta(10), inner, 0).await;
+        let stray = DirEntry {
+            name: "x".into(),
+            kind: EntryKind::Symlink,
+            target: Some("t".into()),
+            ..DirEntry::default()
+        };
+        let inner = put_node(&store, &key, None, Body::Entries(vec![stray])).await;
+        let root = put_parent(&store, &key, file_meta(10), inner, 1).await;
         assert!(read_err(&store, &key, root).await.contains("folder entries"));
         // A file whose inner node cannot be fetched.
         let missing = BlockId::of(b"nowhere");
@@ -762,10 +771,13 @@ mod tests {
 
         // A folder whose entry count lies.
         let d = put_node(&store, &key, Some(dir_meta(3)), Body::Entries(vec![])).await;
-        assert!(entries_err(&store, &key, d).await.contains("entry count"));
+        assert!(entries_err(&store, &key, d)
+            .await
+            .contains("declares 3 entries but holds 0"));
         // A folder whose inner node holds tuples.
-        let inner = put_node(&store, &key, None, Body::Tuples(vec![])).await;
-        let d = put_parent(&store, &key, dir_meta(0), inner, 0).await;
+        let tuple = vec![BlockId::of(b"a"); 3];
+        let inner = put_node(&store, &key, None, Body::Tuples(vec![tuple])).await;
+        let d = put_parent(&store, &key, dir_meta(1), inner, 1).await;
         assert!(entries_err(&store, &key, d).await.contains("file tuples"));
 
         // An entry that says "file" but links to a folder; a folder that contains itself twice.

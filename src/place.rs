@@ -121,6 +121,31 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The mode a file or folder written from a manifest or the tree gets on local disk: its permission
+/// bits only (never setuid, setgid or sticky, whoever made the manifest) less the process umask, as
+/// `open(2)` and `mkdir(2)` would apply it.
+pub fn local_mode(mode: u32) -> u32 {
+    mode & 0o777 & !umask()
+}
+
+/// The process umask, read once: from `/proc/self/status`, or where that lacks it by setting and
+/// restoring it at first use.
+pub fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let from_proc = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        });
+        from_proc.unwrap_or_else(|| {
+            let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            nix::sys::stat::umask(old);
+            old.bits()
+        }) & 0o777
+    })
+}
+
 /// Removes a file, symlink or folder tree, ignoring failures (cleanup only).
 pub fn remove_any(path: &Path) {
     let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
@@ -128,6 +153,14 @@ pub fn remove_any(path: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_modes_drop_special_bits_and_the_umask() {
+        let mask = super::umask();
+        assert_eq!(mask & !0o777, 0);
+        assert_eq!(super::local_mode(0o7777), 0o777 & !mask);
+        assert_eq!(super::local_mode(0o4755) & 0o7000, 0);
+    }
+
     use super::*;
 
     #[test]

@@ -15,6 +15,10 @@ use crate::transfer::{self, no_progress, FileInfo, Opened};
 use crate::tree::{Kind, Sealed};
 use crate::{Error, Result};
 
+/// The mode bits a received share keeps: permissions only, never setuid, setgid or sticky from a
+/// stranger's manifest.
+const PERM: u32 = 0o777;
+
 /// What a share or receive covered.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
@@ -205,7 +209,15 @@ pub async fn receive(
         if now {
             fetch(&store, &opened).await?;
         }
-        t.put_link(parent, &name, &link, *size, mtime * 1_000_000_000, *mode, None)?;
+        t.put_link(
+            parent,
+            &name,
+            &link,
+            *size,
+            mtime * 1_000_000_000,
+            *mode & PERM,
+            None,
+        )?;
         report.files = 1;
         report.bytes = *size;
         return Ok(report);
@@ -217,7 +229,9 @@ pub async fn receive(
         });
     };
     let uid_gid = t.getattr(parent)?;
-    let top = t.mkdir(parent, &name, *mode, uid_gid.uid, uid_gid.gid)?.ino;
+    let top = t
+        .mkdir(parent, &name, *mode & PERM, uid_gid.uid, uid_gid.gid)?
+        .ino;
     let mut stack = vec![(opened, top, 1usize)];
     while let Some((dir, ino, depth)) = stack.pop() {
         report.folders += 1;
@@ -235,7 +249,9 @@ pub async fn receive(
                         reason: format!("folder entry {:?} has no link", e.name),
                     })?;
                     let child = transfer::open(&store, &link, None).await?;
-                    let sub = t.mkdir(ino, &e.name, e.mode, uid_gid.uid, uid_gid.gid)?.ino;
+                    let sub = t
+                        .mkdir(ino, &e.name, e.mode & PERM, uid_gid.uid, uid_gid.gid)?
+                        .ino;
                     stack.push((Arc::new(child), sub, depth + 1));
                 }
                 EntryKind::Symlink => {
@@ -276,7 +292,7 @@ pub async fn receive(
                         &link.to_string(),
                         e.size,
                         e.mtime * 1_000_000_000,
-                        e.mode,
+                        e.mode & PERM,
                         Some(""),
                     )?;
                     t.setattr(

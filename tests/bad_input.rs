@@ -118,6 +118,11 @@ fn existing_targets_need_force() {
 
 /// Builds a folder manifest with arbitrary entries straight into the repository, as a hostile peer could.
 fn forge_folder(env: &Env, names: &[&str]) -> String {
+    forge_folder_modes(env, names, 0o644, 0o755)
+}
+
+/// [`forge_folder`] with the given file and folder modes.
+fn forge_folder_modes(env: &Env, names: &[&str], file_mode: u32, dir_mode: u32) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let repo = Arc::new(Repo::open(&env.repo()).unwrap());
@@ -127,7 +132,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
         let info = noisefs::transfer::FileInfo {
             name: "payload".into(),
             mtime: 0,
-            mode: 0o644,
+            mode: file_mode,
             media_type: "text/plain".into(),
         };
         let (child, _) = session.put_reader(&repo.hold().await, file, info).await.unwrap();
@@ -141,7 +146,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
                     kind: EntryKind::File,
                     size: 8,
                     mtime: 0,
-                    mode: 0o644,
+                    mode: file_mode,
                     root: Some(child.root),
                     key: Some(serde_bytes::ByteBuf::from(
                         child.key().unwrap().as_bytes().to_vec(),
@@ -155,7 +160,7 @@ fn forge_folder(env: &Env, names: &[&str]) -> String {
             .finish(Meta::Dir {
                 name: "evil".into(),
                 mtime: 0,
-                mode: 0o755,
+                mode: dir_mode,
                 entries: names.len() as u64,
             })
             .unwrap();
@@ -193,6 +198,55 @@ fn hostile_manifest_names_are_refused_and_nothing_is_written() {
     let link = forge_folder(&env, &["fine"]);
     env.ok(&["get", &link, "-o", "target"]);
     assert_eq!(std::fs::read(env.path("target/fine")).unwrap(), b"escaped!");
+}
+
+/// Runs `noisefs args` under umask 077 and asserts success.
+fn ok_under_umask_077(env: &Env, args: &[&str]) {
+    let c = env.cmd(args);
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("umask 077 && exec \"$0\" \"$@\"")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env_remove("RUST_LOG")
+        .current_dir(env.dir.path());
+    let out = sh.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn hostile_modes_never_reach_the_disk_and_the_umask_applies() {
+    let env = Env::new(Some("4K"));
+    // A stranger's manifest: setuid, setgid, sticky and world-writable everywhere.
+    let link = forge_folder_modes(&env, &["f"], 0o7777, 0o7777);
+    ok_under_umask_077(&env, &["get", &link, "-o", "got"]);
+    assert_eq!(mode_of(&env.path("got")), 0o700);
+    assert_eq!(mode_of(&env.path("got/f")), 0o700);
+    assert_eq!(std::fs::read(env.path("got/f")).unwrap(), b"escaped!");
+
+    ok_under_umask_077(&env, &["receive", &link, "/in"]);
+    ok_under_umask_077(&env, &["tree", "export", "/in", "exported"]);
+    assert_eq!(mode_of(&env.path("exported")), 0o700);
+    assert_eq!(mode_of(&env.path("exported/f")), 0o700);
+    // The tree itself keeps no special bits from the share either.
+    let ls = env.ok(&["tree", "ls", "--json", "/in"]);
+    assert!(ls.contains("\"mode\": 511"), "{ls}");
+
+    // Ordinary modes under the ordinary umask come through as they were.
+    let link = forge_folder_modes(&env, &["g"], 0o640, 0o750);
+    env.ok(&["get", &link, "-o", "plain"]);
+    assert_eq!(mode_of(&env.path("plain")), 0o750 & !0o022);
+    assert_eq!(mode_of(&env.path("plain/g")), 0o640 & !0o022);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::versions::{self, Version, Versions, Why};
 use super::{mkdir_p, Queued, Session, Syncs};
 use crate::error::IoContext;
 use crate::jobs::JobContext;
-use crate::place::TempSibling;
+use crate::place::{local_mode, TempSibling};
 use crate::queue::Item;
 use crate::transfer::FileInfo;
 use crate::tree::{self, Kind, Tree};
@@ -85,7 +85,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         Action::MkdirLocal => {
             std::fs::create_dir_all(&ctx.local).at(&ctx.local)?;
             if let Some((ino, _)) = cur_tree {
-                let mode = ctx.tree.getattr(ino)?.mode & PERM;
+                let mode = local_mode(ctx.tree.getattr(ino)?.mode);
                 std::fs::set_permissions(&ctx.local, std::fs::Permissions::from_mode(mode)).at(&ctx.local)?;
             }
             Some(Base {
@@ -325,7 +325,8 @@ impl<'a> Ctx<'a> {
                 let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(attr.mtime.max(0) as u64);
                 let f = std::fs::File::options().write(true).open(tmp).at(tmp)?;
                 f.set_modified(mtime).at(tmp)?;
-                std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(attr.mode & PERM)).at(tmp)?;
+                std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(local_mode(attr.mode)))
+                    .at(tmp)?;
             }
         }
         self.keep_local_version(Why::Replaced)?;

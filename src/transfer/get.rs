@@ -584,8 +584,8 @@ fn set_times_and_mode(path: &Path, mtime: i64, mode: u32) -> Result<()> {
     let f = std::fs::File::open(path).at(path)?;
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
     f.set_modified(t).at(path)?;
-    // Only permission bits: never setuid, setgid or sticky from a manifest.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o777)).at(path)
+    let mode = crate::place::local_mode(mode);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).at(path)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{Kind, Tree};
 use crate::error::IoContext;
 use crate::hold::Hold;
-use crate::place::TempSibling;
+use crate::place::{local_mode, TempSibling};
 use crate::transfer::{FileInfo, Sealer};
 use crate::{Error, Result};
 
@@ -153,7 +153,7 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
                 let written = t
                     .copy_to(ino, Box::new(out.try_clone().at(&path)?), path.clone())
                     .await?;
-                out.set_permissions(std::fs::Permissions::from_mode(attr.mode))
+                out.set_permissions(std::fs::Permissions::from_mode(local_mode(attr.mode)))
                     .at(&path)?;
                 out.set_modified(time_of(attr.mtime)).at(&path)?;
                 report.files += 1;
@@ -163,7 +163,7 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
     }
     // Folder times and modes last, after their content was written.
     for (path, attr) in dirs.into_iter().rev() {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(attr.mode)).at(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(local_mode(attr.mode))).at(&path)?;
         std::fs::File::open(&path)
             .and_then(|d| d.set_modified(time_of(attr.mtime)))
             .at(&path)?;

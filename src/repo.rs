@@ -40,6 +40,9 @@ pub struct Config {
     /// Folder sync's safety rails.
     #[serde(default)]
     pub sync: crate::sync::SyncConfig,
+    /// Limits on what `receive` takes from a share.
+    #[serde(default)]
+    pub receive: crate::share::ReceiveConfig,
 }
 
 fn default_writeback_delay_ms() -> u64 {
@@ -56,6 +59,7 @@ impl Default for Config {
             writeback_delay_ms: default_writeback_delay_ms(),
             store: crate::store::Resilience::default(),
             sync: crate::sync::SyncConfig::default(),
+            receive: crate::share::ReceiveConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::Deserialize as _;
 use serde_bytes::ByteBuf;
 
 use crate::descriptor::node::FileContent;
@@ -153,9 +154,46 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
     Ok((link, report))
 }
 
+/// `[receive]` in `config.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ReceiveConfig {
+    /// The most a received share may declare in file sizes (bytes, or a size such as `"500GiB"`);
+    /// a larger share is refused and leaves nothing in the tree.
+    #[serde(deserialize_with = "size_or_bytes")]
+    pub max_size: u64,
+}
+
+impl Default for ReceiveConfig {
+    fn default() -> Self {
+        ReceiveConfig { max_size: 1 << 40 }
+    }
+}
+
+fn size_or_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => crate::fmt::parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Prefix of the hidden tree folder a share is built in before it is renamed into place.
+const BUILDING: &str = ".noisefs-receive-";
+
 /// Adds what `opened` (from `link`, with its key) names at tree path `path`: inside it when it is a
 /// folder, else under that name. With `now`, reads every file's content at once (so missing blocks are
 /// found now instead of on first read).
+///
+/// A folder is built in a hidden sibling and renamed into place when complete, so a receive that fails
+/// (a hostile or broken share, missing blocks, a share larger than `[receive] max_size` or, with `now`,
+/// than the free space) leaves nothing behind. A folder reached twice is refused, and content kept
+/// inside a manifest gets a descriptor over the same blocks instead of a copy.
 pub async fn receive(
     engine: &Engine,
     hold: &Hold,
@@ -192,6 +230,7 @@ pub async fn receive(
         ));
     }
     let target = join(&t.path_of(parent)?, &name);
+    let mut budget = Budget::new(engine, now)?;
     let mut report = Report {
         target: target.clone(),
         files: 0,
@@ -200,11 +239,11 @@ pub async fn receive(
         dir: matches!(opened.meta, Meta::Dir { .. }),
     };
     let store = engine.repo().store().clone();
-    let opened = Arc::new(opened);
     if let Meta::File {
         size, mtime, mode, ..
     } = &opened.meta
     {
+        budget.take(*size, &target)?;
         let link = Link::new(opened.root, opened.key.clone()).to_string();
         if now {
             fetch(&store, &opened).await?;
@@ -228,89 +267,215 @@ pub async fn receive(
             reason: "neither a file nor a folder".into(),
         });
     };
-    let uid_gid = t.getattr(parent)?;
+    let building = format!("{BUILDING}{:016x}", rand::random::<u64>());
+    let owner = t.getattr(parent)?;
     let top = t
-        .mkdir(parent, &name, *mode & PERM, uid_gid.uid, uid_gid.gid)?
+        .mkdir(parent, &building, *mode & PERM, owner.uid, owner.gid)?
         .ino;
-    let mut stack = vec![(opened, top, 1usize)];
-    while let Some((dir, ino, depth)) = stack.pop() {
-        report.folders += 1;
-        if depth > transfer::MAX_FOLDER_DEPTH {
-            return Err(Error::Descriptor {
-                id: dir.root,
-                reason: "folders nested too deep".into(),
-            });
+    let built = Build {
+        engine,
+        hold,
+        tree: &t,
+        owner: (owner.uid, owner.gid),
+        now,
+        target: &target,
+    }
+    .fill(opened, top, &mut budget, &mut report)
+    .await;
+    let placed = built.and_then(|()| {
+        t.rename(
+            parent,
+            &building,
+            parent,
+            &name,
+            crate::tree::RenameMode::NoReplace,
+        )
+    });
+    if let Err(e) = placed {
+        if let Err(clean) = remove_subtree(&t, parent, &building) {
+            tracing::warn!(error = %clean, "could not remove a failed receive's hidden folder");
         }
-        for e in dir.entries().await? {
-            match e.kind {
-                EntryKind::Dir => {
-                    let link = e.link().ok_or_else(|| Error::Descriptor {
-                        id: dir.root,
-                        reason: format!("folder entry {:?} has no link", e.name),
-                    })?;
-                    let child = transfer::open(&store, &link, None).await?;
-                    let sub = t
-                        .mkdir(ino, &e.name, e.mode & PERM, uid_gid.uid, uid_gid.gid)?
-                        .ino;
-                    stack.push((Arc::new(child), sub, depth + 1));
-                }
-                EntryKind::Symlink => {
-                    let target = e.target.clone().unwrap_or_default();
-                    t.symlink(ino, &e.name, &target, uid_gid.uid, uid_gid.gid)?;
-                }
-                EntryKind::File => {
-                    let link = match e.content() {
-                        Some(FileContent::Link(l)) => {
-                            if now {
-                                fetch(&store, &transfer::open(&store, &l, None).await?).await?;
-                            }
-                            l
-                        }
-                        // Content kept inside the manifest gets a descriptor of its own, so the
-                        // tree file has a link like every other.
-                        Some(FileContent::Data(bytes)) => restore(engine, hold, &e, bytes.to_vec()).await?,
-                        Some(FileContent::Tuples {
-                            key,
-                            tuples,
-                            block_size,
-                        }) => {
-                            let inline =
-                                Opened::inline(&store, dir.root, key, &e, tuples.to_vec(), block_size);
-                            let bytes = transfer::read_range(&store, &inline, 0, e.size).await?;
-                            restore(engine, hold, &e, bytes).await?
-                        }
-                        None => {
+        return Err(e);
+    }
+    Ok(report)
+}
+
+/// What a receive may still take: `[receive] max_size`, and with `now` the repository's free space.
+struct Budget {
+    left: u64,
+    why: &'static str,
+}
+
+impl Budget {
+    fn new(engine: &Engine, now: bool) -> Result<Budget> {
+        let cap = engine.repo().config().receive.max_size;
+        if now {
+            let st = engine.tree().statfs()?;
+            let free = st.blocks_free.saturating_mul(st.block_size);
+            if free < cap {
+                return Ok(Budget {
+                    left: free,
+                    why: "the repository's free space (--now stores every block)",
+                });
+            }
+        }
+        Ok(Budget {
+            left: cap,
+            why: "`[receive] max_size` in the repository's config.toml",
+        })
+    }
+
+    /// Takes `size` declared bytes for `at`, or refuses the share.
+    fn take(&mut self, size: u64, at: &str) -> Result<()> {
+        self.left = self.left.checked_sub(size).ok_or_else(|| {
+            Error::posix(
+                libc::EFBIG,
+                format!(
+                    "the share at {at} declares more than {} allows; nothing was received",
+                    self.why
+                ),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// One folder receive's fixed parts.
+struct Build<'a> {
+    engine: &'a Engine,
+    hold: &'a Hold,
+    tree: &'a crate::tree::Tree,
+    owner: (u32, u32),
+    now: bool,
+    target: &'a str,
+}
+
+impl Build<'_> {
+    /// Fills tree folder `top` with the folder `opened`, walking its subfolders depth first.
+    async fn fill(&self, opened: Opened, top: u64, budget: &mut Budget, report: &mut Report) -> Result<()> {
+        let t = self.tree;
+        let (uid, gid) = self.owner;
+        let store = self.engine.repo().store().clone();
+        let mut seen = std::collections::HashSet::from([opened.root]);
+        let mut stack = vec![(Arc::new(opened), top, 1usize)];
+        while let Some((dir, ino, depth)) = stack.pop() {
+            report.folders += 1;
+            if depth > transfer::MAX_FOLDER_DEPTH {
+                return Err(Error::Descriptor {
+                    id: dir.root,
+                    reason: "folders nested too deep".into(),
+                });
+            }
+            let mut walk = dir.entry_walk();
+            while let Some(e) = walk.next().await? {
+                match e.kind {
+                    EntryKind::Dir => {
+                        let link = e.link().ok_or_else(|| Error::Descriptor {
+                            id: dir.root,
+                            reason: format!("folder entry {:?} has no link", e.name),
+                        })?;
+                        if !seen.insert(link.root) {
                             return Err(Error::Descriptor {
-                                id: dir.root,
-                                reason: format!("file entry {:?} has no content", e.name),
-                            })
+                                id: link.root,
+                                reason: "the same folder appears twice in one share (a loop or a copy bomb)"
+                                    .into(),
+                            });
                         }
-                    };
-                    let sub = t.put_link(
-                        ino,
-                        &e.name,
-                        &link.to_string(),
-                        e.size,
-                        e.mtime * 1_000_000_000,
-                        e.mode & PERM,
-                        Some(""),
-                    )?;
-                    t.setattr(
-                        sub,
-                        crate::tree::SetAttr {
-                            uid: Some(uid_gid.uid),
-                            gid: Some(uid_gid.gid),
+                        let child = transfer::open(&store, &link, None).await?;
+                        let sub = t.mkdir(ino, &e.name, e.mode & PERM, uid, gid)?.ino;
+                        stack.push((Arc::new(child), sub, depth + 1));
+                    }
+                    EntryKind::Symlink => {
+                        let target = e.target.clone().unwrap_or_default();
+                        t.symlink(ino, &e.name, &target, uid, gid)?;
+                    }
+                    EntryKind::File => {
+                        budget.take(e.size, self.target)?;
+                        let link = self.file_link(&store, &dir, &e).await?;
+                        let sub = t.put_link(
+                            ino,
+                            &e.name,
+                            &link.to_string(),
+                            e.size,
+                            e.mtime * 1_000_000_000,
+                            e.mode & PERM,
+                            Some(""),
+                        )?;
+                        let set = crate::tree::SetAttr {
+                            uid: Some(uid),
+                            gid: Some(gid),
                             ..Default::default()
-                        },
-                    )
-                    .await?;
-                    report.files += 1;
-                    report.bytes += e.size;
+                        };
+                        t.setattr(sub, set).await?;
+                        report.files += 1;
+                        report.bytes += e.size;
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(report)
+
+    /// The link a received file gets: its own, or for content kept inside the manifest a descriptor of
+    /// its own (so the tree file has a link like every other), made without copying the content.
+    async fn file_link(
+        &self,
+        store: &Arc<dyn crate::store::BlockSource>,
+        dir: &Opened,
+        e: &DirEntry,
+    ) -> Result<Link> {
+        match e.content() {
+            Some(FileContent::Link(l)) => {
+                if self.now {
+                    fetch(store, &transfer::open(store, &l, None).await?).await?;
+                }
+                Ok(l)
+            }
+            Some(FileContent::Data(bytes)) => restore(self.engine, self.hold, e, bytes.to_vec()).await,
+            Some(FileContent::Tuples {
+                key,
+                tuples,
+                block_size,
+            }) => {
+                let inline = Opened::inline(store, dir.root, key.clone(), e, tuples.to_vec(), block_size);
+                if self.now {
+                    fetch(store, &inline).await?;
+                }
+                self.engine
+                    .sealer()
+                    .put_file_tuples(self.hold, inline.meta.clone(), key, tuples.to_vec())
+                    .await
+            }
+            None => Err(Error::Descriptor {
+                id: dir.root,
+                reason: format!("file entry {:?} has no content", e.name),
+            }),
+        }
+    }
+}
+
+/// Removes tree entry `name` of `parent` and everything under it.
+fn remove_subtree(t: &crate::tree::Tree, parent: u64, name: &str) -> Result<()> {
+    let top = t.lookup(parent, name)?;
+    if top.kind != Kind::Dir {
+        return t.unlink(parent, name);
+    }
+    // Folders in breadth-first order (files removed on the way), then removed deepest first.
+    let mut folders = vec![(parent, name.to_string(), top.ino)];
+    let mut i = 0;
+    while let Some((_, _, ino)) = folders.get(i).cloned() {
+        for e in t.readdir(ino)? {
+            match e.kind {
+                Kind::Dir => folders.push((ino, e.name, e.ino)),
+                _ => t.unlink(ino, &e.name)?,
+            }
+        }
+        i += 1;
+    }
+    for (p, n, _) in folders.iter().rev() {
+        t.rmdir(*p, n)?;
+    }
+    Ok(())
 }
 
 async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> Result<Link> {
@@ -454,5 +619,129 @@ mod tests {
             assert!(t.inode(ino).unwrap().link.is_some());
             assert_eq!(t.read(ino, 0, 1 << 20).await.unwrap(), want);
         }
+    }
+
+    fn dir_entry(name: &str, link: &Link) -> DirEntry {
+        DirEntry {
+            name: name.into(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            root: Some(link.root),
+            key: link.key().map(|k| ByteBuf::from(k.as_bytes().to_vec())),
+            ..DirEntry::default()
+        }
+    }
+
+    /// Names at the tree's root, hidden ones included.
+    fn root_names(t: &crate::tree::Tree) -> Vec<String> {
+        t.readdir(ROOT).unwrap().into_iter().map(|e| e.name).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hostile_broken_and_oversized_shares_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            block_size: BlockSize::new(4096).unwrap(),
+            receive: ReceiveConfig { max_size: 20_000 },
+            ..Config::default()
+        };
+        let repo = Arc::new(Repo::init(&dir.path().join("repo"), cfg).unwrap());
+        let engine = crate::node::engine(repo.clone()).unwrap();
+        let t = engine.tree().clone();
+        let hold = repo.hold().await;
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/f"), vec![7u8; 15_000]).unwrap();
+        std::fs::write(src.join("a"), b"a").unwrap();
+        let sub: Link = engine
+            .sealer()
+            .put_path(&hold, &src.join("sub"))
+            .await
+            .unwrap()
+            .link
+            .parse()
+            .unwrap();
+        let before = root_names(&t);
+        let sealer = engine.sealer();
+
+        // The same folder twice (each copy would multiply what the tree holds).
+        let twice = sealer
+            .put_manifest(
+                &hold,
+                "twice",
+                0,
+                0o755,
+                vec![dir_entry("x", &sub), dir_entry("y", &sub)],
+            )
+            .await
+            .unwrap();
+        let err = receive_at(&engine, &twice, "/").await.unwrap_err().to_string();
+        assert!(err.contains("appears twice"), "{err}");
+        assert_eq!(root_names(&t), before);
+
+        // A subfolder whose blocks are missing, after entries that were received fine.
+        let gone = Link::new(crate::block::BlockId::of(b"gone"), crate::crypto::Key::random());
+        let broken = sealer
+            .put_manifest(
+                &hold,
+                "broken",
+                0,
+                0o755,
+                vec![dir_entry("a", &sub), dir_entry("z", &gone)],
+            )
+            .await
+            .unwrap();
+        assert!(receive_at(&engine, &broken, "/").await.is_err());
+        assert_eq!(root_names(&t), before);
+
+        // Two copies of 15,000 bytes declared: over `[receive] max_size` (20,000).
+        let other: Link = sealer
+            .put_path(&hold, &src.join("sub"))
+            .await
+            .unwrap()
+            .link
+            .parse()
+            .unwrap();
+        let big = sealer
+            .put_manifest(
+                &hold,
+                "big",
+                0,
+                0o755,
+                vec![dir_entry("a", &sub), dir_entry("b", &other)],
+            )
+            .await
+            .unwrap();
+        let err = receive_at(&engine, &big, "/").await.unwrap_err();
+        assert_eq!(err.errno(), libc::EFBIG, "{err}");
+        assert!(err.to_string().contains("max_size"), "{err}");
+        assert_eq!(root_names(&t), before);
+
+        // One copy fits, and lands under its name with nothing hidden left beside it.
+        let one = sealer
+            .put_manifest(&hold, "one", 0, 0o755, vec![dir_entry("a", &sub)])
+            .await
+            .unwrap();
+        receive_at(&engine, &one, "/").await.unwrap();
+        assert_eq!(root_names(&t).len(), before.len() + 1);
+        assert!(root_names(&t).iter().all(|n| !n.starts_with(BUILDING)));
+        // Its small file kept inside the manifest got a descriptor over the same content blocks.
+        let received: Link = t
+            .inode(t.resolve("/one/a/f").unwrap())
+            .unwrap()
+            .link
+            .unwrap()
+            .parse()
+            .unwrap();
+        let opened = transfer::open(repo.store(), &sub, None).await.unwrap();
+        let inline = opened.entries().await.unwrap().remove(0);
+        let Some(FileContent::Tuples { key, tuples, .. }) = inline.content() else {
+            panic!("15,000 bytes at 4 KiB blocks are kept inline");
+        };
+        assert_eq!(received.key(), Some(&key));
+        let got = transfer::open(repo.store(), &received, None).await.unwrap();
+        assert_eq!(got.tree.tuple_at(0).await.unwrap(), tuples[0]);
+        let ino = t.resolve("/one/a/f").unwrap();
+        assert_eq!(t.read(ino, 0, 1 << 20).await.unwrap(), vec![7u8; 15_000]);
     }
 }

@@ -188,12 +188,20 @@ async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<(u64, 
             let is_dir = matches!(opened.meta, noisefs::descriptor::Meta::Dir { .. });
             let holder = sync::mkdir_p(t, &dir)?;
             let hold = engine.repo().hold().await;
-            if is_dir {
-                noisefs::share::receive(engine, &hold, opened, Some(&format!("{dir}/content")), false)
-                    .await?;
-                t.resolve(&format!("{dir}/content"))?
+            let into = if is_dir {
+                format!("{dir}/content")
             } else {
-                noisefs::share::receive(engine, &hold, opened, Some(&dir), false).await?;
+                dir.clone()
+            };
+            if let Err(e) = noisefs::share::receive(engine, &hold, opened, Some(&into), false).await {
+                // Nothing half-received stays behind to be served as complete by the next mount.
+                let (up, name) = dir.rsplit_once('/').unwrap_or(("", &dir));
+                let _ = t.resolve(up).and_then(|up| t.rmdir(up, name));
+                return Err(e).context("cannot receive the link");
+            }
+            if is_dir {
+                t.resolve(&into)?
+            } else {
                 holder
             }
         }

@@ -532,6 +532,25 @@ impl Sealer {
         Ok(Link::new(root, key))
     }
 
+    /// A file descriptor (root metadata `meta`, a [`Meta::File`]) over content tuples already stored and
+    /// sealed under `key`: a received file kept inside its folder's manifest gets a link of its own
+    /// without its content being copied.
+    pub async fn put_file_tuples(
+        &self,
+        _hold: &Hold,
+        meta: Meta,
+        key: Key,
+        tuples: Vec<Vec<BlockId>>,
+    ) -> Result<Link> {
+        let mut tree = FanoutWriter::<Vec<BlockId>>::new(key.clone(), self.repo.block_size());
+        for t in tuples {
+            self.store_nodes(tree.push(t)?).await?;
+        }
+        let (root, nodes) = tree.finish(meta)?;
+        self.store_nodes(nodes).await?;
+        Ok(Link::new(root, key))
+    }
+
     /// Wraps `link` for a password: a descriptor block sealed under the Argon2id key of `password`.
     pub async fn wrap_with_password(&self, _hold: &Hold, link: &Link, password: &str) -> Result<Link> {
         let salt = crypto::random_salt();

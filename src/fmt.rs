@@ -72,6 +72,30 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `s` with the secret part of every `noisefs://` link (after `#`: a key or a password salt) replaced by
+/// `…`, for logs: they name blocks, never keys.
+pub fn redact_links(s: &str) -> String {
+    const SCHEME: &str = "noisefs://";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(SCHEME) {
+        let (before, link) = rest.split_at(at);
+        out.push_str(before);
+        let end = link.find(char::is_whitespace).unwrap_or(link.len());
+        let (token, after) = link.split_at(end);
+        match token.split_once('#') {
+            Some((root, _)) => {
+                out.push_str(root);
+                out.push_str("#…");
+            }
+            None => out.push_str(token),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Bytes from a human size: `1500`, `10K`, `1.5MiB`, `2 GB` (K, M, G, T are powers of 1024, with or
 /// without `iB`/`B`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -148,6 +172,18 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn links_lose_their_secrets_in_logs() {
+        assert_eq!(
+            super::redact_links("get noisefs://bafkrei#c2VjcmV0 -o x noisefs://b2#argon2id.AQ"),
+            "get noisefs://bafkrei#… -o x noisefs://b2#…"
+        );
+        assert_eq!(
+            super::redact_links("no link, noisefs://bare"),
+            "no link, noisefs://bare"
+        );
+    }
+
     use super::*;
 
     #[test]

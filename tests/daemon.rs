@@ -144,3 +144,46 @@ fn share_and_receive_round_trip_through_the_tree() {
     env.ok(&["tree", "rm", "-r", "/src"]);
     assert!(!env.ok(&["tree", "ls", "/"]).contains("src"));
 }
+
+#[test]
+fn the_daemon_log_names_no_keys_and_no_paths_at_info() {
+    let env = Env::new(Some("4K"));
+    std::fs::write(env.path("secret-name.txt"), b"private").unwrap();
+    let d = env.daemon();
+    let link = env.put(&env.path("secret-name.txt"));
+    env.ok(&["get", &link, "-o", "out-secret-name"]);
+    env.ok(&["receive", &link, "/inbox/secret-name.txt"]);
+    // The link can stay out of the command line: from standard input, a file or the environment.
+    let mut c = env.cmd(&["cat", "-"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write as _;
+    writeln!(child.stdin.take().unwrap(), "{link}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"private", "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(env.path("link.txt"), format!("\n  {link}\n")).unwrap();
+    assert_eq!(
+        env.ok(&["cat", &format!("file:{}", env.path("link.txt").display())]),
+        "private"
+    );
+    let out = env
+        .cmd(&["cat", "env:SECRET_LINK"])
+        .env("SECRET_LINK", &link)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"private", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env
+        .fails(&["cat", "env:NO_SUCH_VARIABLE"])
+        .contains("NO_SUCH_VARIABLE"));
+    let log_path = d.log.clone();
+    d.stop();
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(log.contains("running a client's command"), "{log}");
+    let key = link.split_once('#').unwrap().1;
+    assert!(!log.contains(key), "the key is in the log: {log}");
+    assert!(
+        !log.contains("secret-name"),
+        "a path is in the log at info: {log}"
+    );
+}

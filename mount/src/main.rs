@@ -118,7 +118,20 @@ fn init_logging(file: Option<PathBuf>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    match file.and_then(|f| std::fs::OpenOptions::new().create(true).append(true).open(f).ok()) {
+    // The log names files and errors: readable by its owner only, even if it was created looser.
+    let open = |f: PathBuf| {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(f)
+            .ok()?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .ok()?;
+        Some(file)
+    };
+    match file.and_then(open) {
         Some(f) => {
             let _ = builder
                 .with_ansi(false)
@@ -181,6 +194,21 @@ fn parse(args: Vec<String>) -> Result<(Options, bool), String> {
     if source.starts_with("noisefs://") {
         root = Some(source);
         read_only = true;
+    }
+    // `root=env:NAME` or `root=file:PATH`: a link that stays out of the process's arguments.
+    if let Some(r) = root
+        .clone()
+        .filter(|r| r.starts_with("env:") || r.starts_with("file:"))
+    {
+        let link = noisefs::cli::link_source(&r, &mut std::io::empty())
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| format!("no link in {r}"))?;
+        if let Some(name) = r.strip_prefix("env:") {
+            // Read once; the mount process does not keep it in its environment.
+            std::env::remove_var(name);
+        }
+        read_only |= link.starts_with("noisefs://");
+        root = Some(link);
     }
     let abs = |p: PathBuf| {
         if p.is_absolute() {

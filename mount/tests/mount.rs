@@ -505,7 +505,6 @@ fn read_only_link_and_subtree_mounts() {
     same_tree(&src, &mnt);
     assert_eq!(errno_of(std::fs::write(mnt.join("x"), b"x")), libc::EROFS);
     m.unmount();
-
     // A missing block gives EIO on that read, and the mount stays up.
     for shard in std::fs::read_dir(env.repo().join("blocks")).unwrap() {
         for b in std::fs::read_dir(shard.unwrap().path()).unwrap() {
@@ -563,6 +562,36 @@ fn helper_refuses_bad_mount_points_clearly() {
     env.ok(&["unmount", mnt.to_str().unwrap()]);
     assert!(!is_mounted(&mnt));
     assert!(env.ok(&["tree", "ls", "/"]).contains("hello.txt"));
+
+    // A link mounted in the background: its key is in no process's arguments, and the mount's log
+    // (world-readable as an earlier version made it) is its owner's only and never holds the key.
+    use std::os::unix::fs::PermissionsExt;
+    let log = env.repo().join("mount.log");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(env.path("shared.txt"), b"shared").unwrap();
+    let link = env
+        .ok(&["put", env.path("shared.txt").to_str().unwrap()])
+        .trim()
+        .to_string();
+    let key = link.split_once('#').unwrap().1.to_string();
+    env.ok(&["mount", "--root", &link, mnt.to_str().unwrap()]);
+    assert!(is_mounted(&mnt));
+    assert_eq!(std::fs::read(mnt.join("shared.txt")).unwrap(), b"shared");
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(
+                !cmdline.contains(&key),
+                "a link's key in the arguments of {cmdline}"
+            );
+        }
+    }
+    env.ok(&["unmount", mnt.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(&key));
 }
 
 /// `gc` looping in the owner while the mount seals files (some saved by rename-over) and a `put`

@@ -62,7 +62,7 @@ pub enum Command {
         after_help = "Examples:\n  noisefs get 'noisefs://bafk…#key'\n  noisefs get 'noisefs://bafk…#key' -o ~/restored --force"
     )]
     Get {
-        /// The link
+        /// The link (or `-`, `file:PATH`, `env:NAME`: read from standard input, a file or a variable)
         link: String,
         /// Where to write it: a new path, an existing folder to write into, or `-` for standard
         /// output [default: its stored name in the current folder]
@@ -79,7 +79,7 @@ pub enum Command {
         after_help = "Examples:\n  noisefs cat 'noisefs://bafk…#key' | less\n  noisefs cat --offset 1048576 --length 4096 'noisefs://bafk…#key' | xxd"
     )]
     Cat {
-        /// The link of a file
+        /// The link of a file (or `-`, `file:PATH`, `env:NAME`)
         link: String,
         /// Start at this byte (only the blocks that hold the range are fetched)
         #[arg(long, value_name = "BYTES")]
@@ -93,7 +93,7 @@ pub enum Command {
     /// List a folder's entries (or describe a file)
     #[command(after_help = "Example:\n  noisefs ls 'noisefs://bafk…#key'")]
     Ls {
-        /// The link
+        /// The link (or `-`, `file:PATH`, `env:NAME`: read from standard input, a file or a variable)
         link: String,
         #[command(flatten)]
         password: PasswordFlag,
@@ -103,7 +103,7 @@ pub enum Command {
     /// Show what a link points at: kind, size, blocks, times
     #[command(after_help = "Example:\n  noisefs stat --json 'noisefs://bafk…#key'")]
     Stat {
-        /// The link
+        /// The link (or `-`, `file:PATH`, `env:NAME`: read from standard input, a file or a variable)
         link: String,
         #[command(flatten)]
         password: PasswordFlag,
@@ -119,7 +119,7 @@ pub enum Command {
     Pin {
         #[command(subcommand)]
         list: Option<PinCommand>,
-        /// The link
+        /// The link (or `-`, `file:PATH`, `env:NAME`: read from standard input, a file or a variable)
         #[arg(required = true)]
         link: Option<String>,
         #[command(flatten)]
@@ -128,7 +128,7 @@ pub enum Command {
     /// Stop keeping a link's blocks (`gc` removes what nothing else needs)
     #[command(after_help = "Example:\n  noisefs unpin 'noisefs://bafk…#key' && noisefs gc")]
     Unpin {
-        /// The link
+        /// The link (or `-`, `file:PATH`, `env:NAME`: read from standard input, a file or a variable)
         link: String,
     },
     /// Remove blocks that no pinned link needs
@@ -167,7 +167,7 @@ pub enum Command {
         after_help = "Examples:\n  noisefs receive 'noisefs://bafk…#key'\n  noisefs receive --now 'noisefs://bafk…#key' /inbox/"
     )]
     Receive {
-        /// The link
+        /// The link (or `-`, `file:PATH`, `env:NAME`: read from standard input, a file or a variable)
         link: String,
         /// Where in the tree: an existing folder (the shared name is kept) or a new path [default: /]
         path: Option<String>,
@@ -247,7 +247,8 @@ pub enum Command {
         /// Refuse every change
         #[arg(long)]
         read_only: bool,
-        /// Show this tree folder as the root, or a `noisefs://` link (read-only)
+        /// Show this tree folder as the root, or a `noisefs://` link (read-only; `-`, `file:PATH` or
+        /// `env:NAME` read the link from there, so its key stays out of the process list)
         #[arg(long, value_name = "TREE PATH OR LINK")]
         root: Option<String>,
         /// Stay in the foreground (logs on standard error) instead of returning once mounted

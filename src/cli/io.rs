@@ -94,3 +94,30 @@ impl Io {
         }
     }
 }
+
+/// The link an argument stands for: `-` (the first line of standard input), `file:PATH` (the first line
+/// of that file) or `env:NAME` (that environment variable), so a key never has to be on a command line,
+/// where every user of the machine reads it in `/proc/PID/cmdline`; anything else is the link as given.
+/// `None` when `arg` is an ordinary link.
+pub fn link_source(arg: &str, stdin: &mut dyn Read) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    let text = if arg == "-" {
+        let mut s = String::new();
+        stdin
+            .take(64 * 1024)
+            .read_to_string(&mut s)
+            .context("cannot read a link from standard input")?;
+        s
+    } else if let Some(path) = arg.strip_prefix("file:") {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read a link from {path}"))?
+    } else if let Some(name) = arg.strip_prefix("env:") {
+        std::env::var(name).with_context(|| format!("no link in environment variable {name}"))?
+    } else {
+        return Ok(None);
+    };
+    let link = text.lines().map(str::trim).find(|l| !l.is_empty());
+    match link {
+        Some(l) => Ok(Some(l.to_string())),
+        None => anyhow::bail!("no link in {arg} (expected a line noisefs://...)"),
+    }
+}

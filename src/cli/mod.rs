@@ -11,7 +11,7 @@ mod progress;
 mod search;
 
 pub use args::{Cli, Command, PinCommand, RepoCommand, SyncCommand, TagCommand, TreeCommand};
-pub use io::{Io, Out};
+pub use io::{link_source, Io, Out};
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -27,12 +27,27 @@ use crate::repo::Repo;
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    // A link given as `-`, `file:` or `env:` is read here, by the client, whichever process runs it.
+    let given = match link_field(&mut cli.command) {
+        Some(arg) => match io::link_source(arg, &mut std::io::stdin()) {
+            Ok(Some(link)) => {
+                arg.clone_from(&link);
+                Some(link)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     if forwarded(&cli.command) {
         let root = cli.repo.clone().map_or_else(Repo::default_path, Ok);
         if let Some(stream) = root.ok().and_then(|r| daemon::connect(&r)) {
-            return match forward(&stream, &cli) {
+            return match forward(&stream, &cli, given) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -60,6 +75,21 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The link argument of a command that takes one.
+fn link_field(c: &mut Command) -> Option<&mut String> {
+    match c {
+        Command::Get { link, .. }
+        | Command::Cat { link, .. }
+        | Command::Ls { link, .. }
+        | Command::Stat { link, .. }
+        | Command::Unpin { link }
+        | Command::Pin { link: Some(link), .. }
+        | Command::Receive { link, .. } => Some(link),
+        Command::Mount { root: Some(root), .. } => Some(root),
+        _ => None,
     }
 }
 
@@ -96,7 +126,7 @@ fn wants_password(c: &Command) -> bool {
 }
 
 /// Sends the command line to the daemon with this process's standard streams; returns its exit status.
-fn forward(stream: &std::os::unix::net::UnixStream, cli: &Cli) -> anyhow::Result<u8> {
+fn forward(stream: &std::os::unix::net::UnixStream, cli: &Cli, link: Option<String>) -> anyhow::Result<u8> {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.into_string())
         .collect::<Result<_, _>>()
@@ -113,6 +143,7 @@ fn forward(stream: &std::os::unix::net::UnixStream, cli: &Cli) -> anyhow::Result
         argv,
         cwd: std::env::current_dir()?,
         password,
+        link,
     };
     let fds = [
         std::io::stdin().as_raw_fd(),
@@ -158,8 +189,18 @@ pub fn command_handler(engine: Arc<Engine>, info: daemon::Info) -> daemon::Handl
                 let _ = write!(io.err.clone(), "{}", err.render().ansi());
                 err.exit_code()
             }
-            Ok(cli) => {
-                tracing::info!(argv = ?req.argv, "running a client's command");
+            Ok(mut cli) => {
+                // The link the client read from its standard input, a file or its environment.
+                if let (Some(given), Some(field)) = (&req.link, link_field(&mut cli.command)) {
+                    field.clone_from(given);
+                }
+                let sub = req.argv.iter().skip(1).find(|a| !a.starts_with('-'));
+                tracing::info!(
+                    command = sub.map_or("", |s| s.as_str()),
+                    "running a client's command"
+                );
+                let argv: Vec<String> = req.argv.iter().map(|a| crate::fmt::redact_links(a)).collect();
+                tracing::debug!(?argv, "the client's arguments");
                 match handle.block_on(commands::dispatch(&engine, cli.command, &io, cli.quiet)) {
                     Ok(code) => i32::from(code),
                     Err(err) => {

@@ -9,6 +9,9 @@ use anyhow::{bail, Context};
 use super::args::{Cli, Command};
 use crate::repo::Repo;
 
+/// The environment variable a link to mount reaches the helper in.
+const MOUNT_LINK_ENV: &str = "NOISEFS_MOUNT_LINK";
+
 /// Runs `mount` or `unmount`.
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let root = match &cli.repo {
@@ -32,9 +35,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 if r.contains(',') {
                     bail!("--root {r:?}: a tree path for mounting cannot contain a comma");
                 }
-                opts.push(format!("root={r}"));
+                if r.starts_with("noisefs://") {
+                    // The key goes to the helper in its environment (readable by this user only),
+                    // never in its arguments.
+                    opts.push(format!("root=env:{MOUNT_LINK_ENV}"));
+                } else {
+                    opts.push(format!("root={r}"));
+                }
             }
             let mut p = Process::new(&helper);
+            if let Some(r) = show.as_ref().filter(|r| r.starts_with("noisefs://")) {
+                p.env(MOUNT_LINK_ENV, r);
+            }
             p.arg(&root).arg(dir).arg("-o").arg(opts.join(","));
             if *foreground {
                 p.arg("-f");

@@ -31,6 +31,10 @@ pub struct Request {
     /// A password the client read for the command (NOISEFS_PASSWORD or a prompt).
     #[serde(default)]
     pub password: Option<String>,
+    /// The command's link when the client read it from its standard input, a file or its environment
+    /// (the argument then says `-`, `file:PATH` or `env:NAME`).
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 /// The answer.
@@ -132,6 +136,7 @@ mod tests {
             argv: vec!["noisefs".into(), "status".into()],
             cwd: "/tmp".into(),
             password: None,
+            link: None,
         };
         send(&a, &req, &[w.as_fd().as_raw_fd()]).unwrap();
         let (got, fds) = recv(&b).unwrap();

@@ -60,7 +60,7 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
             };
             if let Some(b) = moved {
                 syncs.settle_all(&cx.queue, s.id, &[(from, None), (&step.rel, Some(&b))], item.seq)?;
-                tracing::info!(session = s.id, from = %from, rel = %step.rel, "synced a move");
+                tracing::debug!(session = s.id, from = %from, rel = %step.rel, "synced a move");
                 return Ok(());
             }
             // The source changed meanwhile: copy instead, and let the next pass see to the source.
@@ -146,7 +146,8 @@ pub async fn execute(cx: &JobContext, item: &Item) -> Result<()> {
         }
     };
     syncs.settle(&cx.queue, s.id, &step.rel, base.as_ref(), item.seq)?;
-    tracing::info!(session = s.id, rel = %step.rel, action = ?step.action, "synced");
+    tracing::info!(session = s.id, action = ?step.action, "synced");
+    tracing::debug!(session = s.id, rel = %step.rel, "synced path");
     Ok(())
 }
 

@@ -32,8 +32,8 @@ pub struct Request {
     #[serde(default)]
     pub password: Option<String>,
     /// The command's link when the client read it from its standard input, a file or its environment
-    /// (the argument then says `-`, `file:PATH` or `env:NAME`).
-    #[serde(default)]
+    /// (the argument then says `-`, `file:PATH` or `env:NAME`). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
 }
 

@@ -72,6 +72,7 @@ def fresh_env(base, name):
     shutil.rmtree(home, ignore_errors=True)
     env = dict(os.environ, NOISEFS_HOME=home)
     env.pop("RUST_LOG", None)
+    subprocess.run([BIN, "-q", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
     return env
 
 

@@ -37,6 +37,10 @@ mkdir -p "$sample"
 cp -r README.md docs src "$sample/"
 head -c 3000000 /dev/urandom > "$sample/random.bin"
 
+# The standard location is created on first use; a NOISEFS_HOME folder must be made by `init`.
+if [ -n "${NOISEFS_HOME:-}" ] && [ ! -e "$NOISEFS_HOME/config.toml" ]; then
+  "$BIN" -q init
+fi
 echo "== noisefs put $sample (repository: ${NOISEFS_HOME:-default})"
 link=$("$BIN" put "$sample")
 echo "$link"

@@ -39,7 +39,7 @@ pub enum Error {
     },
     #[error("repository at {path} is locked by process {pid}; stop that process (or talk to it) and retry")]
     Locked { path: PathBuf, pid: String },
-    #[error("repository at {path} is not initialized; run `noisefs init`")]
+    #[error("no repository at {path}: check --repo and NOISEFS_HOME, or create one there with `noisefs --repo {path} init`")]
     NotInitialized { path: PathBuf },
     #[error("repository at {path} is already initialized")]
     AlreadyInitialized { path: PathBuf },

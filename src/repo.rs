@@ -163,10 +163,28 @@ impl Repo {
         Self::compose(root, config, lock, backend)
     }
 
-    /// Opens the repository at `root`, creating it with the default config on first use.
+    /// The standard location, created on first use: `$XDG_DATA_HOME/noisefs`, else
+    /// `~/.local/share/noisefs`. A `--repo` or `NOISEFS_HOME` folder is never created by use, so a
+    /// typo there is an error instead of a new empty repository.
+    pub fn standard_path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p).join("noisefs"));
+        }
+        std::env::var_os("HOME")
+            .filter(|p| !p.is_empty())
+            .map(|home| PathBuf::from(home).join(".local/share/noisefs"))
+    }
+
+    /// Opens the repository at `root`; at the standard location ([`Repo::standard_path`]) it is created
+    /// with the default config on first use, anywhere else it must have been made by `noisefs init`.
     pub fn open(root: &Path) -> Result<Repo> {
         if !root.join("config.toml").exists() {
-            tracing::info!(path = %root.display(), "creating repository on first use");
+            if Self::standard_path().as_deref() != Some(root) {
+                return Err(Error::NotInitialized {
+                    path: root.to_path_buf(),
+                });
+            }
+            tracing::info!("creating the repository at its standard location on first use");
             return Self::init(root, Config::default());
         }
         Self::open_existing(root)

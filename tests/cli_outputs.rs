@@ -70,16 +70,20 @@ fn stat_ls_pin_and_gc_outputs() {
     );
     for flag in ["-v", "-vv", "-vvv"] {
         let out = env
-            .cmd(&[flag, "--repo", "fresh-repo", "repo", "stats"])
+            .cmd(&[flag, "repo", "stats"])
+            .env_remove("NOISEFS_HOME")
+            .env("XDG_DATA_HOME", env.path("fresh"))
             .output()
             .unwrap();
         assert!(out.status.success());
         let log = String::from_utf8_lossy(&out.stderr);
-        assert!(log.contains("creating repository on first use"), "{flag}: {log}");
-        std::fs::remove_dir_all(env.path("fresh-repo")).unwrap();
+        assert!(log.contains("on first use"), "{flag}: {log}");
+        std::fs::remove_dir_all(env.path("fresh")).unwrap();
     }
     let quiet = env
-        .cmd(&["-q", "--repo", "fresh-repo", "repo", "stats"])
+        .cmd(&["-q", "repo", "stats"])
+        .env_remove("NOISEFS_HOME")
+        .env("XDG_DATA_HOME", env.path("fresh"))
         .output()
         .unwrap();
     assert!(quiet.stderr.is_empty());
@@ -158,6 +162,24 @@ fn default_repository_locations() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --repo"));
     let explicit = env.path("explicit");
+    // A mistyped --repo or NOISEFS_HOME is an error that names it, and creates nothing.
+    std::fs::create_dir_all(env.path("unrelated")).unwrap();
+    for at in [&explicit, &env.path("unrelated")] {
+        let err = env.fails(&["--repo", at.to_str().unwrap(), "ls", "noisefs://x"]);
+        let err2 = env.fails(&["--repo", at.to_str().unwrap(), "repo", "stats"]);
+        assert!(
+            err2.contains("no repository at") && err2.contains("init"),
+            "{err2}"
+        );
+        assert!(!at.join("config.toml").exists(), "{err}");
+    }
+    let out = env
+        .cmd(&["repo", "stats"])
+        .env("NOISEFS_HOME", env.path("typo"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no repository at"));
+    assert!(!env.path("typo").exists());
     env.ok(&[
         "--repo",
         explicit.to_str().unwrap(),

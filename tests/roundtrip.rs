@@ -177,7 +177,7 @@ fn password_links_need_the_password() {
 
 #[test]
 fn help_and_completions() {
-    let env = Env::new(None);
+    let env = Env::without_repo();
     for cmd in [
         "init",
         "put",

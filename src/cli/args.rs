@@ -29,7 +29,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a repository (otherwise created with defaults on first use)
+    /// Create a repository (the standard location is otherwise created with defaults on first use)
     #[command(after_help = "Example:\n  noisefs init --block-size 256K")]
     Init {
         /// Block size: a power of two from 4K to 1M

@@ -24,7 +24,7 @@ impl Fixture {
         let root = self.engine.repo().root().to_path_buf();
         let dir = self._dir;
         drop(self.engine);
-        let repo = Arc::new(Repo::open(&root).unwrap());
+        let repo = Arc::new(Repo::open_existing(&root).unwrap());
         Fixture {
             engine: crate::node::engine(repo).unwrap(),
             _dir: dir,

@@ -10,15 +10,23 @@ pub struct Env {
 }
 
 impl Env {
-    /// A fresh environment; the repository is created with `block_size` if given.
+    /// A fresh environment with a repository (of `block_size` if given).
     pub fn new(block_size: Option<&str>) -> Env {
         let env = Env {
             dir: tempfile::tempdir().expect("tempdir"),
         };
-        if let Some(bs) = block_size {
-            env.ok(&["init", "--block-size", bs]);
-        }
+        match block_size {
+            Some(bs) => env.ok(&["init", "--block-size", bs]),
+            None => env.ok(&["init"]),
+        };
         env
+    }
+
+    /// A fresh environment without a repository (`NOISEFS_HOME` names a folder that does not exist).
+    pub fn without_repo() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn repo(&self) -> PathBuf {

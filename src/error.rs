@@ -41,6 +41,8 @@ pub enum Error {
     Locked { path: PathBuf, pid: String },
     #[error("no repository at {path}: check --repo and NOISEFS_HOME, or create one there with `noisefs --repo {path} init`")]
     NotInitialized { path: PathBuf },
+    #[error("repository at {path} has mode {mode:03o}: other users could read the file names and content kept in it; run `chmod 700 {path}`")]
+    Exposed { path: PathBuf, mode: u32 },
     #[error("repository at {path} is already initialized")]
     AlreadyInitialized { path: PathBuf },
     #[error("invalid configuration in {path}: {reason}")]
@@ -105,7 +107,7 @@ impl Error {
             Error::Unsupported { .. } => libc::ENOTSUP,
             Error::Query { .. } => libc::EINVAL,
             Error::Unavailable { .. } => libc::EAGAIN,
-            Error::Decrypt { .. } => libc::EACCES,
+            Error::Decrypt { .. } | Error::Exposed { .. } => libc::EACCES,
             Error::NotPinned { .. } => libc::ENOENT,
             _ => libc::EIO,
         }

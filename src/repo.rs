@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -156,7 +156,24 @@ impl Repo {
                 path: root.to_path_buf(),
             });
         }
-        std::fs::create_dir_all(root).at(root)?;
+        match std::fs::read_dir(root) {
+            // An existing folder becomes the repository only when empty: init never takes over (or
+            // changes the mode of) a folder that holds something else.
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Error::Config {
+                        path: root.to_path_buf(),
+                        reason: "the folder exists and is not empty; give a new or empty folder".into(),
+                    });
+                }
+            }
+            Err(_) => {
+                if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).at(parent)?;
+                }
+                std::fs::DirBuilder::new().mode(0o700).create(root).at(root)?
+            }
+        }
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).at(root)?;
         let lock = Self::lock(root)?;
         config.save(&root.join("config.toml"))?;
@@ -207,6 +224,7 @@ impl Repo {
                 path: root.to_path_buf(),
             });
         }
+        check_private(root)?;
         let lock = Self::lock(root)?;
         let config = Config::load(&cfg_path)?;
         Self::compose(root, config, lock, backend)
@@ -218,6 +236,7 @@ impl Repo {
         lock: File,
         backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn LocalStore>,
     ) -> Result<Repo> {
+        tighten(root)?;
         let state = State::open(&root.join("state"))?;
         let local = backend(Arc::new(DiskStore::open(root.join("blocks"))?));
         let stack = Arc::new(
@@ -241,7 +260,7 @@ impl Repo {
         })
     }
 
-    /// Takes the repository lock, recording this process's id in it.
+    /// Takes the repository lock, recording this process's id in it (the file is 0600).
     fn lock(root: &Path) -> Result<File> {
         let path = root.join("repo.lock");
         let mut file = std::fs::OpenOptions::new()
@@ -249,6 +268,7 @@ impl Repo {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .at(&path)?;
         match file.try_lock() {
@@ -360,6 +380,53 @@ impl Repo {
 }
 
 /// A repository for unit tests: 4 KiB blocks, sealing without delay, in `<dir>/repo`.
+/// Refuses a repository folder that other users can enter or read: its staging, search index, state
+/// and logs hold names and content in clear.
+fn check_private(root: &Path) -> Result<()> {
+    let mode = std::fs::metadata(root).at(root)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::Exposed {
+            path: root.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// What the repository keeps directly inside its folder, and the mode each gets: folders 0700, files
+/// 0600 (also for repositories made by versions that left them at the umask's default).
+const PRIVATE: [(&str, u32); 8] = [
+    ("blocks", 0o700),
+    ("state", 0o700),
+    ("staging", 0o700),
+    ("index", 0o700),
+    ("config.toml", 0o600),
+    ("repo.lock", 0o600),
+    ("mount.log", 0o600),
+    ("daemon.sock", 0o600),
+];
+
+/// Creates the repository's folders 0700 and sets every entry of [`PRIVATE`] that exists to its mode.
+fn tighten(root: &Path) -> Result<()> {
+    for (name, mode) in PRIVATE {
+        let path = root.join(name);
+        if mode == 0o700 {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .at(&path)?;
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.permissions().mode() & 0o777 != mode && !m.file_type().is_symlink() => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).at(&path)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) fn test_repo(dir: &Path) -> Arc<Repo> {
     let cfg = Config {
@@ -373,6 +440,50 @@ pub(crate) fn test_repo(dir: &Path) -> Arc<Repo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_repository_stays_private_and_init_takes_over_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // An existing folder with something in it is not taken over, nor has its mode changed.
+        let busy = dir.path().join("busy");
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::set_permissions(&busy, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::write(busy.join("notes"), b"mine").unwrap();
+        let err = Repo::init(&busy, Config::default()).unwrap_err().to_string();
+        assert!(err.contains("not empty"), "{err}");
+        assert_eq!(
+            std::fs::symlink_metadata(&busy).unwrap().permissions().mode() & 0o7777,
+            0o1777
+        );
+        assert!(!busy.join("config.toml").exists());
+
+        // Made by init: 0700 folders and 0600 files, also what an earlier version left looser.
+        let root = dir.path().join("repo");
+        drop(Repo::init(&root, Config::default()).unwrap());
+        for (name, want) in PRIVATE {
+            if root.join(name).exists() {
+                assert_eq!(mode(&root.join(name)), want, "{name}");
+            }
+        }
+        std::fs::set_permissions(root.join("state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(root.join("config.toml"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Repo::open(&root).unwrap());
+        assert_eq!(
+            (mode(&root.join("state")), mode(&root.join("config.toml"))),
+            (0o700, 0o600)
+        );
+
+        // A repository folder opened up to others is refused, saying what to do.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = Repo::open(&root).unwrap_err();
+        assert_eq!(err.errno(), libc::EACCES);
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+        assert_eq!(mode(&root), 0o755, "the mode is the user's to change");
+    }
 
     #[test]
     fn init_open_lock_and_config() {

@@ -147,17 +147,23 @@ impl Mounted {
     }
 
     /// Unmounts as a user would, and waits for the driver to exit cleanly.
+    /// A mount still busy (a file another test's short-lived child inherited, a process leaving the
+    /// folder) is retried until it is free, within `wait_until`'s bound; any other failure fails.
     pub fn unmount(mut self) {
-        let out = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.dir)
-            .output()
-            .expect("fusermount3");
-        assert!(
-            out.status.success(),
-            "fusermount3 -u: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut last = String::new();
+        wait_until("an unmount that is not busy", || {
+            let out = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.dir)
+                .output()
+                .expect("fusermount3");
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                out.status.success() || last.contains("busy"),
+                "fusermount3 -u: {last}"
+            );
+            out.status.success()
+        });
         let status = self.child.wait().expect("wait");
         assert!(
             status.success(),

@@ -292,7 +292,7 @@ pub async fn receive(
         )
     });
     if let Err(e) = placed {
-        if let Err(clean) = remove_subtree(&t, parent, &building) {
+        if let Err(clean) = t.remove_all(parent, &building) {
             tracing::warn!(error = %clean, "could not remove a failed receive's hidden folder");
         }
         return Err(e);
@@ -454,30 +454,6 @@ impl Build<'_> {
     }
 }
 
-/// Removes tree entry `name` of `parent` and everything under it.
-fn remove_subtree(t: &crate::tree::Tree, parent: u64, name: &str) -> Result<()> {
-    let top = t.lookup(parent, name)?;
-    if top.kind != Kind::Dir {
-        return t.unlink(parent, name);
-    }
-    // Folders in breadth-first order (files removed on the way), then removed deepest first.
-    let mut folders = vec![(parent, name.to_string(), top.ino)];
-    let mut i = 0;
-    while let Some((_, _, ino)) = folders.get(i).cloned() {
-        for e in t.readdir(ino)? {
-            match e.kind {
-                Kind::Dir => folders.push((ino, e.name, e.ino)),
-                _ => t.unlink(ino, &e.name)?,
-            }
-        }
-        i += 1;
-    }
-    for (p, n, _) in folders.iter().rev() {
-        t.rmdir(*p, n)?;
-    }
-    Ok(())
-}
-
 async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> Result<Link> {
     let info = FileInfo {
         name: e.name.clone(),
@@ -632,6 +608,15 @@ mod tests {
         }
     }
 
+    /// A folder manifest named `name` holding `entries`, as a peer could make it.
+    async fn manifest(engine: &Engine, hold: &Hold, name: &str, entries: Vec<DirEntry>) -> Link {
+        engine
+            .sealer()
+            .put_manifest(hold, name, 0, 0o755, entries)
+            .await
+            .unwrap()
+    }
+
     /// Names at the tree's root, hidden ones included.
     fn root_names(t: &crate::tree::Tree) -> Vec<String> {
         t.readdir(ROOT).unwrap().into_iter().map(|e| e.name).collect()
@@ -665,32 +650,26 @@ mod tests {
         let sealer = engine.sealer();
 
         // The same folder twice (each copy would multiply what the tree holds).
-        let twice = sealer
-            .put_manifest(
-                &hold,
-                "twice",
-                0,
-                0o755,
-                vec![dir_entry("x", &sub), dir_entry("y", &sub)],
-            )
-            .await
-            .unwrap();
+        let twice = manifest(
+            &engine,
+            &hold,
+            "twice",
+            vec![dir_entry("x", &sub), dir_entry("y", &sub)],
+        )
+        .await;
         let err = receive_at(&engine, &twice, "/").await.unwrap_err().to_string();
         assert!(err.contains("appears twice"), "{err}");
         assert_eq!(root_names(&t), before);
 
         // A subfolder whose blocks are missing, after entries that were received fine.
         let gone = Link::new(crate::block::BlockId::of(b"gone"), crate::crypto::Key::random());
-        let broken = sealer
-            .put_manifest(
-                &hold,
-                "broken",
-                0,
-                0o755,
-                vec![dir_entry("a", &sub), dir_entry("z", &gone)],
-            )
-            .await
-            .unwrap();
+        let broken = manifest(
+            &engine,
+            &hold,
+            "broken",
+            vec![dir_entry("a", &sub), dir_entry("z", &gone)],
+        )
+        .await;
         assert!(receive_at(&engine, &broken, "/").await.is_err());
         assert_eq!(root_names(&t), before);
 
@@ -702,26 +681,20 @@ mod tests {
             .link
             .parse()
             .unwrap();
-        let big = sealer
-            .put_manifest(
-                &hold,
-                "big",
-                0,
-                0o755,
-                vec![dir_entry("a", &sub), dir_entry("b", &other)],
-            )
-            .await
-            .unwrap();
+        let big = manifest(
+            &engine,
+            &hold,
+            "big",
+            vec![dir_entry("a", &sub), dir_entry("b", &other)],
+        )
+        .await;
         let err = receive_at(&engine, &big, "/").await.unwrap_err();
         assert_eq!(err.errno(), libc::EFBIG, "{err}");
         assert!(err.to_string().contains("max_size"), "{err}");
         assert_eq!(root_names(&t), before);
 
         // One copy fits, and lands under its name with nothing hidden left beside it.
-        let one = sealer
-            .put_manifest(&hold, "one", 0, 0o755, vec![dir_entry("a", &sub)])
-            .await
-            .unwrap();
+        let one = manifest(&engine, &hold, "one", vec![dir_entry("a", &sub)]).await;
         receive_at(&engine, &one, "/").await.unwrap();
         assert_eq!(root_names(&t).len(), before.len() + 1);
         assert!(root_names(&t).iter().all(|n| !n.starts_with(BUILDING)));

@@ -99,21 +99,10 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
             let attr = t
                 .lookup(parent, name)
                 .with_context(|| format!("cannot remove {path}"))?;
-            if attr.kind == Kind::Dir {
-                if recursive {
-                    // Children first: the walk lists parents before children.
-                    for (rel, _, rec) in t.walk(attr.ino)?.into_iter().rev() {
-                        let (dir, leaf) = match rel.rsplit_once('/') {
-                            Some((d, l)) => (t.resolve(&format!("{path}/{d}"))?, l.to_string()),
-                            None => (attr.ino, rel.clone()),
-                        };
-                        if rec.kind == Kind::Dir {
-                            t.rmdir(dir, &leaf)?;
-                        } else {
-                            t.unlink(dir, &leaf)?;
-                        }
-                    }
-                }
+            if attr.kind == Kind::Dir && recursive {
+                t.remove_all(parent, name)
+                    .with_context(|| format!("cannot remove {path}"))?;
+            } else if attr.kind == Kind::Dir {
                 t.rmdir(parent, name)
                     .with_context(|| format!("cannot remove {path} (use -r for a folder with content)"))?;
             } else {

@@ -265,8 +265,7 @@ impl FanoutReader {
             reader: self.clone(),
             stack: Vec::new(),
             started: false,
-            visited: Vec::new(),
-            seen: std::collections::HashSet::new(),
+            visited: std::collections::HashSet::new(),
         }
     }
 
@@ -317,14 +316,13 @@ pub struct Leaves {
     /// Interior nodes being walked: remaining children, innermost last.
     stack: Vec<std::vec::IntoIter<Child>>,
     started: bool,
-    visited: Vec<BlockId>,
-    /// The same ids as `visited`: a node reached twice makes the tree a graph, refused.
-    seen: std::collections::HashSet<BlockId>,
+    /// The non-root nodes fetched so far: a node reached twice makes the tree a graph, refused.
+    visited: std::collections::HashSet<BlockId>,
 }
 
 impl Leaves {
     /// The ids of the non-root nodes fetched so far.
-    pub fn visited(&self) -> &[BlockId] {
+    pub fn visited(&self) -> &std::collections::HashSet<BlockId> {
         &self.visited
     }
 
@@ -345,14 +343,13 @@ impl Leaves {
             if self.stack.len() > MAX_DEPTH {
                 return Err(self.reader.malformed("the tree is deeper than allowed".into()));
             }
-            if child.id == self.reader.root_id || !self.seen.insert(child.id) {
+            if child.id == self.reader.root_id || !self.visited.insert(child.id) {
                 return Err(self.reader.malformed(format!(
                     "node {} is reached twice: a descriptor tree has no loops",
                     child.id
                 )));
             }
             let node = fetch_node(&*self.reader.store, &self.reader.key, &child.id, false).await?;
-            self.visited.push(child.id);
             let held = match &node.body {
                 Body::Tuples(t) => t.len() as u64,
                 Body::Entries(e) => e.len() as u64,

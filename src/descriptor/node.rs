@@ -233,9 +233,10 @@ pub fn decode(id: &BlockId, bytes: &[u8], is_root: bool) -> Result<Node> {
 }
 
 /// Refuses tree shapes no writer makes and that would let a few blocks stand for an endless tree: an
-/// empty node below the root, a child that holds nothing or appears twice in its node, and a root whose entries differ from what its metadata declares (a file's block
-/// count, a folder's entry count). With [`crate::descriptor::fanout::Leaves`] refusing a node reached
-/// twice, a walk is bounded by the declared size.
+/// empty node below the root, a child that holds nothing or appears twice in its node, and a root whose
+/// entries differ from what its metadata declares (a file's block count, a folder's entry count). With
+/// [`crate::descriptor::fanout::Leaves`] refusing a node reached twice, a walk is bounded by the
+/// declared size.
 fn check_shape(id: &BlockId, node: &Node, is_root: bool) -> Result<()> {
     let bad = |reason: String| Error::Descriptor { id: *id, reason };
     let held = match &node.body {

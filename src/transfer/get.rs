@@ -84,10 +84,6 @@ impl Opened {
     pub fn entry_walk(&self) -> EntryWalk {
         EntryWalk {
             root: self.root,
-            declared: match &self.meta {
-                Meta::Dir { entries, .. } => Some(*entries),
-                _ => None,
-            },
             leaves: self.tree.leaves(),
             current: Vec::new().into_iter(),
             seen: HashSet::new(),
@@ -95,11 +91,10 @@ impl Opened {
     }
 }
 
-/// A folder's entries in order; refuses duplicate names, leaves that are not entries, and a count that
-/// differs from the folder's metadata.
+/// A folder's entries in order; refuses duplicate names and leaves that are not entries (a count that
+/// differs from the folder's metadata is refused when its root is decoded).
 pub struct EntryWalk {
     root: BlockId,
-    declared: Option<u64>,
     leaves: crate::descriptor::fanout::Leaves,
     current: std::vec::IntoIter<DirEntry>,
     seen: HashSet<String>,
@@ -121,12 +116,7 @@ impl EntryWalk {
             match self.leaves.next().await? {
                 Some(Body::Entries(entries)) => self.current = entries.into_iter(),
                 Some(_) => return Err(self.malformed("a folder tree holds file tuples")),
-                None => {
-                    if self.declared.is_some_and(|n| n != self.seen.len() as u64) {
-                        return Err(self.malformed("the folder's entry count does not match its entries"));
-                    }
-                    return Ok(None);
-                }
+                None => return Ok(None),
             }
         }
     }

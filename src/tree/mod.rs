@@ -531,6 +531,34 @@ impl Tree {
         self.remove(parent, name, true)
     }
 
+    /// Removes entry `name` of `parent` and, for a folder, everything under it.
+    pub fn remove_all(&self, parent: u64, name: &str) -> Result<()> {
+        let top = self.lookup(parent, name)?;
+        if top.kind != Kind::Dir {
+            return self.unlink(parent, name);
+        }
+        // Folders in breadth-first order (files removed on the way), then removed deepest first.
+        let mut folders = vec![(parent, name.to_string())];
+        let mut inos = vec![top.ino];
+        let mut i = 0;
+        while let Some(&ino) = inos.get(i) {
+            for e in self.readdir(ino)? {
+                match e.kind {
+                    Kind::Dir => {
+                        folders.push((ino, e.name));
+                        inos.push(e.ino);
+                    }
+                    _ => self.unlink(ino, &e.name)?,
+                }
+            }
+            i += 1;
+        }
+        for (p, n) in folders.iter().rev() {
+            self.rmdir(*p, n)?;
+        }
+        Ok(())
+    }
+
     fn remove(&self, parent: u64, name: &str, want_dir: bool) -> Result<()> {
         let mut txn = self.wtxn()?;
         let mut dir = self.dir(&txn, parent)?;

@@ -187,3 +187,104 @@ fn the_daemon_log_names_no_keys_and_no_paths_at_info() {
         "a path is in the log at info: {log}"
     );
 }
+
+#[test]
+fn a_client_that_goes_away_cancels_its_command() {
+    use std::io::ErrorKind;
+    use std::os::fd::AsRawFd;
+    let env = Env::new(Some("4K"));
+    let d = env.daemon();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let mut client = env
+        .cmd(&["put", "-", "--name", "endless.bin"])
+        .stdin(reader)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A blocking write of far more than a pipe holds returns once the daemon is reading.
+    writer.write_all(&pseudo_random(1 << 20, 1)).unwrap();
+    // SAFETY: kill with a valid pid and signal number has no memory effects.
+    unsafe { libc::kill(client.id() as i32, libc::SIGINT) };
+    let _ = client.wait();
+    // The daemon drops the command and with it the read end: writes then fail with EPIPE. Without
+    // cancellation it would read (and store) whatever comes, for ever.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let chunk = vec![7u8; 64 * 1024];
+    common::wait_until("the daemon to drop the cancelled put", || loop {
+        match writer.write(&chunk) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return true,
+            Err(e) => panic!("write to the put's input: {e}"),
+        }
+    });
+    drop(writer);
+    let pins = env.ok(&["pin", "ls"]);
+    assert!(
+        !pins.contains("endless.bin"),
+        "a cancelled put pinned nothing: {pins}"
+    );
+    // The daemon still serves.
+    assert!(env.ok(&["status"]).contains("running"));
+    d.stop();
+}
+
+#[test]
+fn the_socket_serves_only_its_user_caps_connections_and_drops_idle_ones() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let env = Env::new(Some("4K"));
+    let d = env.daemon();
+    let sock = env.repo().join("daemon.sock");
+
+    // Another user (here given the power to pass the socket's mode, which a stranger never has) is
+    // refused by the daemon itself.
+    if unsafe { libc::geteuid() } == 0 {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["--inh-caps=+dac_override", "--ambient-caps=+dac_override", "--"])
+            .arg(env!("CARGO_BIN_EXE_noisefs"))
+            .args(["pin", "ls"])
+            .env("NOISEFS_HOME", env.repo())
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "another user's command ran: {err}");
+        assert!(err.contains("refused") && err.contains("uid 65534"), "{err}");
+        assert!(d.log_text().contains("uid 65534"), "{}", d.log_text());
+    }
+
+    // Idle connections: a few hundred hold at most the cap of threads; the one past the cap is told
+    // the daemon is busy, and once the idle ones are dropped commands run again.
+    let threads = || {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let before = threads();
+    let idle: Vec<UnixStream> = (0..300).map(|_| UnixStream::connect(&sock).unwrap()).collect();
+    let mut extra = UnixStream::connect(&sock).unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("busy"), "{answer}");
+    let during = threads();
+    assert!(
+        during <= before + 64 + 4,
+        "{during} threads for idle connections (from {before})"
+    );
+    // Each idle connection is closed by the daemon: reading it ends.
+    for mut c in idle {
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+    }
+    common::wait_until("commands after the idle connections", || {
+        env.run(&["status"]).status.success()
+    });
+    d.stop();
+}

@@ -182,7 +182,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
 /// repository.
 pub fn command_handler(engine: Arc<Engine>, info: daemon::Info) -> daemon::Handler {
     let handle = tokio::runtime::Handle::current();
-    Arc::new(move |req: proto::Request, fds| {
+    Arc::new(move |req: proto::Request, fds, hangup: daemon::Hangup| {
         let io = Io::passed(fds, req.cwd.clone(), req.password.clone(), info.clone());
         let code = match Cli::try_parse_from(&req.argv) {
             Err(err) => {
@@ -201,11 +201,24 @@ pub fn command_handler(engine: Arc<Engine>, info: daemon::Info) -> daemon::Handl
                 );
                 let argv: Vec<String> = req.argv.iter().map(|a| crate::fmt::redact_links(a)).collect();
                 tracing::debug!(?argv, "the client's arguments");
-                match handle.block_on(commands::dispatch(&engine, cli.command, &io, cli.quiet)) {
-                    Ok(code) => i32::from(code),
-                    Err(err) => {
+                let run = commands::dispatch(&engine, cli.command, &io, cli.quiet);
+                // A client that goes away (Ctrl-C) cancels its command: the work is dropped at its
+                // next await, with what it stored left unpinned for gc.
+                let outcome = handle.block_on(async {
+                    tokio::select! {
+                        r = run => Some(r),
+                        () = hangup => None,
+                    }
+                });
+                match outcome {
+                    Some(Ok(code)) => i32::from(code),
+                    Some(Err(err)) => {
                         let _ = writeln!(io.err.clone(), "error: {err:#}");
                         1
+                    }
+                    None => {
+                        tracing::info!("the client went away; its command was cancelled");
+                        daemon::CANCELLED
                     }
                 }
             }

@@ -2,6 +2,10 @@
 //! sync steps), watches sync sessions' folders (`notify`) and the tree for changes, and serves commands
 //! over `daemon.sock` in the repository (mode 0600, see [`proto`]). On SIGINT/SIGTERM it stops taking
 //! requests, runs the queued work that is due, and leaves the rest persisted for the next start.
+//!
+//! The socket serves only its own user (and root), checked by the peer's credentials, holds at most
+//! [`MAX_CONNECTIONS`] at once, drops a connection that sends no request within [`IDLE`], and cancels a
+//! command whose client goes away (Ctrl-C of the client cancels the work).
 
 pub mod proto;
 
@@ -11,7 +15,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +39,10 @@ const RESCAN: Duration = Duration::from_secs(60);
 const INDEX_DELAY: Duration = Duration::from_secs(1);
 /// How long shutdown may spend running due work.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
+/// Most connections served at once; more are answered "busy" and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may stay open without sending its request.
+pub const IDLE: Duration = Duration::from_secs(5);
 
 /// What `status` shows about a running daemon.
 #[derive(Debug, Clone, Serialize)]
@@ -44,9 +53,16 @@ pub struct Info {
     pub socket: PathBuf,
 }
 
-/// Runs one `run` request: the request, its three descriptors (stdin, stdout, stderr); returns the exit
+/// Runs one `run` request: the request, its three descriptors (stdin, stdout, stderr) and a future that
+/// completes when the client goes away (the handler then drops the command's work); returns the exit
 /// status. The CLI provides it, so the daemon need not know the commands.
-pub type Handler = Arc<dyn Fn(proto::Request, Vec<OwnedFd>) -> i32 + Send + Sync>;
+pub type Handler = Arc<dyn Fn(proto::Request, Vec<OwnedFd>, Hangup) -> i32 + Send + Sync>;
+
+/// Completes when the client of a command has closed its connection.
+pub type Hangup = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The exit status of a command cancelled because its client went away (as for SIGINT).
+pub const CANCELLED: i32 = 130;
 
 /// The socket path of the repository at `root`.
 pub fn socket_path(root: &Path) -> PathBuf {
@@ -238,19 +254,32 @@ fn listen(
     events: tokio::sync::mpsc::UnboundedSender<u64>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    // We hold the repository lock, so a socket file left here is from a process that died.
-    let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket).at(socket)?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).at(socket)?;
+    let listener = bind_private(socket)?;
+    let live = Arc::new(AtomicUsize::new(0));
     Ok(std::thread::spawn(move || {
         for conn in listener.incoming() {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             let Ok(conn) = conn else { continue };
-            let (handler, events) = (handler.clone(), events.clone());
+            let _ = conn.set_write_timeout(Some(IDLE));
+            if let Err(why) = admit(&conn) {
+                tracing::warn!("{why}");
+                refuse(&conn, why);
+                continue;
+            }
+            if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                live.fetch_sub(1, Ordering::SeqCst);
+                refuse(
+                    &conn,
+                    format!("the daemon is busy ({MAX_CONNECTIONS} connections open); try again"),
+                );
+                continue;
+            }
+            let (handler, events, live) = (handler.clone(), events.clone(), live.clone());
             std::thread::spawn(move || {
                 serve_connection(&conn, &handler);
+                live.fetch_sub(1, Ordering::SeqCst);
                 // A command may have added, paused or removed sessions, or changed the tree.
                 let _ = events.send(0);
             });
@@ -258,9 +287,86 @@ fn listen(
     }))
 }
 
+/// Binds a Unix socket at `socket` that is never reachable with a wider mode than 0600: it is bound
+/// under a temporary name, restricted, then renamed into place.
+fn bind_private(socket: &Path) -> Result<UnixListener> {
+    let temp = socket.with_extension(format!("sock-{}", std::process::id()));
+    // We hold the repository lock, so socket files left here are from a process that died.
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp).at(&temp)?;
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).at(&temp)?;
+    std::fs::rename(&temp, socket).at(socket)?;
+    Ok(listener)
+}
+
+/// Whether the peer may use the socket: the daemon's own user or root.
+fn admit(conn: &UnixStream) -> std::result::Result<(), String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let own = nix::unistd::geteuid().as_raw();
+    match getsockopt(conn, PeerCredentials) {
+        Ok(c) if c.uid() == own || c.uid() == 0 => Ok(()),
+        Ok(c) => Err(format!(
+            "refused a connection from uid {} (pid {}): the daemon serves only uid {own}",
+            c.uid(),
+            c.pid()
+        )),
+        Err(e) => Err(format!("refused a connection whose peer is unknown: {e}")),
+    }
+}
+
+/// Answers a connection that will not be served, and closes it.
+fn refuse(conn: &UnixStream, why: String) {
+    let resp = proto::Response {
+        exit: 2,
+        pid: std::process::id(),
+        error: Some(why),
+    };
+    let _ = proto::reply(conn, &resp);
+}
+
+/// A future that completes when the client at the other end of `conn` closes it.
+fn hangup(conn: &UnixStream) -> Hangup {
+    let watch = conn.try_clone();
+    Box::pin(async move {
+        let Ok(watch) = watch else {
+            return std::future::pending().await;
+        };
+        let stream = match watch
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(watch))
+        {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        let mut buf = [0u8; 256];
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                // The client sends nothing after its request; bytes are ignored.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+}
+
 fn serve_connection(conn: &UnixStream, handler: &Handler) {
     let pid = std::process::id();
+    let _ = conn.set_read_timeout(Some(IDLE));
     let resp = match proto::recv(conn) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            tracing::debug!("a connection sent no request within {IDLE:?}; closed");
+            return;
+        }
         Err(e) => proto::Response {
             exit: 2,
             pid,
@@ -280,11 +386,17 @@ fn serve_connection(conn: &UnixStream, handler: &Handler) {
             pid,
             error: None,
         },
-        Ok((req, fds)) if req.op == "run" && fds.len() == 3 => proto::Response {
-            exit: handler(req, fds),
-            pid,
-            error: None,
-        },
+        Ok((req, fds)) if req.op == "run" && fds.len() == 3 => {
+            let _ = conn.set_read_timeout(None);
+            let exit = handler(req, fds, hangup(conn));
+            // The hang-up watch made the socket non-blocking; the answer is written blocking.
+            let _ = conn.set_nonblocking(false);
+            proto::Response {
+                exit,
+                pid,
+                error: None,
+            }
+        }
         Ok((req, fds)) => proto::Response {
             exit: 2,
             pid,

@@ -56,9 +56,10 @@ impl Key {
         h.finalize().into()
     }
 
-    /// Derives the key from a password and salt with Argon2id (19 MiB, 2 passes, 1 lane).
-    pub fn from_password(password: &str, salt: &[u8]) -> Result<Self> {
-        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32))
+    /// Derives the key from a password and salt with Argon2id at `cost`.
+    pub fn from_password(password: &str, salt: &[u8], cost: KdfCost) -> Result<Self> {
+        cost.check().map_err(Error::Crypto)?;
+        let params = argon2::Params::new(cost.memory_kib, cost.passes, cost.lanes, Some(32))
             .map_err(|e| Error::Crypto(format!("password key derivation: {e}")))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
@@ -67,6 +68,101 @@ impl Key {
             .map_err(|e| Error::Crypto(format!("password key derivation: {e}")))?;
         Ok(Key(out))
     }
+}
+
+/// What deriving a password key with Argon2id costs: recorded in each password link, so links made
+/// with older parameters still open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfCost {
+    /// Memory, KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub passes: u32,
+    /// Lanes (parallelism).
+    pub lanes: u32,
+}
+
+impl KdfCost {
+    /// What links without parameters (`#argon2id.<salt>`) were made with: 19 MiB, 2 passes, 1 lane.
+    pub const LEGACY: KdfCost = KdfCost {
+        memory_kib: 19 * 1024,
+        passes: 2,
+        lanes: 1,
+    };
+    /// What new password links use: 64 MiB, 3 passes, 1 lane.
+    pub const DEFAULT: KdfCost = KdfCost {
+        memory_kib: 64 * 1024,
+        passes: 3,
+        lanes: 1,
+    };
+    /// The most memory a link may ask for (a link from a stranger must not exhaust memory).
+    pub const MAX_MEMORY_KIB: u32 = 1 << 20;
+    /// The most passes a link may ask for.
+    pub const MAX_PASSES: u32 = 64;
+    /// The most lanes a link may ask for.
+    pub const MAX_LANES: u32 = 16;
+
+    /// Whether the parameters are ones this version derives a key with; the reason if not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.lanes == 0 || self.lanes > Self::MAX_LANES {
+            return Err(format!(
+                "Argon2id lanes {} outside 1..={}",
+                self.lanes,
+                Self::MAX_LANES
+            ));
+        }
+        if self.passes == 0 || self.passes > Self::MAX_PASSES {
+            return Err(format!(
+                "Argon2id passes {} outside 1..={}",
+                self.passes,
+                Self::MAX_PASSES
+            ));
+        }
+        if self.memory_kib < 8 * self.lanes || self.memory_kib > Self::MAX_MEMORY_KIB {
+            return Err(format!(
+                "Argon2id memory {} KiB outside {}..={} KiB",
+                self.memory_kib,
+                8 * self.lanes,
+                Self::MAX_MEMORY_KIB
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why `password` is weak, if it is: a rough guess of its entropy from its length and the kinds of
+/// characters in it. Anyone holding a password link can try passwords offline, as fast as Argon2id
+/// allows, so a short one falls in hours.
+pub fn password_weakness(password: &str) -> Option<String> {
+    const COMMON: &[&str] = &[
+        "password", "123456", "12345678", "qwerty", "letmein", "admin", "welcome", "iloveyou", "monkey",
+        "dragon", "secret", "abc123", "passw0rd", "noisefs",
+    ];
+    let lower = password.to_lowercase();
+    if COMMON.iter().any(|c| lower.contains(c)) {
+        return Some("it contains a common password".into());
+    }
+    let distinct: std::collections::HashSet<char> = password.chars().collect();
+    type Kind = (fn(&char) -> bool, f64);
+    let kinds: [Kind; 4] = [
+        (char::is_ascii_lowercase, 26.0),
+        (char::is_ascii_uppercase, 26.0),
+        (char::is_ascii_digit, 10.0),
+        (|c: &char| !c.is_ascii_alphanumeric(), 33.0),
+    ];
+    let alphabet: f64 = kinds
+        .iter()
+        .filter(|(is, _)| password.chars().any(|c| is(&c)))
+        .map(|(_, n)| n)
+        .sum();
+    // Repeated characters add little: count each distinct character fully, repeats at one bit.
+    let len = password.chars().count();
+    let bits = distinct.len() as f64 * alphabet.max(2.0).log2() + (len - distinct.len()) as f64;
+    (bits < 60.0).then(|| {
+        format!(
+            "{len} characters, about {bits:.0} bits; use 12 or more characters of mixed kinds, or 5 random words"
+        )
+    })
 }
 
 /// The stream cipher applied to content blocks: ChaCha20 under the file's content sub-key with a nonce
@@ -234,15 +330,79 @@ mod tests {
     }
 
     #[test]
-    fn password_keys_depend_on_salt_and_password() {
-        let a = Key::from_password("pw", b"0123456789abcdef").unwrap();
-        let b = Key::from_password("pw", b"0123456789abcdef").unwrap();
-        let c = Key::from_password("pw", b"fedcba9876543210").unwrap();
-        let d = Key::from_password("pw2", b"0123456789abcdef").unwrap();
+    fn password_keys_depend_on_salt_password_and_cost() {
+        let salt = b"0123456789abcdef";
+        let a = Key::from_password("pw", salt, KdfCost::LEGACY).unwrap();
+        let b = Key::from_password("pw", salt, KdfCost::LEGACY).unwrap();
+        let c = Key::from_password("pw", b"fedcba9876543210", KdfCost::LEGACY).unwrap();
+        let d = Key::from_password("pw2", salt, KdfCost::LEGACY).unwrap();
+        let e = Key::from_password("pw", salt, KdfCost::DEFAULT).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
-        assert!(Key::from_password("pw", b"short").is_err());
+        assert_ne!(a, e);
+        assert!(Key::from_password("pw", b"short", KdfCost::LEGACY).is_err());
         assert_eq!(format!("{a:?}"), "Key(..)");
+        // Fixed vector: Argon2id("pw", "0123456789abcdef"; m 19456, t 2, p 1) as the legacy links use.
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(a.as_bytes()),
+            "aa11986f53323c413e6844bf08de8d0900cb42b5af9b3c88f960319d7d992e62"
+        );
+        // Parameters a hostile link could use to exhaust memory or time are refused before any work.
+        for bad in [
+            KdfCost {
+                memory_kib: KdfCost::MAX_MEMORY_KIB + 1,
+                ..KdfCost::DEFAULT
+            },
+            KdfCost {
+                memory_kib: 4,
+                ..KdfCost::DEFAULT
+            },
+            KdfCost {
+                passes: 0,
+                ..KdfCost::DEFAULT
+            },
+            KdfCost {
+                passes: 65,
+                ..KdfCost::DEFAULT
+            },
+            KdfCost {
+                lanes: 0,
+                ..KdfCost::DEFAULT
+            },
+            KdfCost {
+                lanes: 17,
+                ..KdfCost::DEFAULT
+            },
+        ] {
+            let err = Key::from_password("pw", salt, bad).unwrap_err().to_string();
+            assert!(err.contains("outside"), "{err}");
+        }
+    }
+
+    #[test]
+    fn weak_passwords_are_named() {
+        for weak in [
+            "pw",
+            "hunter2",
+            "correct",
+            "Password123!",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "12345678901",
+        ] {
+            assert!(password_weakness(weak).is_some(), "{weak}");
+        }
+        for strong in [
+            "correct horse battery staple",
+            "x7#Kp2!qLm9@wZ",
+            "tulip-orbit-canyon-mellow-frost",
+        ] {
+            assert!(
+                password_weakness(strong).is_none(),
+                "{strong}: {:?}",
+                password_weakness(strong)
+            );
+        }
+        assert!(password_weakness("pw").unwrap().contains("2 characters"));
     }
 }

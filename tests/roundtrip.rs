@@ -164,7 +164,19 @@ fn password_links_need_the_password() {
     let out = env.with_password(&["put", "--password", "secret.txt"], "hunter2");
     assert!(out.status.success());
     let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(link.contains("#argon2id."), "{link}");
+    // The link records the Argon2id cost it was made with; a weak password is named as such.
+    assert!(link.contains("#argon2id.m65536.t3.p1."), "{link}");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("warning: weak password (7 characters"),
+        "{warned}"
+    );
+    let strong = env.with_password(
+        &["put", "--password", "secret.txt"],
+        "tulip-orbit-canyon-mellow-frost",
+    );
+    assert!(strong.status.success());
+    assert!(!String::from_utf8_lossy(&strong.stderr).contains("weak"));
     let got = env.with_password(&["cat", &link], "hunter2");
     assert_eq!(got.stdout, b"the diary");
     let wrong = env.with_password(&["cat", &link], "hunter3");

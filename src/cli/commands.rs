@@ -265,11 +265,7 @@ async fn put(
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let password = if password {
-        Some(read_password(io, true)?)
-    } else {
-        None
-    };
+    let password = if password { Some(new_password(io)?) } else { None };
     let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
     let (bar, progress) = bytes_bar(total, quiet || !io.bars, "storing");
     let session = Sealer::new(repo.clone(), progress);
@@ -362,6 +358,19 @@ pub fn read_password(io: &Io, confirm: bool) -> anyhow::Result<String> {
     }
     if confirm && rpassword::prompt_password("Repeat password: ")? != pw {
         bail!("the passwords differ");
+    }
+    Ok(pw)
+}
+
+/// Reads the password a new link is protected with (confirmed at a prompt) and warns on the error
+/// stream when it is weak: anyone holding the link can guess it offline.
+pub fn new_password(io: &Io) -> anyhow::Result<String> {
+    let pw = read_password(io, true)?;
+    if let Some(why) = crate::crypto::password_weakness(&pw) {
+        writeln!(
+            io.err.clone(),
+            "warning: weak password ({why}); anyone who gets the link can try passwords offline"
+        )?;
     }
     Ok(pw)
 }

@@ -150,8 +150,14 @@ fn forward(stream: &std::os::unix::net::UnixStream, cli: &Cli, link: Option<Stri
         std::io::stdout().as_raw_fd(),
         std::io::stderr().as_raw_fd(),
     ];
-    proto::send(stream, &req, &fds)?;
-    let resp = proto::read_reply(stream)?;
+    // A daemon that refuses the connection answers at once and closes: the request may then fail to
+    // send (EPIPE), and the answer already waiting says why.
+    let sent = proto::send(stream, &req, &fds);
+    let resp = match (sent, proto::read_reply(stream)) {
+        (_, Ok(resp)) => resp,
+        (Err(e), Err(_)) => return Err(e.into()),
+        (Ok(()), Err(e)) => return Err(e.into()),
+    };
     if let Some(e) = resp.error {
         anyhow::bail!("the daemon (pid {}) refused the request: {e}", resp.pid);
     }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::args::{SyncCommand, TreeCommand};
-use super::commands::read_password;
+use super::commands::new_password;
 use super::io::Io;
 use crate::clock::now_ms;
 use crate::engine::Engine;
@@ -416,11 +416,7 @@ pub async fn share(
     password: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let password = if password {
-        Some(read_password(io, true)?)
-    } else {
-        None
-    };
+    let password = if password { Some(new_password(io)?) } else { None };
     let hold = engine.repo().hold().await;
     let (link, mut report) = crate::share::share(engine, &hold, path)
         .await

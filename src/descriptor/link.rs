@@ -1,5 +1,6 @@
 //! Links: `noisefs://<root-cid>#<key>` names a file or folder and carries the key that opens it;
-//! `noisefs://<root-cid>#argon2id.<salt>` carries only a salt, and the key comes from a password.
+//! `noisefs://<root-cid>#argon2id.m<KiB>.t<passes>.p<lanes>.<salt>` carries only the Argon2id cost and a
+//! salt, and the key comes from a password (`#argon2id.<salt>`: the legacy cost, 19 MiB and 2 passes).
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,7 +8,7 @@ use std::str::FromStr;
 use data_encoding::BASE64URL_NOPAD;
 
 use crate::block::BlockId;
-use crate::crypto::{Key, SALT_LEN};
+use crate::crypto::{KdfCost, Key, SALT_LEN};
 use crate::{Error, Result};
 
 /// The URL scheme prefix of every link.
@@ -19,8 +20,8 @@ const PASSWORD_TAG: &str = "argon2id.";
 pub enum LinkSecret {
     /// The descriptor key itself.
     Key(Key),
-    /// An Argon2id salt: the key is derived from a password and this salt.
-    Password([u8; SALT_LEN]),
+    /// An Argon2id salt and cost: the key is derived from a password with them.
+    Password { salt: [u8; SALT_LEN], cost: KdfCost },
 }
 
 /// A parsed link.
@@ -45,7 +46,7 @@ impl Link {
     pub fn key(&self) -> Option<&Key> {
         match &self.secret {
             LinkSecret::Key(k) => Some(k),
-            LinkSecret::Password(_) => None,
+            LinkSecret::Password { .. } => None,
         }
     }
 }
@@ -59,12 +60,13 @@ impl fmt::Display for Link {
                 self.root,
                 BASE64URL_NOPAD.encode(k.as_bytes())
             ),
-            LinkSecret::Password(s) => write!(
-                f,
-                "{SCHEME}{}#{PASSWORD_TAG}{}",
-                self.root,
-                BASE64URL_NOPAD.encode(s)
-            ),
+            LinkSecret::Password { salt, cost } => {
+                write!(f, "{SCHEME}{}#{PASSWORD_TAG}", self.root)?;
+                if *cost != KdfCost::LEGACY {
+                    write!(f, "m{}.t{}.p{}.", cost.memory_kib, cost.passes, cost.lanes)?;
+                }
+                f.write_str(&BASE64URL_NOPAD.encode(salt))
+            }
         }
     }
 }
@@ -87,14 +89,18 @@ impl FromStr for Link {
         let root: BlockId = cid
             .parse()
             .map_err(|_| bad("the block id before # is not a valid CID"))?;
-        let secret = if let Some(salt) = frag.strip_prefix(PASSWORD_TAG) {
+        let secret = if let Some(rest) = frag.strip_prefix(PASSWORD_TAG) {
+            let (cost, salt) = match rest.rsplit_once('.') {
+                None => (KdfCost::LEGACY, rest),
+                Some((params, salt)) => (parse_cost(params).map_err(|r| bad(&r))?, salt),
+            };
             let bytes = BASE64URL_NOPAD
                 .decode(salt.as_bytes())
                 .map_err(|_| bad("the password salt is not base64url"))?;
             let salt: [u8; SALT_LEN] = bytes
                 .try_into()
                 .map_err(|_| bad("the password salt has the wrong length"))?;
-            LinkSecret::Password(salt)
+            LinkSecret::Password { salt, cost }
         } else {
             if frag.len() != 43 {
                 return Err(bad("the key has the wrong length (truncated link?)"));
@@ -109,6 +115,27 @@ impl FromStr for Link {
         };
         Ok(Link { root, secret })
     }
+}
+
+/// Parses `m<KiB>.t<passes>.p<lanes>` (that order, each once) and checks the cost is one we derive with.
+fn parse_cost(params: &str) -> std::result::Result<KdfCost, String> {
+    let parts: Vec<&str> = params.split('.').collect();
+    let [m, t, p] = parts[..] else {
+        return Err("the password parameters are not m<KiB>.t<passes>.p<lanes>".into());
+    };
+    let num = |part: &str, tag: char| -> std::result::Result<u32, String> {
+        part.strip_prefix(tag)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("the password parameter {part:?} is not {tag}<number>"))
+    };
+    let cost = KdfCost {
+        memory_kib: num(m, 'm')?,
+        passes: num(t, 't')?,
+        lanes: num(p, 'p')?,
+    };
+    cost.check()?;
+    Ok(cost)
 }
 
 /// Shortens a link for error messages and hides its key.
@@ -136,16 +163,31 @@ mod tests {
             "noisefs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku#q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s"
         );
         assert_eq!(s.parse::<Link>().unwrap(), link);
+        let legacy = Link {
+            root: BlockId::of(b""),
+            secret: LinkSecret::Password {
+                salt: [1; SALT_LEN],
+                cost: KdfCost::LEGACY,
+            },
+        };
+        assert_eq!(
+            legacy.to_string(),
+            "noisefs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku#argon2id.AQEBAQEBAQEBAQEBAQEBAQ"
+        );
+        assert_eq!(legacy.to_string().parse::<Link>().unwrap(), legacy);
+        assert!(legacy.key().is_none());
         let pw = Link {
             root: BlockId::of(b""),
-            secret: LinkSecret::Password([1; SALT_LEN]),
+            secret: LinkSecret::Password {
+                salt: [1; SALT_LEN],
+                cost: KdfCost::DEFAULT,
+            },
         };
         assert_eq!(
             pw.to_string(),
-            "noisefs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku#argon2id.AQEBAQEBAQEBAQEBAQEBAQ"
+            "noisefs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku#argon2id.m65536.t3.p1.AQEBAQEBAQEBAQEBAQEBAQ"
         );
         assert_eq!(pw.to_string().parse::<Link>().unwrap(), pw);
-        assert!(pw.key().is_none());
     }
 
     #[test]
@@ -155,6 +197,13 @@ mod tests {
         let err = truncated.parse::<Link>().unwrap_err().to_string();
         assert!(err.contains("wrong length"), "{err}");
         assert!(!err.contains(&good[good.len() - 20..good.len() - 3]), "{err}");
+        // A link asking for more memory than a key derivation may take says so.
+        let greedy = format!(
+            "{}#argon2id.m4194304.t3.p1.AQEBAQEBAQEBAQEBAQEBAQ",
+            good.split('#').next().unwrap()
+        );
+        let err = greedy.parse::<Link>().unwrap_err().to_string();
+        assert!(err.contains("memory 4194304 KiB outside"), "{err}");
         for bad in [
             "",
             "http://x",
@@ -163,6 +212,22 @@ mod tests {
             &good.replace('#', ""),
             &format!("{}#argon2id.!!", good.split('#').next().unwrap()),
             &format!("{}#argon2id.AQEB", good.split('#').next().unwrap()),
+            &format!(
+                "{}#argon2id.m65536.t3.AQEBAQEBAQEBAQEBAQEBAQ",
+                good.split('#').next().unwrap()
+            ),
+            &format!(
+                "{}#argon2id.t3.m65536.p1.AQEBAQEBAQEBAQEBAQEBAQ",
+                good.split('#').next().unwrap()
+            ),
+            &format!(
+                "{}#argon2id.m.t3.p1.AQEBAQEBAQEBAQEBAQEBAQ",
+                good.split('#').next().unwrap()
+            ),
+            &format!(
+                "{}#argon2id.m+5.t3.p1.AQEBAQEBAQEBAQEBAQEBAQ",
+                good.split('#').next().unwrap()
+            ),
             &format!("{}#@@@", good.split('#').next().unwrap()),
         ] {
             assert!(bad.parse::<Link>().is_err(), "{bad}");
@@ -173,6 +238,19 @@ mod tests {
         #[test]
         fn round_trip(key in any::<[u8; 32]>(), data in any::<Vec<u8>>()) {
             let link = Link::new(BlockId::of(&data), Key::from_bytes(key));
+            prop_assert_eq!(link.to_string().parse::<Link>().unwrap(), link);
+        }
+
+        #[test]
+        fn password_links_round_trip(
+            salt in any::<[u8; SALT_LEN]>(),
+            m in 8u32..=KdfCost::MAX_MEMORY_KIB,
+            t in 1u32..=KdfCost::MAX_PASSES,
+        ) {
+            let link = Link {
+                root: BlockId::of(&salt),
+                secret: LinkSecret::Password { salt, cost: KdfCost { memory_kib: m, passes: t, lanes: 1 } },
+            };
             prop_assert_eq!(link.to_string().parse::<Link>().unwrap(), link);
         }
 

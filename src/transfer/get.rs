@@ -133,14 +133,14 @@ impl EntryWalk {
 pub async fn open(store: &Arc<dyn BlockSource>, link: &Link, password: Option<&str>) -> Result<Opened> {
     let (root, key) = match &link.secret {
         LinkSecret::Key(k) => (link.root, k.clone()),
-        LinkSecret::Password(salt) => {
+        LinkSecret::Password { salt, cost } => {
             let password = password.ok_or_else(|| Error::InvalidLink {
                 input: format!("noisefs://{}", link.root),
                 reason: "it is protected by a password; pass --password".into(),
             })?;
             let pw = password.to_string();
-            let salt = *salt;
-            let pw_key = tokio::task::spawn_blocking(move || Key::from_password(&pw, &salt))
+            let (salt, cost) = (*salt, *cost);
+            let pw_key = tokio::task::spawn_blocking(move || Key::from_password(&pw, &salt, cost))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             let wrapper = fetch_node(&**store, &pw_key, &link.root, true).await?;
@@ -745,11 +745,14 @@ mod tests {
         assert!(err.to_string().contains("password wrapper where"), "{err}");
         // A password link whose root is a plain file.
         let salt = [9u8; crypto::SALT_LEN];
-        let pw_key = Key::from_password("pw", &salt).unwrap();
+        let pw_key = Key::from_password("pw", &salt, crypto::KdfCost::LEGACY).unwrap();
         let f = put_node(&store, &pw_key, Some(file_meta(0)), Body::Tuples(vec![])).await;
         let link = Link {
             root: f,
-            secret: LinkSecret::Password(salt),
+            secret: LinkSecret::Password {
+                salt,
+                cost: crypto::KdfCost::LEGACY,
+            },
         };
         let err = open(&src(&store), &link, Some("pw")).await.err().unwrap();
         assert!(
@@ -758,6 +761,31 @@ mod tests {
         );
         let err = open(&src(&store), &link, None).await.err().unwrap();
         assert!(err.to_string().contains("--password"), "{err}");
+        // A link made before the cost was recorded (`#argon2id.<salt>`, 19 MiB and 2 passes) still opens.
+        let inner_key = Key::random();
+        let inner = put_node(&store, &inner_key, Some(file_meta(0)), Body::Tuples(vec![])).await;
+        let wrapped = Meta::Wrapped {
+            root: inner,
+            key: ByteBuf::from(inner_key.as_bytes().to_vec()),
+        };
+        let w = put_node(&store, &pw_key, Some(wrapped), Body::Children(vec![])).await;
+        let legacy: Link = format!(
+            "noisefs://{w}#argon2id.{}",
+            data_encoding::BASE64URL_NOPAD.encode(&salt)
+        )
+        .parse()
+        .unwrap();
+        let opened = open(&src(&store), &legacy, Some("pw")).await.unwrap();
+        assert_eq!(opened.root, inner);
+        // The same wrapper named with today's cost derives another key and does not open.
+        let today = Link {
+            root: w,
+            secret: LinkSecret::Password {
+                salt,
+                cost: crypto::KdfCost::DEFAULT,
+            },
+        };
+        assert!(open(&src(&store), &today, Some("pw")).await.is_err());
 
         // A folder whose entry count lies.
         let d = put_node(&store, &key, Some(dir_meta(3)), Body::Entries(vec![])).await;

@@ -553,8 +553,11 @@ impl Sealer {
 
     /// Wraps `link` for a password: a descriptor block sealed under the Argon2id key of `password`.
     pub async fn wrap_with_password(&self, _hold: &Hold, link: &Link, password: &str) -> Result<Link> {
-        let salt = crypto::random_salt();
-        let pw_key = Key::from_password(password, &salt)?;
+        let (salt, cost) = (crypto::random_salt(), crypto::KdfCost::DEFAULT);
+        let pw = password.to_string();
+        let pw_key = tokio::task::spawn_blocking(move || Key::from_password(&pw, &salt, cost))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
         let inner_key = link.key().ok_or_else(|| Error::Unsupported {
             what: "wrapping a password link again".into(),
             reason: "give the link that carries its key".into(),
@@ -568,7 +571,7 @@ impl Sealer {
         self.commit().await?;
         Ok(Link {
             root,
-            secret: crate::descriptor::LinkSecret::Password(salt),
+            secret: crate::descriptor::LinkSecret::Password { salt, cost },
         })
     }
 

@@ -13,7 +13,7 @@ use crate::descriptor::{DirEntry, EntryKind, Link, Meta};
 use crate::engine::Engine;
 use crate::hold::Hold;
 use crate::transfer::{self, no_progress, FileInfo, Opened};
-use crate::tree::{Kind, Sealed};
+use crate::tree::{Kind, Sealed, SCRATCH};
 use crate::{Error, Result};
 
 /// The mode bits a received share keeps: permissions only, never setuid, setgid or sticky from a
@@ -183,17 +183,9 @@ fn size_or_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
     }
 }
 
-/// Prefix of the hidden tree folder a share is built in before it is renamed into place.
-const BUILDING: &str = ".noisefs-receive-";
-
 /// Adds what `opened` (from `link`, with its key) names at tree path `path`: inside it when it is a
 /// folder, else under that name. With `now`, reads every file's content at once (so missing blocks are
-/// found now instead of on first read).
-///
-/// A folder is built in a hidden sibling and renamed into place when complete, so a receive that fails
-/// (a hostile or broken share, missing blocks, a share larger than `[receive] max_size` or, with `now`,
-/// than the free space) leaves nothing behind. A folder reached twice is refused, and content kept
-/// inside a manifest gets a descriptor over the same blocks instead of a copy.
+/// found now instead of on first read). See [`receive_into`].
 pub async fn receive(
     engine: &Engine,
     hold: &Hold,
@@ -223,16 +215,36 @@ pub async fn receive(
         }
         Err(e) => return Err(e),
     };
-    if t.lookup(parent, &name).is_ok() {
+    let target = join(&t.path_of(parent)?, &name);
+    receive_into(engine, hold, opened, parent, &name, &target, now).await
+}
+
+/// Adds what `opened` names as entry `name` of tree folder `parent` (`target` names it in messages).
+///
+/// A folder is built in the tree's scratch folder and renamed into place when complete, so a receive
+/// that fails (a hostile or broken share, missing blocks, a share larger than `[receive] max_size` or,
+/// with `now`, than the free space) leaves nothing behind, and one cut short by a crash is removed when
+/// the tree is next opened. A folder reached twice is refused, and content kept inside a manifest gets a
+/// descriptor over the same blocks instead of a copy.
+pub async fn receive_into(
+    engine: &Engine,
+    hold: &Hold,
+    opened: Opened,
+    parent: u64,
+    name: &str,
+    target: &str,
+    now: bool,
+) -> Result<Report> {
+    let t = engine.tree().clone();
+    if t.lookup(parent, name).is_ok() {
         return Err(Error::posix(
             libc::EEXIST,
-            format!("{} already exists in the tree", join(&t.path_of(parent)?, &name)),
+            format!("{target} already exists in the tree"),
         ));
     }
-    let target = join(&t.path_of(parent)?, &name);
     let mut budget = Budget::new(engine, now)?;
     let mut report = Report {
-        target: target.clone(),
+        target: target.to_string(),
         files: 0,
         folders: 0,
         bytes: 0,
@@ -243,14 +255,14 @@ pub async fn receive(
         size, mtime, mode, ..
     } = &opened.meta
     {
-        budget.take(*size, &target)?;
+        budget.take(*size, target)?;
         let link = Link::new(opened.root, opened.key.clone()).to_string();
         if now {
             fetch(&store, &opened).await?;
         }
         t.put_link(
             parent,
-            &name,
+            name,
             &link,
             *size,
             mtime * 1_000_000_000,
@@ -267,33 +279,30 @@ pub async fn receive(
             reason: "neither a file nor a folder".into(),
         });
     };
-    let building = format!("{BUILDING}{:016x}", rand::random::<u64>());
     let owner = t.getattr(parent)?;
-    let top = t
-        .mkdir(parent, &building, *mode & PERM, owner.uid, owner.gid)?
-        .ino;
+    let (top, building) = t.mkdir_scratch("receive", *mode & PERM, owner.uid, owner.gid)?;
     let built = Build {
         engine,
         hold,
         tree: &t,
         owner: (owner.uid, owner.gid),
         now,
-        target: &target,
+        target,
     }
     .fill(opened, top, &mut budget, &mut report)
     .await;
     let placed = built.and_then(|()| {
         t.rename(
-            parent,
+            SCRATCH,
             &building,
             parent,
-            &name,
+            name,
             crate::tree::RenameMode::NoReplace,
         )
     });
     if let Err(e) = placed {
-        if let Err(clean) = t.remove_all(parent, &building) {
-            tracing::warn!(error = %clean, "could not remove a failed receive's hidden folder");
+        if let Err(clean) = t.remove_all(SCRATCH, &building) {
+            tracing::warn!(error = %clean, "could not remove a failed receive from the scratch folder");
         }
         return Err(e);
     }
@@ -692,12 +701,14 @@ mod tests {
         assert_eq!(err.errno(), libc::EFBIG, "{err}");
         assert!(err.to_string().contains("max_size"), "{err}");
         assert_eq!(root_names(&t), before);
+        // Nothing half-built is left where it was built either.
+        assert!(t.readdir(SCRATCH).unwrap().is_empty());
 
         // One copy fits, and lands under its name with nothing hidden left beside it.
         let one = manifest(&engine, &hold, "one", vec![dir_entry("a", &sub)]).await;
         receive_at(&engine, &one, "/").await.unwrap();
         assert_eq!(root_names(&t).len(), before.len() + 1);
-        assert!(root_names(&t).iter().all(|n| !n.starts_with(BUILDING)));
+        assert!(t.readdir(SCRATCH).unwrap().is_empty());
         // Its small file kept inside the manifest got a descriptor over the same content blocks.
         let received: Link = t
             .inode(t.resolve("/one/a/f").unwrap())

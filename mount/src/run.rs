@@ -8,12 +8,9 @@ use fuser::{Config, MountOption, SessionACL};
 use noisefs::descriptor::Link;
 use noisefs::engine::Engine;
 use noisefs::node::Node;
-use noisefs::{sync, tree};
+use noisefs::{share, tree};
 
 use crate::fs::NoiseFs;
-
-/// Where received links are kept in the tree when a link is mounted.
-pub const LINKS_FOLDER: &str = "/.noisefs-links";
 
 /// What to mount and how.
 #[derive(Debug, Clone)]
@@ -32,7 +29,7 @@ pub struct Options {
 /// backgrounded helper can report to the shell that started it.
 pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::Result<()> {
     let result = prepare(&opts);
-    let (rt, node, root, read_only) = match result {
+    let (rt, node, shown, read_only) = match result {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
@@ -40,7 +37,10 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
         }
     };
     let engine = node.engine().clone();
+    let root = shown.ino;
+    // A mounted link has no /.search: the index covers the user's own tree, not the link.
     let search = match engine.search() {
+        Ok(_) if shown.scratch.is_some() => None,
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "search index unavailable: /.search stays empty");
@@ -119,11 +119,24 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
         Ok(Err(e)) => tracing::warn!(error = %e, "the FUSE session ended with an error"),
         Err(_) => tracing::warn!("the FUSE session thread panicked"),
     }
+    if let Some(name) = &shown.scratch {
+        // The link leaves the tree as it was (and a crash's leftovers go at the next open).
+        if let Err(e) = engine.tree().remove_all(tree::SCRATCH, name) {
+            tracing::warn!(error = %e, "could not remove the mounted link from the scratch folder");
+        }
+    }
     served?;
     Ok(())
 }
 
-type Prepared = (tokio::runtime::Runtime, Node, u64, bool);
+/// The tree folder a mount shows.
+struct Shown {
+    ino: u64,
+    /// For a mounted link: its folder's name in the tree's scratch folder, removed at unmount.
+    scratch: Option<String>,
+}
+
+type Prepared = (tokio::runtime::Runtime, Node, Shown, bool);
 
 /// Checks the mount point, opens the repository and finds the root to show.
 fn prepare(opts: &Options) -> anyhow::Result<Prepared> {
@@ -152,19 +165,24 @@ fn prepare(opts: &Options) -> anyhow::Result<Prepared> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (node, root, read_only) = rt.block_on(async {
+    let (node, shown) = rt.block_on(async {
         let node = Node::open(&opts.repo)?;
-        let (root, forced_ro) = find_root(node.engine(), opts.root.as_deref()).await?;
-        anyhow::Ok((node, root, opts.read_only || forced_ro))
+        let shown = find_root(node.engine(), opts.root.as_deref()).await?;
+        anyhow::Ok((node, shown))
     })?;
-    Ok((rt, node, root, read_only))
+    let read_only = opts.read_only || shown.scratch.is_some();
+    Ok((rt, node, shown, read_only))
 }
 
-/// The tree inode to show as the root, and whether it must be read-only (a link).
-async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<(u64, bool)> {
+/// The tree folder to show as the root: the whole tree, a tree folder, or a link received into the
+/// tree's scratch folder (read-only, in no folder of the user's tree, gone at unmount).
+async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<Shown> {
     let t = engine.tree();
     let Some(root) = root else {
-        return Ok((tree::ROOT, false));
+        return Ok(Shown {
+            ino: tree::ROOT,
+            scratch: None,
+        });
     };
     if !root.starts_with(noisefs::descriptor::SCHEME) {
         let ino = t
@@ -173,42 +191,39 @@ async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<(u64, 
         if t.getattr(ino)?.kind != tree::Kind::Dir {
             bail!("{root} is not a folder; mount a folder");
         }
-        return Ok((ino, false));
+        return Ok(Shown { ino, scratch: None });
     }
-    // A link: received once into a hidden tree folder, then shown read-only.
     let link: Link = root.parse()?;
-    let dir = format!("{LINKS_FOLDER}/{}", link.root);
-    let ino = match t.resolve(&dir) {
-        Ok(ino) => ino,
-        Err(_) => {
-            let password = std::env::var("NOISEFS_PASSWORD").ok();
-            let opened = noisefs::transfer::open(engine.repo().store(), &link, password.as_deref())
-                .await
-                .context("cannot open the link")?;
-            let is_dir = matches!(opened.meta, noisefs::descriptor::Meta::Dir { .. });
-            let holder = sync::mkdir_p(t, &dir)?;
-            let hold = engine.repo().hold().await;
-            let into = if is_dir {
-                format!("{dir}/content")
-            } else {
-                dir.clone()
-            };
-            if let Err(e) = noisefs::share::receive(engine, &hold, opened, Some(&into), false).await {
-                // Nothing half-received stays behind to be served as complete by the next mount.
-                let (up, name) = dir.rsplit_once('/').unwrap_or(("", &dir));
-                let _ = t.resolve(up).and_then(|up| t.rmdir(up, name));
-                return Err(e).context("cannot receive the link");
-            }
-            if is_dir {
-                t.resolve(&into)?
-            } else {
-                holder
-            }
+    let password = std::env::var("NOISEFS_PASSWORD").ok();
+    let opened = noisefs::transfer::open(engine.repo().store(), &link, password.as_deref())
+        .await
+        .context("cannot open the link")?;
+    let is_dir = matches!(opened.meta, noisefs::descriptor::Meta::Dir { .. });
+    let me = t.getattr(tree::ROOT)?;
+    let hold = engine.repo().hold().await;
+    let label = format!("the link {}", link.root);
+    let (ino, name) = if is_dir {
+        // The folder itself is the root shown.
+        let name = format!("link-{}", link.root);
+        share::receive_into(engine, &hold, opened, tree::SCRATCH, &name, &label, false)
+            .await
+            .context("cannot receive the link")?;
+        (t.lookup(tree::SCRATCH, &name)?.ino, name)
+    } else {
+        // A file is shown in a folder of its own.
+        let (holder, name) = t.mkdir_scratch("link", 0o755, me.uid, me.gid)?;
+        let file = match opened.name() {
+            "" => link.root.to_string(),
+            n => n.to_string(),
+        };
+        if let Err(e) = share::receive_into(engine, &hold, opened, holder, &file, &label, false).await {
+            let _ = t.remove_all(tree::SCRATCH, &name);
+            return Err(e).context("cannot receive the link");
         }
+        (holder, name)
     };
-    let ino = match t.resolve(&format!("{dir}/content")) {
-        Ok(content) => content,
-        Err(_) => ino,
-    };
-    Ok((ino, true))
+    Ok(Shown {
+        ino,
+        scratch: Some(name),
+    })
 }

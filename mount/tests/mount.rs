@@ -667,3 +667,64 @@ fn gc_in_a_loop_while_files_are_written_keeps_everything() {
     );
     env.ok(&["repo", "verify"]);
 }
+
+/// A mounted link is shown read-only and leaves the user's tree as it was: nothing in `tree ls`, no
+/// hits in search, and once it is unmounted (or its mount is killed) gc no longer keeps its blocks.
+/// (Before, the link was received into `/.noisefs-links` for good: visible, writable, searchable, kept.)
+#[test]
+fn a_mounted_link_leaves_the_tree_as_it_was() {
+    let env = Env::new();
+    let src = env.path("album");
+    std::fs::create_dir_all(src.join("disc")).unwrap();
+    std::fs::write(src.join("notes.txt"), b"zanzibar liner notes").unwrap();
+    let big = pseudo_random(700_000, 5);
+    std::fs::write(src.join("disc/track.bin"), &big).unwrap();
+    let link = env.ok(&["put", src.to_str().unwrap()]).trim().to_string();
+    env.ok(&["unpin", &link]);
+    std::fs::create_dir(env.path("own")).unwrap();
+    std::fs::write(env.path("own/mine.txt"), b"mine").unwrap();
+    env.ok(&["tree", "import", env.path("own").to_str().unwrap(), "/own"]);
+    let before = env.ok(&["tree", "ls", "/"]);
+
+    let mnt = env.mnt();
+    let m = env.mount(&format!("root={link}"));
+    assert_eq!(
+        std::fs::read(mnt.join("notes.txt")).unwrap(),
+        b"zanzibar liner notes"
+    );
+    assert_eq!(std::fs::read(mnt.join("disc/track.bin")).unwrap(), big);
+    let err = std::fs::write(mnt.join("new.txt"), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    // Its /.search does not search the user's tree (nor the link: the index covers the tree only).
+    let hits = std::fs::read_dir(mnt.join(".search/mine"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(hits, 0);
+    // Commands go through the mount's owner meanwhile: the tree and search show only the user's own.
+    assert_eq!(env.ok(&["tree", "ls", "/"]), before);
+    assert!(env.ok(&["search", "zanzibar"]).trim().is_empty());
+    // gc keeps what the mount shows while it runs.
+    env.ok(&["gc"]);
+    assert_eq!(std::fs::read(mnt.join("disc/track.bin")).unwrap(), big);
+    m.unmount();
+    assert_eq!(env.ok(&["tree", "ls", "/"]), before);
+    let gc: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert!(gc["freed_bytes"].as_u64().unwrap() >= 700_000, "{gc}");
+
+    // Killed while it shows a link (no unmount of its own), the mount leaves nothing for gc to keep.
+    std::fs::write(env.path("single.bin"), pseudo_random(500_000, 6)).unwrap();
+    let single = env
+        .ok(&["put", env.path("single.bin").to_str().unwrap()])
+        .trim()
+        .to_string();
+    env.ok(&["unpin", &single]);
+    let m = env.mount(&format!("root={single}"));
+    assert_eq!(
+        std::fs::read(mnt.join("single.bin")).unwrap(),
+        pseudo_random(500_000, 6)
+    );
+    m.kill();
+    assert_eq!(env.ok(&["tree", "ls", "/"]), before);
+    let gc: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert!(gc["freed_bytes"].as_u64().unwrap() >= 500_000, "{gc}");
+}

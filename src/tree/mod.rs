@@ -10,7 +10,7 @@ mod record;
 mod staging;
 
 pub use readahead::{Cursor, READ_AHEAD};
-pub use record::{check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT};
+pub use record::{check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT, SCRATCH};
 pub use staging::Staging;
 
 /// The `/a/b` form of a tree path written `a/b/`, `/a//b`, `./a` and the like.
@@ -142,7 +142,25 @@ impl Tree {
             repo,
         };
         tree.recover()?;
+        tree.clear_scratch()?;
         Ok(tree)
+    }
+
+    /// Removes whatever an earlier run left in the scratch folder (one owner at a time holds the
+    /// repository, so nothing there is in use when the tree is opened).
+    fn clear_scratch(&self) -> Result<()> {
+        for e in self.readdir(SCRATCH)? {
+            tracing::debug!(name = %e.name, "removing what an earlier run left in the scratch folder");
+            self.remove_all(SCRATCH, &e.name)?;
+        }
+        Ok(())
+    }
+
+    /// A new folder in the scratch folder ([`SCRATCH`]) named `label-<random>`: its inode and name.
+    pub fn mkdir_scratch(&self, label: &str, mode: u32, uid: u32, gid: u32) -> Result<(u64, String)> {
+        let name = format!("{label}-{:016x}", rand::random::<u64>());
+        let ino = self.mkdir(SCRATCH, &name, mode, uid, gid)?.ino;
+        Ok((ino, name))
     }
 
     /// Creates the root, drops orphans (unlinked while open when the last run ended), removes staging
@@ -153,6 +171,10 @@ impl Tree {
             let root = Inode::new(Kind::Dir, 0o755, unsafe_uid(), unsafe_gid(), ROOT);
             self.inodes.put(&mut wtxn, &ROOT, &root.encode())?;
             self.inodes.put(&mut wtxn, &NEXT_INO, &(ROOT + 1).to_le_bytes())?;
+        }
+        if self.inodes.get(&wtxn, &SCRATCH)?.is_none() {
+            let scratch = Inode::new(Kind::Dir, 0o700, unsafe_uid(), unsafe_gid(), SCRATCH);
+            self.inodes.put(&mut wtxn, &SCRATCH, &scratch.encode())?;
         }
         let mut orphans = Vec::new();
         let mut dirty = Vec::new();
@@ -346,6 +368,12 @@ impl Tree {
         let mut parts = Vec::new();
         let mut cur = ino;
         while cur != ROOT {
+            if cur == SCRATCH {
+                return Err(Error::posix(
+                    libc::ENOENT,
+                    format!("inode {ino} is in no folder of the tree"),
+                ));
+            }
             let rec = self.get(&txn, cur)?;
             let name = self
                 .entries_in(&txn, rec.parent)?
@@ -760,7 +788,7 @@ impl Tree {
             if ino == ancestor {
                 return Ok(true);
             }
-            if ino == ROOT {
+            if ino == ROOT || ino == SCRATCH {
                 return Ok(false);
             }
             ino = self.get(txn, ino)?.parent;
@@ -1253,7 +1281,8 @@ impl Tree {
     pub fn statfs(&self) -> Result<FsStats> {
         let st = nix_statvfs(self.repo.root())?;
         let txn = self.read_txn()?;
-        let files = self.inodes.len(&txn)?.saturating_sub(1);
+        // Neither the next-inode counter nor the scratch folder is a file.
+        let files = self.inodes.len(&txn)?.saturating_sub(2);
         Ok(FsStats {
             block_size: self.repo.block_size() as u64,
             blocks: st.0 / self.repo.block_size() as u64,

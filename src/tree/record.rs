@@ -11,6 +11,10 @@ use crate::{Error, Result};
 
 /// The inode number of the tree's root folder.
 pub const ROOT: u64 = 1;
+/// The inode number of the tree's scratch folder: in no folder of the tree (no path, sync, search or
+/// export reaches it), for content an owner shows without keeping (a mounted link) and for a receive
+/// being built. It is emptied whenever the tree is opened, so nothing a crash left there survives.
+pub const SCRATCH: u64 = u64::MAX;
 /// Longest entry name, in bytes (as on Linux filesystems).
 pub const NAME_MAX: usize = 255;
 

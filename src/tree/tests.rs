@@ -499,3 +499,39 @@ async fn sequential_reads_start_read_ahead() {
         "read-ahead changed what was read"
     );
 }
+
+/// The scratch folder is in no folder of the tree, keeps what it holds for gc while the tree is open,
+/// and is emptied when the tree is opened again (as after a crash of the owner that filled it).
+#[test]
+fn the_scratch_folder_is_unreachable_and_emptied_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let t = Tree::new(repo.clone()).unwrap();
+    let files = t.statfs().unwrap().files;
+    assert_eq!(files, 1, "the root only");
+    let (ino, name) = t.mkdir_scratch("link", 0o755, 0, 0).unwrap();
+    assert!(name.starts_with("link-"));
+    let sub = t.mkdir(ino, "sub", 0o755, 0, 0).unwrap();
+    let link = "noisefs://example#key";
+    t.put_link(sub.ino, "f", link, 3, 0, 0o644, None).unwrap();
+    // No path reaches it, and nothing in the tree's own folders changed.
+    assert!(t.readdir(ROOT).unwrap().is_empty());
+    assert_eq!(errno(t.path_of(sub.ino)), libc::ENOENT);
+    assert!(t.walk(ROOT).unwrap().is_empty());
+    // A folder moves out of it and back (a receive is renamed into place).
+    t.rename(SCRATCH, &name, ROOT, "placed", RenameMode::NoReplace)
+        .unwrap();
+    assert_eq!(t.path_of(sub.ino).unwrap(), "/placed/sub");
+    t.rename(ROOT, "placed", SCRATCH, &name, RenameMode::NoReplace)
+        .unwrap();
+    assert_eq!(t.getattr(ROOT).unwrap().nlink, 2);
+    // gc keeps what it holds while it is there.
+    assert_eq!(t.links().unwrap(), vec![link.to_string()]);
+    assert_eq!(t.statfs().unwrap().files, files + 3);
+    drop(t);
+
+    let t = Tree::new(repo).unwrap();
+    assert!(t.readdir(SCRATCH).unwrap().is_empty());
+    assert!(t.links().unwrap().is_empty());
+    assert_eq!(t.statfs().unwrap().files, files);
+}

@@ -37,7 +37,7 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
-    #[error("repository at {path} is locked by process {pid}; stop that process (or talk to it) and retry")]
+    #[error("repository at {path} is locked by process {pid}, which does not take other commands (it is not a daemon or mount); wait for it (`--retry-lock 30s` waits that long), or run `noisefs daemon` so that commands go through one owner")]
     Locked { path: PathBuf, pid: String },
     #[error("no repository at {path}: check --repo and NOISEFS_HOME, or create one there with `noisefs --repo {path} init`")]
     NotInitialized { path: PathBuf },

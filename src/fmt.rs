@@ -118,21 +118,36 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((value * (1u64 << shift) as f64).round() as u64)
 }
 
+/// A duration from `30` (seconds), `30s`, `5m`, `12h`, `7d` or `2w`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let bad = || format!("`{s}` is not a duration (examples: 30s, 5m, 12h, 7d)");
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
+        _ => (t, 's'),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
+}
+
 /// Seconds since the epoch from `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS]` (UTC), or an age such as `7d`,
 /// `12h`, `30m` (that long before `now`).
 pub fn parse_date(s: &str, now: i64) -> Result<i64, String> {
     let t = s.trim();
     let bad = || format!("`{s}` is not a date (examples: 2026-01-31, 2026-01-31T08:00, 7d, 12h)");
-    if let Some(unit) = t.chars().last().filter(|c| "smhdw".contains(*c)) {
-        if let Ok(n) = t[..t.len() - 1].parse::<i64>() {
-            let secs = match unit {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                _ => 7 * 86_400,
-            };
-            return Ok(now - n * secs);
+    if t.ends_with(|c: char| "smhdw".contains(c)) {
+        if let Ok(age) = parse_duration(t) {
+            return Ok(now - i64::try_from(age.as_secs()).map_err(|_| bad())?);
         }
     }
     let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, ""));
@@ -231,6 +246,27 @@ mod tests {
             "xd",
         ] {
             assert!(parse_date(bad, 0).unwrap_err().contains("not a date"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        for (s, secs) in [
+            ("30", 30),
+            ("30s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("1d", 86_400),
+            ("2w", 1_209_600),
+        ] {
+            assert_eq!(parse_duration(s), Ok(Duration::from_secs(secs)), "{s}");
+        }
+        for bad in ["", "s", "5x", "-3s", "1.5m", "99999999999999999999w"] {
+            assert!(
+                parse_duration(bad).unwrap_err().contains("not a duration"),
+                "{bad:?}"
+            );
         }
     }
 

@@ -260,6 +260,15 @@ impl Repo {
         })
     }
 
+    /// Whether a process holds the lock of the repository at `root` now (a quick probe: it is free
+    /// again when this returns).
+    pub fn is_locked(root: &Path) -> bool {
+        match File::open(root.join("repo.lock")) {
+            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
     /// Takes the repository lock, recording this process's id in it (the file is 0600).
     fn lock(root: &Path) -> Result<File> {
         let path = root.join("repo.lock");

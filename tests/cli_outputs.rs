@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::{pseudo_random, Env};
 
 #[test]
@@ -237,4 +239,195 @@ fn logs_have_no_colour_codes_when_not_on_a_terminal() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DEBUG") || err.contains("INFO"), "{err}");
     assert!(!err.contains('\x1b'), "{err:?}");
+}
+
+/// `put a b c` with one bad argument stores the others, reports the bad one and exits 3 ("partial"),
+/// in text and in JSON; a folder holding a file that cannot be read is stored without it, naming it,
+/// and exits 3 too. A command that fails outright exits with its class (docs/cli.md).
+#[test]
+fn partial_puts_and_exit_codes_by_class() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+
+    let env = Env::new(None);
+    std::fs::write(env.path("a.txt"), b"alpha").unwrap();
+    std::fs::write(env.path("c.txt"), b"gamma").unwrap();
+    let out = env.run(&["put", "a.txt", "missing.txt", "c.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("missing.txt"), "{stderr}");
+    let links: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(env.ok(&["cat", &links[0]]), "alpha");
+    assert_eq!(env.ok(&["cat", &links[1]]), "gamma");
+    assert_eq!(env.ok(&["pin", "ls"]).lines().count(), 2);
+    let out = env.run(&["put", "--json", "a.txt", "missing.txt", "c.txt"]);
+    assert_eq!(out.status.code(), Some(3));
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(items[0]["link"].as_str().unwrap().starts_with("noisefs://"));
+    assert!(items[0]["error"].is_null());
+    assert!(items[1]["path"].as_str().unwrap().ends_with("missing.txt"));
+    assert!(items[1]["error"].as_str().unwrap().contains("missing.txt"));
+    assert!(items[1]["link"].is_null());
+    assert!(items[2]["path"].as_str().unwrap().ends_with("c.txt"));
+
+    // A folder with a name that is not UTF-8, and a file its reader may not open.
+    let dir = env.path("docs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("ok.txt"), b"fine").unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"odd\xff.txt");
+    std::fs::write(dir.join(odd), b"odd").unwrap();
+    let locked = dir.join("locked.txt");
+    std::fs::write(&locked, b"secret").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads any file: take away its override, as an ordinary user is.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.arg("--bounding-set=-dac_override,-dac_read_search")
+            .arg(env!("CARGO_BIN_EXE_noisefs"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_noisefs"))
+    };
+    let out = cmd
+        .args(["put", "--json", dir.to_str().unwrap()])
+        .env("NOISEFS_HOME", env.repo())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("not stored") && stderr.contains("locked.txt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not UTF-8"), "{stderr}");
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let item = &items[0];
+    assert_eq!(item["files"], 1, "{item}");
+    let skipped = item["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{item}");
+    assert!(skipped
+        .iter()
+        .any(|s| s["path"].as_str().unwrap().ends_with("locked.txt")
+            && s["reason"].as_str().unwrap().contains("ermission denied")));
+    let link = item["link"].as_str().unwrap();
+    env.ok(&["get", link, "-o", "restored"]);
+    assert_eq!(std::fs::read(env.path("restored/ok.txt")).unwrap(), b"fine");
+    assert!(!env.path("restored/locked.txt").exists());
+
+    // Failing outright: the class's code.
+    assert_eq!(env.run(&["put", "nope"]).status.code(), Some(4), "not found");
+    assert_eq!(
+        env.run(&["cat", "noisefs://nonsense"]).status.code(),
+        Some(2),
+        "usage"
+    );
+    let (a, c) = (&links[0], &links[1]);
+    let wrong = format!(
+        "{}#{}",
+        a.split_once('#').unwrap().0,
+        c.split_once('#').unwrap().1
+    );
+    assert_eq!(env.run(&["cat", &wrong]).status.code(), Some(5), "wrong key");
+    let other = Env::new(None);
+    std::fs::write(other.path("elsewhere.txt"), b"elsewhere").unwrap();
+    let elsewhere = other.put(&other.path("elsewhere.txt"));
+    assert_eq!(
+        env.run(&["cat", &elsewhere]).status.code(),
+        Some(6),
+        "missing data"
+    );
+    let out = env
+        .cmd(&["--repo", env.path("no-repo-here").to_str().unwrap(), "pin", "ls"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "no repository");
+}
+
+/// A command that finds the repository held by another command (no daemon or mount to go through)
+/// fails at once with "locked" (exit 7), saying what to do; with `--retry-lock` it waits for the lock
+/// and then runs.
+#[test]
+fn a_held_repository_is_waited_for_with_retry_lock() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+
+    let env = Env::new(None);
+    // `put -` holds the repository while it reads its standard input.
+    let mut holder = env
+        .cmd(&["put", "-", "--name", "held.txt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    common::wait_until("the put to hold the repository", || {
+        std::fs::read_to_string(env.repo().join("repo.lock")).unwrap_or_default() == pid
+    });
+    let out = env.run(&["pin", "ls"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains(&format!("locked by process {pid}")), "{stderr}");
+    assert!(stderr.contains("--retry-lock"), "{stderr}");
+    let out = env.run(&["--retry-lock", "1s", "pin", "ls"]);
+    assert_eq!(out.status.code(), Some(7), "still held after the wait");
+
+    let mut waiter = env
+        .cmd(&["--retry-lock", "2m", "pin", "ls"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut note = String::new();
+    std::io::BufReader::new(waiter.stderr.take().unwrap())
+        .read_line(&mut note)
+        .unwrap();
+    assert!(note.contains("waiting for another command"), "{note}");
+    // The holder finishes; the waiter gets the repository and sees what it stored.
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin.write_all(b"held").unwrap();
+    drop(stdin);
+    assert!(holder.wait().unwrap().success());
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("held.txt"));
+}
+
+/// `--help` documents the environment, the config file and the exit codes; `noisefs man` writes
+/// manual pages made from the same definitions.
+#[test]
+fn help_and_manual_pages_document_environment_config_and_exit_codes() {
+    let env = Env::without_repo();
+    let help = env.ok(&["--help"]);
+    for want in [
+        "NOISEFS_HOME",
+        "NOISEFS_PASSWORD",
+        "RUST_LOG",
+        "config.toml",
+        "max_delete_percent",
+        "Exit codes:",
+        "3    partial",
+        "7    the repository is locked",
+    ] {
+        assert!(help.contains(want), "--help lacks {want:?}:\n{help}");
+    }
+    let page = env.ok(&["man"]);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH noisefs 1"),
+        "{page}"
+    );
+    assert!(page.contains("Exit codes"));
+    env.ok(&["man", "--dir", "pages"]);
+    let put = std::fs::read_to_string(env.path("pages/noisefs-put.1")).unwrap();
+    assert!(put.contains("Store files or folders"), "{put}");
+    assert!(env.path("pages/noisefs-tree-ls.1").exists());
+    assert!(!env.repo().exists(), "man opens no repository");
 }

@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "noisefs", version, propagate_version = true, max_term_width = 100)]
 #[command(
-    after_help = "Examples:\n  noisefs put ~/Documents/report.pdf\n  noisefs get 'noisefs://bafk…#key' -o report.pdf\n  noisefs repo stats"
+    after_help = "Examples:\n  noisefs put ~/Documents/report.pdf\n  noisefs get 'noisefs://bafk…#key' -o report.pdf\n  noisefs repo stats",
+    after_long_help = long_help()
 )]
 pub struct Cli {
     /// Repository folder [default: $NOISEFS_HOME, else $XDG_DATA_HOME/noisefs, else ~/.local/share/noisefs]
@@ -23,8 +24,42 @@ pub struct Cli {
     /// Only errors: no progress bars or notes
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// When another command holds the repository (one run while no daemon or mount owns it), wait
+    /// up to this long for it (30s, 5m) instead of failing at once
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::fmt::parse_duration)]
+    pub retry_lock: Option<std::time::Duration>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What `noisefs --help` adds below the options: examples, environment, configuration, exit codes.
+fn long_help() -> String {
+    format!(
+        "Examples:
+  noisefs put ~/Documents/report.pdf
+  noisefs get 'noisefs://bafk…#key' -o report.pdf
+  noisefs repo stats
+
+Environment:
+  NOISEFS_HOME      the repository folder (as --repo)
+  XDG_DATA_HOME     the standard repository is $XDG_DATA_HOME/noisefs (else ~/.local/share/noisefs)
+  NOISEFS_PASSWORD  the password for --password and password links (else it is asked for)
+  RUST_LOG          log filter (e.g. noisefs=debug); overrides -v and -q
+  NO_COLOR          no colour in log lines (none either when standard error is not a terminal)
+
+Configuration: config.toml in the repository (edit it, then restart the daemon or mount):
+  cache_mib = 64              the block cache, in MiB
+  writeback_delay_ms = 2000   how long a written file waits before it is sealed
+  [store]                     timeout_ms, retries, backoff_ms, breaker_failures, breaker_open_ms
+  [sync]                      max_delete_percent = 50 (a pass deleting more waits for --confirm)
+  [receive]                   max_size = \"1TiB\" (the most a received share may declare)
+  block_size and tuple_size are fixed at init.
+
+{}
+
+Manual pages: noisefs man --dir DIR; shell completions: noisefs completions SHELL",
+        super::exit::TABLE
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +305,15 @@ pub enum Command {
     Completions {
         /// The shell
         shell: clap_complete::Shell,
+    },
+    /// Write manual pages: noisefs(1) to standard output, or one page per command into a folder
+    #[command(
+        after_help = "Examples:\n  noisefs man | man -l -\n  noisefs man --dir ~/.local/share/man/man1"
+    )]
+    Man {
+        /// Write noisefs.1, noisefs-put.1, noisefs-tree-ls.1, ... into this folder (created if missing)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 

@@ -32,6 +32,10 @@ pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
             clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut io.out.clone());
             Ok(0)
         }
+        Command::Man { dir } => {
+            man(io, dir.map(|d| io.path(&d)))?;
+            Ok(0)
+        }
         Command::Init { block_size } => {
             let config = Config {
                 block_size,
@@ -76,7 +80,7 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             out,
         } => {
             let paths: Vec<PathBuf> = paths.iter().map(|p| io.path(p)).collect();
-            put(repo, io, &paths, &name, password, no_pin, out.json, quiet).await?;
+            return put(repo, io, &paths, &name, password, no_pin, out.json, quiet).await;
         }
         Command::Get {
             link,
@@ -250,8 +254,26 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "noisefs", &mut io.out.clone());
         }
+        Command::Man { dir } => man(io, dir.map(|d| io.path(&d)))?,
     }
     Ok(0)
+}
+
+/// `noisefs man`: the manual pages clap's definitions make, to standard output or into `dir`.
+fn man(io: &Io, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    match dir {
+        None => clap_mangen::Man::new(cmd)
+            .render(&mut io.out.clone())
+            .context("cannot write the manual page")?,
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, &dir)
+                .with_context(|| format!("cannot write manual pages into {}", dir.display()))?;
+            writeln!(io.err.clone(), "wrote manual pages into {}", dir.display())?;
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -264,42 +286,124 @@ async fn put(
     no_pin: bool,
     json: bool,
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u8> {
     let password = if password { Some(new_password(io)?) } else { None };
     let total: u64 = paths.iter().map(|p| size_of_path(p)).sum();
     let (bar, progress) = bytes_bar(total, quiet || !io.bars, "storing");
     let session = Sealer::new(repo.clone(), progress);
     let hold = repo.hold().await;
-    let mut results = Vec::new();
+    // One item per argument, in order: what it was stored as, or why it was not. Every argument is
+    // tried; one that fails does not stop the others.
+    let mut items = Vec::new();
+    let mut failed: Vec<anyhow::Error> = Vec::new();
+    let mut skipped = 0;
     for path in paths {
-        let mut res = if path.as_os_str() == "-" {
-            put_stdin(&session, &hold, io, stdin_name)
-                .await
-                .context("cannot store standard input")?
-        } else {
-            session
-                .put_path(&hold, path)
-                .await
-                .with_context(|| format!("cannot store {}", path.display()))?
-        };
-        if no_pin {
-            let link: Link = res.link.parse()?;
-            repo.state().unpin(&link.root)?;
+        let stored = async {
+            let mut res = if path.as_os_str() == "-" {
+                put_stdin(&session, &hold, io, stdin_name)
+                    .await
+                    .context("cannot store standard input")?
+            } else {
+                session
+                    .put_path(&hold, path)
+                    .await
+                    .with_context(|| format!("cannot store {}", path.display()))?
+            };
+            if no_pin {
+                let link: Link = res.link.parse()?;
+                repo.state().unpin(&link.root)?;
+            }
+            if let Some(pw) = &password {
+                let inner: Link = res.link.parse()?;
+                res.link = session.protect(&hold, &inner, pw).await?.to_string();
+            }
+            anyhow::Ok(res)
         }
-        if let Some(pw) = &password {
-            let inner: Link = res.link.parse()?;
-            res.link = session.protect(&hold, &inner, pw).await?.to_string();
+        .await;
+        match stored {
+            Ok(res) => {
+                bar.suspend(|| -> anyhow::Result<()> {
+                    if !json {
+                        writeln!(io.out.clone(), "{}", res.link)?;
+                    }
+                    for s in &res.skipped {
+                        let path = crate::fmt::printable(&s.path);
+                        writeln!(io.err.clone(), "warning: not stored: {path}: {}", s.reason)?;
+                    }
+                    Ok(())
+                })?;
+                skipped += res.skipped.len();
+                items.push(PutItem {
+                    path: path.display().to_string(),
+                    result: Ok(res),
+                });
+            }
+            Err(e) => {
+                bar.suspend(|| writeln!(io.err.clone(), "error: {e:#}"))?;
+                items.push(PutItem {
+                    path: path.display().to_string(),
+                    result: Err(format!("{e:#}")),
+                });
+                failed.push(e);
+            }
         }
-        if !json {
-            bar.suspend(|| writeln!(io.out.clone(), "{}", res.link))?;
-        }
-        results.push(res);
     }
     bar.finish_and_clear();
     if json {
-        writeln!(io.out.clone(), "{}", serde_json::to_string_pretty(&results)?)?;
+        writeln!(io.out.clone(), "{}", serde_json::to_string_pretty(&items)?)?;
     }
-    Ok(())
+    let stored = paths.len() - failed.len();
+    Ok(match failed.first() {
+        // Nothing stored: the class of the (first) failure, as for any failed command.
+        Some(e) if stored == 0 => super::exit::code(e),
+        Some(_) => {
+            if !quiet {
+                writeln!(
+                    io.err.clone(),
+                    "stored {stored} of {} arguments; {} failed (see above)",
+                    paths.len(),
+                    failed.len()
+                )?;
+            }
+            super::exit::PARTIAL
+        }
+        None if skipped > 0 => {
+            if !quiet {
+                writeln!(
+                    io.err.clone(),
+                    "stored, but {skipped} files or folders inside could not be read and were left out (see above)"
+                )?;
+            }
+            super::exit::PARTIAL
+        }
+        None => super::exit::OK,
+    })
+}
+
+/// One argument of `put --json`: the stored result's fields, or `error` saying why it was not stored.
+#[derive(serde::Serialize)]
+struct PutItem {
+    path: String,
+    #[serde(flatten, with = "put_outcome")]
+    result: std::result::Result<transfer::PutResult, String>,
+}
+
+mod put_outcome {
+    use serde::Serialize as _;
+
+    pub fn serialize<S: serde::Serializer>(
+        r: &Result<crate::transfer::PutResult, String>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Failed<'a> {
+            error: &'a str,
+        }
+        match r {
+            Ok(res) => res.serialize(s),
+            Err(e) => Failed { error: e }.serialize(s),
+        }
+    }
 }
 
 async fn put_stdin(
@@ -324,6 +428,7 @@ async fn put_stdin(
         size,
         dir: false,
         files: 1,
+        skipped: Vec::new(),
     })
 }
 

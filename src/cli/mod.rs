@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+pub mod exit;
 mod io;
 mod mount;
 mod namespace;
@@ -39,21 +40,35 @@ pub fn main() -> ExitCode {
             Ok(None) => None,
             Err(e) => {
                 eprintln!("error: {e:#}");
-                return ExitCode::FAILURE;
+                return ExitCode::from(exit::code(&e));
             }
         },
         None => None,
     };
     if forwarded(&cli.command) {
         let root = cli.repo.clone().map_or_else(Repo::default_path, Ok);
-        if let Some(stream) = root.ok().and_then(|r| daemon::connect(&r)) {
-            return match forward(&stream, &cli, given) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
+        let deadline = std::time::Instant::now() + cli.retry_lock.unwrap_or_default();
+        let mut told = false;
+        loop {
+            if let Some(stream) = root.as_ref().ok().and_then(|r| daemon::connect(r)) {
+                return match forward(&stream, &cli, given) {
+                    Ok(code) => ExitCode::from(code),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            // Held by a command that serves no one: wait for it (or for an owner), within --retry-lock.
+            let Ok(r) = &root else { break };
+            if std::time::Instant::now() >= deadline || !Repo::is_locked(r) {
+                break;
+            }
+            if !told && !cli.quiet {
+                eprintln!("waiting for another command to release {}", r.display());
+                told = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -73,7 +88,7 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::code(&e))
         }
     }
 }
@@ -99,6 +114,7 @@ fn forwarded(c: &Command) -> bool {
         c,
         Command::Init { .. }
             | Command::Completions { .. }
+            | Command::Man { .. }
             | Command::Daemon
             | Command::Mount { .. }
             | Command::Unmount { .. }
@@ -220,7 +236,7 @@ pub fn command_handler(engine: Arc<Engine>, info: daemon::Info) -> daemon::Handl
                     Some(Ok(code)) => i32::from(code),
                     Some(Err(err)) => {
                         let _ = writeln!(io.err.clone(), "error: {err:#}");
-                        1
+                        i32::from(exit::code(&err))
                     }
                     None => {
                         tracing::info!("the client went away; its command was cancelled");

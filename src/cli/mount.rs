@@ -115,14 +115,9 @@ fn unmount(dir: &Path) -> anyhow::Result<()> {
 
 /// Waits (up to a minute) until the mount process has finished and released the repository.
 fn wait_for_owner(root: &Path) -> anyhow::Result<()> {
-    let lock = root.join("repo.lock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let free = match std::fs::File::open(&lock) {
-            Ok(f) => f.try_lock().is_ok(),
-            Err(_) => true,
-        };
-        if free {
+        if !Repo::is_locked(root) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {

@@ -36,6 +36,43 @@ pub struct PutResult {
     pub dir: bool,
     /// Files stored (1 for a file).
     pub files: u64,
+    /// What inside a folder was not stored, and why (an unreadable file, a vanished one, a name that
+    /// is not UTF-8). A folder stored with skips is still stored and pinned; the CLI exits with
+    /// "partial".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A path inside a stored folder that was left out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+impl Skipped {
+    fn new(path: &Path, reason: impl std::fmt::Display) -> Skipped {
+        let s = Skipped {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        };
+        tracing::warn!(path = %s.path, reason = %s.reason, "not stored");
+        s
+    }
+}
+
+/// Whether `e` is a failure to read the source at `path` (so that entry is skipped, not the whole
+/// folder), as opposed to a failure of the repository.
+fn source_failure(e: &Error, path: &Path) -> bool {
+    matches!(e, Error::Io { path: p, .. } if p == path)
+}
+
+/// The reason of a source failure, without the path (the skip names it).
+fn io_reason(e: Error) -> String {
+    match e {
+        Error::Io { source, .. } => source.to_string(),
+        e => e.to_string(),
+    }
 }
 
 /// How [`Sealer::store_file`] left a file.
@@ -101,13 +138,13 @@ impl Sealer {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (link, size, files) = if meta.is_dir() {
+        let (link, size, files, skipped) = if meta.is_dir() {
             self.put_dir(hold, path, &name).await?
         } else if meta.is_file() {
             let file = std::fs::File::open(path).at(path)?;
             let info = file_info(path, &name, &meta);
             let (link, size) = self.put_reader(hold, file, info).await?;
-            (link, size, 1)
+            (link, size, 1, Vec::new())
         } else {
             return Err(Error::Unsupported {
                 what: format!("storing {}", path.display()),
@@ -121,6 +158,7 @@ impl Sealer {
             size,
             dir: meta.is_dir(),
             files,
+            skipped,
         })
     }
 
@@ -238,7 +276,9 @@ impl Sealer {
     }
 
     /// Stores a folder and everything below it; returns its link, content bytes and file count.
-    async fn put_dir(&self, _hold: &Hold, dir: &Path, name: &str) -> Result<(Link, u64, u64)> {
+    /// Stores folder `dir`: its link, content bytes and files, and what inside it could not be read
+    /// (left out; the rest is stored).
+    async fn put_dir(&self, _hold: &Hold, dir: &Path, name: &str) -> Result<(Link, u64, u64, Vec<Skipped>)> {
         // Depth-first with an explicit stack so deep trees do not recurse. Each folder's entries stream
         // into its manifest tree as they are made, so memory stays bounded however large a folder is.
         struct Frame {
@@ -272,6 +312,7 @@ impl Sealer {
             })
         };
         let mut stack = vec![open(dir, name.to_string())?];
+        let mut skipped = Vec::new();
         loop {
             let Some(top) = stack.last_mut() else {
                 unreachable!("the stack always holds the root frame until it returns");
@@ -287,7 +328,7 @@ impl Sealer {
                 self.store_nodes(nodes).await?;
                 let link = Link::new(root, done.key);
                 let Some(parent) = stack.last_mut() else {
-                    return Ok((link, done.size, done.files));
+                    return Ok((link, done.size, done.files, skipped));
                 };
                 parent.size += done.size;
                 parent.files += done.files;
@@ -307,29 +348,50 @@ impl Sealer {
             let name = match child.file_name().into_string() {
                 Ok(n) => n,
                 Err(raw) => {
-                    tracing::warn!(path = %path.display(), "skipping a name that is not UTF-8: {raw:?}");
+                    skipped.push(Skipped::new(&path, format!("the name {raw:?} is not UTF-8")));
                     continue;
                 }
             };
             if let Err(e) = check_name(&name) {
-                tracing::warn!(path = %path.display(), "skipping: {e}");
+                skipped.push(Skipped::new(&path, e));
                 continue;
             }
-            let meta = std::fs::symlink_metadata(&path).at(&path)?;
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    skipped.push(Skipped::new(&path, e));
+                    continue;
+                }
+            };
             let ft = meta.file_type();
             if ft.is_dir() {
-                let frame = open(&path, name)?;
-                stack.push(frame);
+                match open(&path, name) {
+                    Ok(frame) => stack.push(frame),
+                    Err(e) if source_failure(&e, &path) => skipped.push(Skipped::new(&path, io_reason(e))),
+                    Err(e) => return Err(e),
+                }
             } else if ft.is_file() {
-                let entry = self.file_entry(&path, &name, &meta).await?;
+                let entry = match self.file_entry(&path, &name, &meta).await {
+                    Ok(entry) => entry,
+                    Err(e) if source_failure(&e, &path) => {
+                        skipped.push(Skipped::new(&path, io_reason(e)));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
                 top.size += entry.size;
                 top.files += 1;
                 top.entries += 1;
                 self.store_nodes(top.tree.push(entry)?).await?;
             } else if ft.is_symlink() {
-                let target = std::fs::read_link(&path).at(&path)?;
-                let target = target.to_string_lossy().into_owned();
+                let target = match std::fs::read_link(&path) {
+                    Ok(t) => t.to_string_lossy().into_owned(),
+                    Err(e) => {
+                        skipped.push(Skipped::new(&path, e));
+                        continue;
+                    }
+                };
                 let top = stack.last_mut().unwrap_or_else(|| unreachable!());
                 top.entries += 1;
                 let entry = entry_for(&name, EntryKind::Symlink, 0, &meta, None, Some(target));

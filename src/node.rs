@@ -33,6 +33,8 @@ pub fn engine(repo: Arc<Repo>) -> Result<Engine> {
 /// A repository and its services.
 pub struct Node {
     engine: Arc<Engine>,
+    /// Where this node's owner is mounted (a mount's node), for `status`.
+    mountpoint: Option<std::path::PathBuf>,
 }
 
 impl Node {
@@ -41,12 +43,24 @@ impl Node {
         let repo = Arc::new(Repo::open(root)?);
         Ok(Node {
             engine: Arc::new(engine(repo)?),
+            mountpoint: None,
         })
     }
 
     /// A node over an engine already made (a command that runs the services in the foreground).
     pub fn with_engine(engine: Arc<Engine>) -> Node {
-        Node { engine }
+        Node {
+            engine,
+            mountpoint: None,
+        }
+    }
+
+    /// The node of a mount on `dir` (`status` names it).
+    pub fn mounted_on(self, dir: &Path) -> Node {
+        Node {
+            mountpoint: Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())),
+            ..self
+        }
     }
 
     /// The engine (and through it the repository, tree and queue).
@@ -61,6 +75,7 @@ impl Node {
             pid: std::process::id(),
             started: crate::clock::now_ms(),
             socket: daemon::socket_path(root),
+            mountpoint: self.mountpoint.clone(),
         }
     }
 

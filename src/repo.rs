@@ -404,7 +404,7 @@ fn check_private(root: &Path) -> Result<()> {
 
 /// What the repository keeps directly inside its folder, and the mode each gets: folders 0700, files
 /// 0600 (also for repositories made by versions that left them at the umask's default).
-const PRIVATE: [(&str, u32); 8] = [
+const PRIVATE: [(&str, u32); 9] = [
     ("blocks", 0o700),
     ("state", 0o700),
     ("staging", 0o700),
@@ -412,6 +412,7 @@ const PRIVATE: [(&str, u32); 8] = [
     ("config.toml", 0o600),
     ("repo.lock", 0o600),
     ("mount.log", 0o600),
+    ("daemon.log", 0o600),
     ("daemon.sock", 0o600),
 ];
 

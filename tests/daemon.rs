@@ -288,3 +288,54 @@ fn the_socket_serves_only_its_user_caps_connections_and_drops_idle_ones() {
     });
     d.stop();
 }
+
+/// `daemon --detach` returns once the daemon serves commands, in a session of its own with a private
+/// log in the repository; `daemon stop` ends it and returns once the repository is free; both say
+/// plainly when there is nothing to do.
+#[test]
+fn a_detached_daemon_is_started_and_stopped_by_command() {
+    let env = Env::new(None);
+    let out = env.run(&["daemon", "stop"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no daemon is running"));
+
+    let out = env.run(&["daemon", "--detach"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("daemon stop"), "{said}");
+    // Serving already when --detach returned: status goes through it.
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["daemon"]["running"], true, "{status}");
+    let pid = status["daemon"]["pid"].as_u64().unwrap() as i32;
+    assert!(status["daemon"]["mountpoint"].is_null());
+    // Its own session: a Ctrl-C at the terminal that started it does not reach it.
+    assert_eq!(unsafe { libc::getsid(pid) }, pid);
+    let log = env.repo().join("daemon.log");
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A second one is refused, naming the first.
+    let out = env.run(&["daemon", "--detach"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&pid.to_string()));
+
+    std::fs::write(env.path("f.txt"), b"through the daemon").unwrap();
+    let link = env.put(&env.path("f.txt"));
+    let out = env.run(&["daemon", "stop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Gone, and the repository is free for a command of its own.
+    // (Its parent exited, so it may linger as a zombie until an init reaps it: not running either.)
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state.rsplit(')').next().unwrap_or_default().trim_start();
+    assert!(
+        state.is_empty() || state.starts_with('Z'),
+        "the daemon still runs: {state}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["daemon"]["running"], false);
+    assert_eq!(env.ok(&["cat", &link]), "through the daemon");
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("running a client's command"));
+}

@@ -166,7 +166,7 @@ fn prepare(opts: &Options) -> anyhow::Result<Prepared> {
         .build()
         .context("cannot start the async runtime")?;
     let (node, shown) = rt.block_on(async {
-        let node = Node::open(&opts.repo)?;
+        let node = Node::open(&opts.repo)?.mounted_on(&opts.mountpoint);
         let shown = find_root(node.engine(), opts.root.as_deref()).await?;
         anyhow::Ok((node, shown))
     })?;

@@ -703,6 +703,14 @@ fn a_mounted_link_leaves_the_tree_as_it_was() {
     // Commands go through the mount's owner meanwhile: the tree and search show only the user's own.
     assert_eq!(env.ok(&["tree", "ls", "/"]), before);
     assert!(env.ok(&["search", "zanzibar"]).trim().is_empty());
+    // status names the mount as the owner; `daemon stop` does not end a mount, and says what does.
+    let canon = std::fs::canonicalize(&mnt).unwrap();
+    assert!(env
+        .ok(&["status"])
+        .contains(&format!("the mount on {} owns the repository", canon.display())));
+    let out = env.cli(&["daemon", "stop"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("noisefs unmount"));
     // gc keeps what the mount shows while it runs.
     env.ok(&["gc"]);
     assert_eq!(std::fs::read(mnt.join("disc/track.bin")).unwrap(), big);

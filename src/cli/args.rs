@@ -296,10 +296,20 @@ pub enum Command {
         /// The mounted folder
         dir: PathBuf,
     },
-    /// Run in the background as the repository's owner: seals written files, runs sync sessions and
-    /// serves the other commands over a Unix socket in the repository
-    #[command(after_help = "Example:\n  noisefs daemon &\n  noisefs status")]
-    Daemon,
+    /// Run as the repository's owner: seals written files, runs sync sessions and serves the other
+    /// commands over a Unix socket in the repository (in the foreground, or with --detach in the
+    /// background)
+    #[command(
+        after_help = "Examples:\n  noisefs daemon --detach\n  noisefs status\n  noisefs daemon stop\n\nAs a systemd user service: see docs/daemon.md."
+    )]
+    Daemon {
+        /// Start in the background (its log goes to daemon.log in the repository) and return once it
+        /// serves commands
+        #[arg(long)]
+        detach: bool,
+        #[command(subcommand)]
+        action: Option<DaemonCommand>,
+    },
     /// Print a shell completion script
     #[command(after_help = "Example:\n  noisefs completions bash > /etc/bash_completion.d/noisefs")]
     Completions {
@@ -315,6 +325,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Stop the running daemon and wait until it has stored its state (a mount is ended with
+    /// `noisefs unmount`)
+    #[command(after_help = "Example:\n  noisefs daemon stop")]
+    Stop,
 }
 
 #[derive(Debug, Subcommand)]

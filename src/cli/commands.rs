@@ -240,7 +240,14 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             return search::search(engine, io, &req, reindex, out.json, quiet).await;
         }
         Command::Tag(cmd) => return search::tag(engine, io, cmd).await,
-        Command::Daemon => bail!(
+        Command::Daemon {
+            action: Some(super::args::DaemonCommand::Stop),
+            ..
+        } => {
+            let said = super::owner::stop_here(io.daemon.as_ref())?;
+            writeln!(io.err.clone(), "{said}")?;
+        }
+        Command::Daemon { .. } => bail!(
             "a daemon already owns this repository{}",
             io.daemon
                 .as_ref()

@@ -8,6 +8,7 @@ pub mod exit;
 mod io;
 mod mount;
 mod namespace;
+mod owner;
 mod progress;
 mod search;
 
@@ -80,7 +81,7 @@ pub fn main() -> ExitCode {
     };
     let io = Io::stdio();
     let result = match &cli.command {
-        Command::Daemon => runtime.block_on(run_daemon(&cli)),
+        Command::Daemon { .. } => daemon_command(&cli, &runtime),
         Command::Mount { .. } | Command::Unmount { .. } => mount::run(&cli),
         _ => runtime.block_on(commands::run(cli, &io)),
     };
@@ -90,6 +91,22 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(exit::code(&e))
         }
+    }
+}
+
+/// `noisefs daemon [--detach | stop]` when no owner took the command.
+fn daemon_command(cli: &Cli, runtime: &tokio::runtime::Runtime) -> anyhow::Result<u8> {
+    let root = match &cli.repo {
+        Some(p) => p.clone(),
+        None => Repo::default_path()?,
+    };
+    match &cli.command {
+        Command::Daemon {
+            action: Some(args::DaemonCommand::Stop),
+            ..
+        } => owner::stop(cli, &root),
+        Command::Daemon { detach: true, .. } => owner::detach(cli, &root),
+        _ => runtime.block_on(owner::run(cli, &root)),
     }
 }
 
@@ -115,7 +132,7 @@ fn forwarded(c: &Command) -> bool {
         Command::Init { .. }
             | Command::Completions { .. }
             | Command::Man { .. }
-            | Command::Daemon
+            | Command::Daemon { .. }
             | Command::Mount { .. }
             | Command::Unmount { .. }
     )
@@ -178,25 +195,6 @@ fn forward(stream: &std::os::unix::net::UnixStream, cli: &Cli, link: Option<Stri
         anyhow::bail!("the daemon (pid {}) refused the request: {e}", resp.pid);
     }
     Ok(u8::try_from(resp.exit).unwrap_or(1))
-}
-
-/// `noisefs daemon`: owns the repository and serves commands until SIGINT/SIGTERM.
-async fn run_daemon(cli: &Cli) -> anyhow::Result<u8> {
-    let root = match &cli.repo {
-        Some(p) => p.clone(),
-        None => Repo::default_path()?,
-    };
-    let node = crate::node::Node::open(&root)?;
-    if !cli.quiet {
-        eprintln!(
-            "noisefs daemon (pid {}) serving {} on {}",
-            std::process::id(),
-            root.display(),
-            daemon::socket_path(&root).display()
-        );
-    }
-    node.run(crate::node::shutdown_signal()?).await?;
-    Ok(0)
 }
 
 /// The daemon's handler for clients' commands: runs each on the calling thread, blocking on the current

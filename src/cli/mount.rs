@@ -66,7 +66,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Unmount { dir } => {
             unmount(dir)?;
-            wait_for_owner(&root)?;
+            super::owner::wait_for_owner(&root)?;
             Ok(0)
         }
         _ => unreachable!("only mount and unmount come here"),
@@ -111,21 +111,4 @@ fn unmount(dir: &Path) -> anyhow::Result<()> {
         }
     }
     bail!("cannot unmount {}: {}", dir.display(), errors.join("; "))
-}
-
-/// Waits (up to a minute) until the mount process has finished and released the repository.
-fn wait_for_owner(root: &Path) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if !Repo::is_locked(root) {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            bail!(
-                "unmounted, but the mount process still holds {} after a minute (see mount.log there)",
-                root.display()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }

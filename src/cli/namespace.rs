@@ -484,7 +484,7 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
     let mut out = io.out.clone();
     if json {
         let v = json!({
-            "daemon": io.daemon.as_ref().map(|d| json!({"running": true, "pid": d.pid, "started_ms": d.started, "socket": d.socket}))
+            "daemon": io.daemon.as_ref().map(|d| json!({"running": true, "pid": d.pid, "started_ms": d.started, "socket": d.socket, "mountpoint": d.mountpoint}))
                 .unwrap_or_else(|| json!({"running": false})),
             "repository": engine.repo().root(),
             "queue": {"len": queue.len(), "by_kind": kinds, "items": queue},
@@ -499,7 +499,11 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
     match &io.daemon {
         Some(d) => writeln!(
             out,
-            "daemon:     running (pid {}, up {}s, socket {})",
+            "daemon:     {} (pid {}, up {}s, socket {})",
+            match &d.mountpoint {
+                Some(m) => format!("the mount on {} owns the repository", m.display()),
+                None => "running".into(),
+            },
             d.pid,
             (now_ms() - d.started) / 1000,
             d.socket.display()

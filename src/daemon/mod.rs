@@ -51,6 +51,9 @@ pub struct Info {
     /// Start time, ms since the epoch.
     pub started: i64,
     pub socket: PathBuf,
+    /// Where the owner is mounted, when it is a mount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mountpoint: Option<PathBuf>,
 }
 
 /// Runs one `run` request: the request, its three descriptors (stdin, stdout, stderr) and a future that

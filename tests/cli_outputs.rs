@@ -431,3 +431,35 @@ fn help_and_manual_pages_document_environment_config_and_exit_codes() {
     assert!(env.path("pages/noisefs-tree-ls.1").exists());
     assert!(!env.repo().exists(), "man opens no repository");
 }
+
+/// `-v` says what put, get and cat moved: the root block, bytes, blocks and rate (never the key).
+#[test]
+fn verbose_transfers_say_what_they_moved() {
+    let env = Env::new(None);
+    std::fs::write(env.path("f.bin"), pseudo_random(300_000, 3)).unwrap();
+    let out = env.run(&["-v", "put", "f.bin"]);
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (root, key) = link.trim_start_matches("noisefs://").split_once('#').unwrap();
+    for (args, what) in [
+        (vec!["-v", "put", "f.bin"], "stored"),
+        (vec!["-v", "cat", &link], "read"),
+        (vec!["-v", "get", &link, "-o", "g.bin"], "retrieved"),
+    ] {
+        let out = env.run(&args);
+        assert!(out.status.success());
+        let log = String::from_utf8_lossy(&out.stderr);
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("INFO {what} ")))
+            .unwrap_or_else(|| panic!("{args:?}: no {what} line in {log}"));
+        assert!(
+            line.contains("bytes=300000") && line.contains("content_blocks=3"),
+            "{line}"
+        );
+        assert!(line.contains("mib_per_s="), "{line}");
+        if what != "stored" {
+            assert!(line.contains(root), "{line}");
+        }
+        assert!(!log.contains(key), "the key in the log: {log}");
+    }
+}

@@ -113,9 +113,11 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
                 _ => 0,
             };
             let (bar, progress) = bytes_bar(total, quiet || !io.bars, "getting");
+            let began = std::time::Instant::now();
             let n = transfer::get_to(repo.store(), &opened, &target, force, &progress).await;
             bar.finish_and_clear();
             let n = n?;
+            log_transfer(&repo, "retrieved", opened.root, n, began);
             if !quiet {
                 writeln!(io.err.clone(), "wrote {} ({})", target.display(), human_bytes(n))?;
             }
@@ -127,9 +129,12 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             password,
         } => {
             let opened = open_link(&repo, io, &link, password.password).await?;
+            let began = std::time::Instant::now();
             if offset.is_none() && length.is_none() {
                 let out = Box::new(io.out.clone());
-                transfer::read_to(repo.store(), &opened, out, "<stdout>".into(), &no_progress()).await?;
+                let n =
+                    transfer::read_to(repo.store(), &opened, out, "<stdout>".into(), &no_progress()).await?;
+                log_transfer(&repo, "read", opened.root, n, began);
             } else {
                 // A megabyte at a time, so a long range streams with bounded memory.
                 let (mut pos, mut left) = (offset.unwrap_or(0), length.unwrap_or(u64::MAX));
@@ -305,6 +310,7 @@ async fn put(
     let mut failed: Vec<anyhow::Error> = Vec::new();
     let mut skipped = 0;
     for path in paths {
+        let began = std::time::Instant::now();
         let stored = async {
             let mut res = if path.as_os_str() == "-" {
                 put_stdin(&session, &hold, io, stdin_name)
@@ -329,6 +335,9 @@ async fn put(
         .await;
         match stored {
             Ok(res) => {
+                if let Ok(link) = res.link.parse::<Link>() {
+                    log_transfer(&repo, "stored", link.root, res.size, began);
+                }
                 bar.suspend(|| -> anyhow::Result<()> {
                     if !json {
                         writeln!(io.out.clone(), "{}", res.link)?;
@@ -446,7 +455,32 @@ async fn open_link(repo: &Repo, io: &Io, link: &str, password: bool) -> anyhow::
     } else {
         None
     };
-    Ok(transfer::open(repo.store(), &link, pw.as_deref()).await?)
+    let began = std::time::Instant::now();
+    let opened = transfer::open(repo.store(), &link, pw.as_deref()).await?;
+    tracing::info!(
+        root = %opened.root,
+        kind = if matches!(opened.meta, Meta::Dir { .. }) { "folder" } else { "file" },
+        password = pw.is_some(),
+        ms = began.elapsed().as_millis() as u64,
+        "opened the descriptor"
+    );
+    Ok(opened)
+}
+
+/// What `-v` says about a transfer: its root block, bytes, the blocks it touched (each content
+/// block is a tuple of stored blocks), time and rate.
+fn log_transfer(repo: &Repo, what: &str, root: crate::block::BlockId, bytes: u64, began: std::time::Instant) {
+    let secs = began.elapsed().as_secs_f64();
+    let content_blocks = bytes.div_ceil(repo.block_size() as u64);
+    tracing::info!(
+        %root,
+        bytes,
+        content_blocks,
+        stored_blocks = content_blocks * u64::from(repo.config().tuple_size),
+        ms = (secs * 1000.0) as u64,
+        mib_per_s = format!("{:.1}", bytes as f64 / f64::from(1 << 20) / secs.max(1e-6)),
+        "{what}"
+    );
 }
 
 /// The password for a command: given by the daemon's client, else NOISEFS_PASSWORD, else asked for.

@@ -128,6 +128,44 @@ pub fn local_mode(mode: u32) -> u32 {
     mode & 0o777 & !umask()
 }
 
+/// A time in nanoseconds since the epoch as the standard library takes it (times before the epoch are
+/// held to it).
+pub fn system_time(ns: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
+}
+
+/// Sets the modification time of the symlink at `path` itself (not of what it points at), to the
+/// nanosecond; its access time is left as it is.
+pub fn set_symlink_mtime(path: &Path, ns: i64) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::posix(libc::EINVAL, format!("{} holds a NUL byte", path.display())))?;
+    let ns = ns.max(0);
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: ns / 1_000_000_000,
+            tv_nsec: ns % 1_000_000_000,
+        },
+    ];
+    // SAFETY: `c` is a NUL-terminated path and `times` two timespecs, as utimensat(2) reads them.
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// The process umask, read once: from `/proc/self/status`, or where that lacks it by setting and
 /// restoring it at first use.
 pub fn umask() -> u32 {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize as _;
 use serde_bytes::ByteBuf;
 
-use crate::descriptor::node::FileContent;
+use crate::descriptor::node::{join_time, FileContent};
 use crate::descriptor::{DirEntry, EntryKind, Link, Meta};
 use crate::engine::Engine;
 use crate::hold::Hold;
@@ -79,9 +79,11 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
         } else {
             rel.rsplit('/').next().unwrap_or(rel).to_string()
         };
+        let (mtime, mtime_ns) = crate::descriptor::node::split_time(r.mtime);
         let mut entry = DirEntry {
             name: entry_name.clone(),
-            mtime: r.mtime.div_euclid(1_000_000_000),
+            mtime,
+            mtime_ns,
             mode: r.mode,
             ..DirEntry::default()
         };
@@ -119,7 +121,7 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
                     .map(|e| if e.kind == EntryKind::File { e.size } else { 0 })
                     .sum();
                 let l = session
-                    .put_manifest(hold, &entry_name, entry.mtime, r.mode, list)
+                    .put_manifest(hold, &entry_name, r.mtime, r.mode, list)
                     .await?;
                 entry.root = Some(l.root);
                 entry.key = l.key().map(|k| ByteBuf::from(k.as_bytes().to_vec()));
@@ -140,9 +142,11 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
         Some(l) => l,
         // An empty file has no sealed content yet: give it some (zero bytes) so it has a link.
         None => {
+            let (mtime, mtime_ns) = crate::descriptor::node::split_time(rec.mtime);
             let info = FileInfo {
                 name: name.clone(),
-                mtime: rec.mtime.div_euclid(1_000_000_000),
+                mtime,
+                mtime_ns,
                 mode: rec.mode,
                 media_type: crate::media::by_name(std::path::Path::new(&name)),
             };
@@ -252,7 +256,11 @@ pub async fn receive_into(
     };
     let store = engine.repo().store().clone();
     if let Meta::File {
-        size, mtime, mode, ..
+        size,
+        mtime,
+        mtime_ns,
+        mode,
+        ..
     } = &opened.meta
     {
         budget.take(*size, target)?;
@@ -265,7 +273,7 @@ pub async fn receive_into(
             name,
             &link,
             *size,
-            mtime * 1_000_000_000,
+            join_time(*mtime, *mtime_ns),
             *mode & PERM,
             None,
         )?;
@@ -367,8 +375,13 @@ impl Build<'_> {
         let store = self.engine.repo().store().clone();
         let mut seen = std::collections::HashSet::from([opened.root]);
         let mut stack = vec![(Arc::new(opened), top, 1usize)];
+        // Folder times are set last, once their entries no longer change them.
+        let mut times = Vec::new();
         while let Some((dir, ino, depth)) = stack.pop() {
             report.folders += 1;
+            if let Meta::Dir { mtime, mtime_ns, .. } = &dir.meta {
+                times.push((ino, join_time(*mtime, *mtime_ns)));
+            }
             if depth > transfer::MAX_FOLDER_DEPTH {
                 return Err(Error::Descriptor {
                     id: dir.root,
@@ -396,7 +409,12 @@ impl Build<'_> {
                     }
                     EntryKind::Symlink => {
                         let target = e.target.clone().unwrap_or_default();
-                        t.symlink(ino, &e.name, &target, uid, gid)?;
+                        let sub = t.symlink(ino, &e.name, &target, uid, gid)?.ino;
+                        let set = crate::tree::SetAttr {
+                            mtime: Some(join_time(e.mtime, e.mtime_ns)),
+                            ..Default::default()
+                        };
+                        t.setattr(sub, set).await?;
                     }
                     EntryKind::File => {
                         budget.take(e.size, self.target)?;
@@ -406,7 +424,7 @@ impl Build<'_> {
                             &e.name,
                             &link.to_string(),
                             e.size,
-                            e.mtime * 1_000_000_000,
+                            join_time(e.mtime, e.mtime_ns),
                             e.mode & PERM,
                             Some(""),
                         )?;
@@ -421,6 +439,13 @@ impl Build<'_> {
                     }
                 }
             }
+        }
+        for (ino, mtime) in times.into_iter().rev() {
+            let set = crate::tree::SetAttr {
+                mtime: Some(mtime),
+                ..Default::default()
+            };
+            t.setattr(ino, set).await?;
         }
         Ok(())
     }
@@ -467,6 +492,7 @@ async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> 
     let info = FileInfo {
         name: e.name.clone(),
         mtime: e.mtime,
+        mtime_ns: e.mtime_ns,
         mode: e.mode,
         media_type: e
             .media_type

@@ -292,3 +292,71 @@ fn get_to_a_dash_streams_to_standard_output() {
         .fails(&["get", &folder, "-o", "-"])
         .contains("standard output takes one file"));
 }
+
+/// Sets the modification time of `p` itself (a symlink is not followed), to the nanosecond.
+fn set_mtime(p: &std::path::Path, secs: i64, nsec: i64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let t = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+    ];
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), t.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    assert_eq!(rc, 0, "utimensat {}", p.display());
+}
+
+/// (seconds, nanoseconds) of `p`'s own modification time.
+fn mtime_of(p: &std::path::Path) -> (i64, i64) {
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.mtime(), m.mtime_nsec())
+}
+
+/// Sub-second modification times of files, folders and symlinks (the link's own time) survive put and
+/// get, tree import and export, and share and receive.
+#[test]
+fn sub_second_and_symlink_times_survive_every_copy() {
+    let env = Env::new(Some("4K"));
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("small.txt"), b"inline").unwrap();
+    std::fs::write(src.join("sub/big.bin"), pseudo_random(40_000, 1)).unwrap();
+    std::os::unix::fs::symlink("sub/big.bin", src.join("ln")).unwrap();
+    let want = [
+        ("small.txt", (1_700_000_001, 123_456_789)),
+        ("sub/big.bin", (1_700_000_002, 987_654_321)),
+        ("ln", (1_600_000_003, 5)),
+        ("sub", (1_700_000_004, 444_000_000)),
+        ("", (1_700_000_005, 555_555_555)),
+    ];
+    for (rel, (s, ns)) in want {
+        set_mtime(&src.join(rel), s, ns);
+    }
+    let check = |root: &std::path::Path, how: &str| {
+        for (rel, t) in want {
+            assert_eq!(mtime_of(&root.join(rel)), t, "{how}: {rel:?}");
+        }
+    };
+
+    let link = env.put(&src);
+    env.ok(&["get", &link, "-o", "got"]);
+    check(&env.path("got"), "put/get");
+    // A single file keeps its time too.
+    let one = env.put(&src.join("sub/big.bin"));
+    env.ok(&["get", &one, "-o", "one.bin"]);
+    assert_eq!(mtime_of(&env.path("one.bin")), (1_700_000_002, 987_654_321));
+
+    env.ok(&["tree", "import", src.to_str().unwrap(), "/imported"]);
+    env.ok(&["tree", "export", "/imported", "exported"]);
+    check(&env.path("exported"), "tree import/export");
+
+    let shared = env.ok(&["share", "/imported"]).trim().to_string();
+    env.ok(&["receive", &shared, "/received"]);
+    env.ok(&["tree", "export", "/received", "received"]);
+    check(&env.path("received"), "share/receive/export");
+}

@@ -432,6 +432,7 @@ async fn put_stdin(
     let info = transfer::FileInfo {
         name: name.to_string(),
         mtime: crate::clock::now_secs(),
+        mtime_ns: 0,
         mode: 0o644,
         media_type: crate::media::by_name(std::path::Path::new(name)),
     };
@@ -591,6 +592,7 @@ fn stat(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
             mtime,
             mode,
             media_type,
+            ..
         } => json!({
             "kind": "file", "name": name, "size": size, "block_size": block_size,
             "blocks": size.div_ceil(*block_size), "tuple_size": tuple_size, "mtime": mtime,
@@ -601,6 +603,7 @@ fn stat(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
             mtime,
             mode,
             entries,
+            ..
         } => json!({
             "kind": "dir", "name": name, "entries": entries, "mtime": mtime,
             "mode": format!("{mode:04o}"), "root": opened.root.to_string(),

@@ -27,6 +27,22 @@ pub struct Node {
     pub body: Body,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A time in nanoseconds since the epoch as descriptors keep it: seconds, and nanoseconds past them.
+pub fn split_time(ns: i64) -> (i64, u32) {
+    (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+}
+
+/// Nanoseconds since the epoch from a descriptor's seconds and nanoseconds (a hostile nanosecond
+/// count is held to the second it belongs to).
+pub fn join_time(secs: i64, ns: u32) -> i64 {
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ns.min(999_999_999)))
+}
+
 /// What a link points at, described in its root node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -38,6 +54,9 @@ pub enum Meta {
         block_size: u64,
         tuple_size: u8,
         mtime: i64,
+        /// Nanoseconds past `mtime`'s second (0 in descriptors written before it existed).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        mtime_ns: u32,
         mode: u32,
         media_type: String,
     },
@@ -45,6 +64,9 @@ pub enum Meta {
     Dir {
         name: String,
         mtime: i64,
+        /// Nanoseconds past `mtime`'s second.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        mtime_ns: u32,
         mode: u32,
         entries: u64,
     },
@@ -89,7 +111,11 @@ pub struct DirEntry {
     pub name: String,
     pub kind: EntryKind,
     pub size: u64,
+    /// Seconds since the Unix epoch (for symlinks too: the link's own time).
     pub mtime: i64,
+    /// Nanoseconds past `mtime`'s second.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mtime_ns: u32,
     pub mode: u32,
     /// Root block of the child's descriptor (files and folders).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,6 +56,7 @@ async fn gc_keeps_what_a_running_put_stored_and_chose() {
     let info = |name: &str| FileInfo {
         name: name.into(),
         mtime: 0,
+        mtime_ns: 0,
         mode: 0o644,
         media_type: "application/octet-stream".into(),
     };

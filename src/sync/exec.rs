@@ -260,6 +260,7 @@ impl<'a> Ctx<'a> {
         let info = FileInfo {
             name: name.clone(),
             mtime: before.mtime(),
+            mtime_ns: before.mtime_nsec() as u32,
             mode: before.mode() & PERM,
             media_type: crate::media::by_name(&self.local),
         };
@@ -323,7 +324,7 @@ impl<'a> Ctx<'a> {
             }
             _ => {
                 self.write_file(ino, tmp).await?;
-                let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(attr.mtime.max(0) as u64);
+                let mtime = crate::place::system_time(attr.mtime);
                 let f = std::fs::File::options().write(true).open(tmp).at(tmp)?;
                 f.set_modified(mtime).at(tmp)?;
                 std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(local_mode(attr.mode)))

@@ -13,7 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::{Progress, PARALLEL_BLOCKS};
 use crate::block::{self, BlockId};
 use crate::crypto::{ContentCipher, Key};
-use crate::descriptor::node::{check_name, FileContent};
+use crate::descriptor::node::{check_name, join_time, FileContent};
 use crate::descriptor::{fetch_node, Body, DirEntry, EntryKind, FanoutReader, Link, LinkSecret, Meta};
 use crate::error::IoContext;
 use crate::place::TempSibling;
@@ -47,6 +47,7 @@ impl Opened {
             block_size,
             tuple_size: tuples.first().map_or(3, |t| t.len() as u8),
             mtime: e.mtime,
+            mtime_ns: e.mtime_ns,
             mode: e.mode,
             media_type: e
                 .media_type
@@ -426,8 +427,14 @@ async fn materialize(
     path: &Path,
     progress: &Progress,
 ) -> Result<u64> {
-    if let Meta::File { mtime, mode, .. } = &opened.meta {
-        return write_file(store, opened, path, *mtime, *mode, progress).await;
+    if let Meta::File {
+        mtime,
+        mtime_ns,
+        mode,
+        ..
+    } = &opened.meta
+    {
+        return write_file(store, opened, path, join_time(*mtime, *mtime_ns), *mode, progress).await;
     }
     let mut pending = Pending::default();
     std::fs::create_dir(path).at(path)?;
@@ -460,8 +467,16 @@ async fn materialize_dir(
     pending: &mut Pending,
     progress: &Progress,
 ) -> Result<u64> {
-    if let Meta::Dir { mtime, mode, .. } = &dir.meta {
-        pending.dir_times.push((dir_path.to_path_buf(), *mtime, *mode));
+    if let Meta::Dir {
+        mtime,
+        mtime_ns,
+        mode,
+        ..
+    } = &dir.meta
+    {
+        pending
+            .dir_times
+            .push((dir_path.to_path_buf(), join_time(*mtime, *mtime_ns), *mode));
     }
     let mut total = 0;
     let mut walk = dir.entry_walk();
@@ -486,6 +501,7 @@ async fn materialize_entry(
         EntryKind::Symlink => {
             let target = e.target.unwrap_or_default();
             std::os::unix::fs::symlink(&target, &path).at(&path)?;
+            crate::place::set_symlink_mtime(&path, join_time(e.mtime, e.mtime_ns))?;
             Ok(0)
         }
         EntryKind::File if e.link().is_none() => match e.content() {
@@ -496,7 +512,7 @@ async fn materialize_entry(
                     .open(&path)
                     .and_then(|mut f| f.write_all(data))
                     .at(&path)?;
-                set_times_and_mode(&path, e.mtime, e.mode)?;
+                set_times_and_mode(&path, join_time(e.mtime, e.mtime_ns), e.mode)?;
                 progress(data.len() as u64);
                 Ok(data.len() as u64)
             }
@@ -506,7 +522,15 @@ async fn materialize_entry(
                 block_size,
             }) => {
                 let opened = Opened::inline(store, parent_root, key, &e, tuples.to_vec(), block_size);
-                write_file(store, &opened, &path, e.mtime, e.mode, progress).await
+                write_file(
+                    store,
+                    &opened,
+                    &path,
+                    join_time(e.mtime, e.mtime_ns),
+                    e.mode,
+                    progress,
+                )
+                .await
             }
             _ => Err(Error::UnsafeName {
                 name: e.name.clone(),
@@ -520,8 +544,16 @@ async fn materialize_entry(
             })?;
             let child = open(store, &link, None).await?;
             match (&child.meta, e.kind) {
-                (Meta::File { mtime, mode, .. }, EntryKind::File) => {
-                    let (mtime, mode) = (*mtime, *mode);
+                (
+                    Meta::File {
+                        mtime,
+                        mtime_ns,
+                        mode,
+                        ..
+                    },
+                    EntryKind::File,
+                ) => {
+                    let (mtime, mode) = (join_time(*mtime, *mtime_ns), *mode);
                     write_file(store, &child, &path, mtime, mode, progress).await
                 }
                 (Meta::Dir { .. }, EntryKind::Dir) => {
@@ -570,10 +602,10 @@ async fn write_file(
     Ok(n)
 }
 
+/// Sets a written file's or folder's modification time (`mtime` in nanoseconds) and mode.
 fn set_times_and_mode(path: &Path, mtime: i64, mode: u32) -> Result<()> {
     let f = std::fs::File::open(path).at(path)?;
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
-    f.set_modified(t).at(path)?;
+    f.set_modified(crate::place::system_time(mtime)).at(path)?;
     let mode = crate::place::local_mode(mode);
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).at(path)
 }

@@ -102,7 +102,9 @@ pub fn inline_tuples_max(block_size: usize, tuple_size: usize) -> usize {
 #[derive(Debug, Clone)]
 pub struct FileInfo {
     pub name: String,
+    /// Seconds since the epoch, and nanoseconds past them.
     pub mtime: i64,
+    pub mtime_ns: u32,
     pub mode: u32,
     pub media_type: String,
 }
@@ -219,6 +221,7 @@ impl Sealer {
             block_size: bs as u64,
             tuple_size: repo.config().tuple_size,
             mtime: info.mtime,
+            mtime_ns: info.mtime_ns,
             mode: info.mode,
             media_type: info.media_type,
         };
@@ -236,6 +239,7 @@ impl Sealer {
             name: name.to_string(),
             kind: EntryKind::File,
             mtime: info.mtime,
+            mtime_ns: info.mtime_ns,
             mode: info.mode,
             media_type: Some(info.media_type.clone()),
             ..DirEntry::default()
@@ -322,6 +326,7 @@ impl Sealer {
                 let (root, nodes) = done.tree.finish(Meta::Dir {
                     name: done.name.clone(),
                     mtime: done.meta.mtime(),
+                    mtime_ns: done.meta.mtime_nsec() as u32,
                     mode: done.meta.permissions().mode() & 0o7777,
                     entries: done.entries,
                 })?;
@@ -568,8 +573,8 @@ impl Sealer {
         self.repo.state().pin(&link.root, &record)
     }
 
-    /// Stores a folder manifest holding `entries` (sorted by name, names unique) and returns its link.
-    /// Not pinned until [`Sealer::finish`].
+    /// Stores a folder manifest holding `entries` (sorted by name, names unique), modified at `mtime`
+    /// (nanoseconds since the epoch), and returns its link. Not pinned until [`Sealer::finish`].
     pub async fn put_manifest(
         &self,
         _hold: &Hold,
@@ -584,9 +589,11 @@ impl Sealer {
         for e in entries {
             self.store_nodes(tree.push(e)?).await?;
         }
+        let (mtime, mtime_ns) = crate::descriptor::node::split_time(mtime);
         let (root, nodes) = tree.finish(Meta::Dir {
             name: name.to_string(),
             mtime,
+            mtime_ns,
             mode,
             entries: count,
         })?;
@@ -668,6 +675,7 @@ fn entry_for(
         kind,
         size,
         mtime: meta.mtime(),
+        mtime_ns: meta.mtime_nsec() as u32,
         mode: meta.permissions().mode() & 0o7777,
         root: link.map(|l| l.root),
         key: link
@@ -682,6 +690,7 @@ fn file_info(path: &Path, name: &str, meta: &std::fs::Metadata) -> FileInfo {
     FileInfo {
         name: name.to_string(),
         mtime: meta.mtime(),
+        mtime_ns: meta.mtime_nsec() as u32,
         mode: meta.permissions().mode() & 0o7777,
         media_type: crate::media::by_name(path),
     }

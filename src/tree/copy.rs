@@ -62,6 +62,8 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
         ..CopyReport::default()
     };
     let mut stack: Vec<(PathBuf, u64, String)> = vec![(src.to_path_buf(), parent, name)];
+    // Folder times are set last, once their entries no longer change them.
+    let mut times = Vec::new();
     while let Some((path, dir, name)) = stack.pop() {
         super::check_name(&name)?;
         let meta = std::fs::symlink_metadata(&path).at(&path)?;
@@ -69,6 +71,7 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
         let owner = t.getattr(dir)?;
         if ft.is_dir() {
             let ino = t.mkdir(dir, &name, meta.mode(), owner.uid, owner.gid)?.ino;
+            times.push((ino, mtime_of(&meta)));
             report.folders += 1;
             for entry in std::fs::read_dir(&path).at(&path)? {
                 let entry = entry.at(&path)?;
@@ -85,18 +88,30 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
             let info = FileInfo {
                 name: name.clone(),
                 mtime: meta.mtime(),
+                mtime_ns: meta.mtime_nsec() as u32,
                 mode: meta.mode() & 0o7777,
                 media_type: crate::media::by_name(&path),
             };
             let (link, size) = session.put_reader(hold, file, info).await?;
             session.commit().await?;
-            let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-            t.put_link(dir, &name, &link.to_string(), size, mtime, meta.mode(), Some(""))?;
+            t.put_link(
+                dir,
+                &name,
+                &link.to_string(),
+                size,
+                mtime_of(&meta),
+                meta.mode(),
+                Some(""),
+            )?;
             report.files += 1;
             report.bytes += size;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&path).at(&path)?;
-            t.symlink(dir, &name, &target.to_string_lossy(), owner.uid, owner.gid)?;
+            times.push((
+                t.symlink(dir, &name, &target.to_string_lossy(), owner.uid, owner.gid)?
+                    .ino,
+                mtime_of(&meta),
+            ));
         } else {
             report.skipped.push((
                 path.display().to_string(),
@@ -104,7 +119,19 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
             ));
         }
     }
+    for (ino, mtime) in times.into_iter().rev() {
+        let set = super::SetAttr {
+            mtime: Some(mtime),
+            ..Default::default()
+        };
+        t.setattr(ino, set).await?;
+    }
     Ok(report)
+}
+
+/// A local entry's modification time in nanoseconds since the epoch.
+fn mtime_of(meta: &std::fs::Metadata) -> i64 {
+    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 
 /// Writes tree path `src` to local `dest`; an existing `dest` is refused unless `force`.
@@ -147,7 +174,10 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
                 }
                 dirs.push((path, attr));
             }
-            Kind::Symlink => std::os::unix::fs::symlink(t.readlink(ino)?, &path).at(&path)?,
+            Kind::Symlink => {
+                std::os::unix::fs::symlink(t.readlink(ino)?, &path).at(&path)?;
+                crate::place::set_symlink_mtime(&path, attr.mtime)?;
+            }
             Kind::File => {
                 let out = std::fs::File::create(&path).at(&path)?;
                 let written = t
@@ -155,7 +185,8 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
                     .await?;
                 out.set_permissions(std::fs::Permissions::from_mode(local_mode(attr.mode)))
                     .at(&path)?;
-                out.set_modified(time_of(attr.mtime)).at(&path)?;
+                out.set_modified(crate::place::system_time(attr.mtime))
+                    .at(&path)?;
                 report.files += 1;
                 report.bytes += written;
             }
@@ -165,14 +196,10 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
     for (path, attr) in dirs.into_iter().rev() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(local_mode(attr.mode))).at(&path)?;
         std::fs::File::open(&path)
-            .and_then(|d| d.set_modified(time_of(attr.mtime)))
+            .and_then(|d| d.set_modified(crate::place::system_time(attr.mtime)))
             .at(&path)?;
     }
     Ok(())
-}
-
-fn time_of(ns: i64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64)
 }
 
 #[cfg(test)]

@@ -1180,6 +1180,7 @@ impl Tree {
             media_type: crate::media::by_name(std::path::Path::new(&name)),
             name,
             mtime: meta.mtime(),
+            mtime_ns: meta.mtime_nsec() as u32,
             mode: rec.mode,
         };
         let (link, size) = session.put_reader(hold, file, info).await?;

@@ -132,6 +132,7 @@ fn forge_folder_modes(env: &Env, names: &[&str], file_mode: u32, dir_mode: u32) 
         let info = noisefs::transfer::FileInfo {
             name: "payload".into(),
             mtime: 0,
+            mtime_ns: 0,
             mode: file_mode,
             media_type: "text/plain".into(),
         };
@@ -160,6 +161,7 @@ fn forge_folder_modes(env: &Env, names: &[&str], file_mode: u32, dir_mode: u32) 
             .finish(Meta::Dir {
                 name: "evil".into(),
                 mtime: 0,
+                mtime_ns: 0,
                 mode: dir_mode,
                 entries: names.len() as u64,
             })

@@ -387,6 +387,7 @@ mod tests {
             block_size: 4096,
             tuple_size: 3,
             mtime: 0,
+            mtime_ns: 0,
             mode: 0o644,
             media_type: "application/octet-stream".into(),
         }
@@ -491,6 +492,7 @@ mod tests {
         let meta = Meta::Dir {
             name: "d".into(),
             mtime: 0,
+            mtime_ns: 0,
             mode: 0,
             entries: 500,
         };
@@ -593,6 +595,7 @@ mod tests {
         let meta = Meta::Dir {
             name: "n".repeat(5000),
             mtime: 0,
+            mtime_ns: 0,
             mode: 0,
             entries: 0,
         };

@@ -389,6 +389,7 @@ mod tests {
             block_size: 4096,
             tuple_size: 3,
             mtime: 0,
+            mtime_ns: 0,
             mode: 0o644,
             media_type: "text/plain".into(),
         }
@@ -420,6 +421,7 @@ mod tests {
                 meta: Some(Meta::Dir {
                     name: "d".into(),
                     mtime: 1,
+                    mtime_ns: 0,
                     mode: 0o755,
                     entries: 1,
                 }),
@@ -490,6 +492,7 @@ mod tests {
                     meta: Some(Meta::Dir {
                         name: "d".into(),
                         mtime: 0,
+                        mtime_ns: 0,
                         mode: 0,
                         entries: 0,
                     }),
@@ -597,6 +600,7 @@ mod tests {
                     meta: Some(Meta::Dir {
                         name: String::new(),
                         mtime: 0,
+                        mtime_ns: 0,
                         mode: 0,
                         entries: 2,
                     }),
@@ -627,6 +631,7 @@ mod tests {
         let meta = Meta::Dir {
             name: String::new(),
             mtime: 0,
+            mtime_ns: 0,
             mode: 0,
             entries: 1,
         };

@@ -670,6 +670,7 @@ mod tests {
             block_size: BS as u64,
             tuple_size: 3,
             mtime: 0,
+            mtime_ns: 0,
             mode: 0o644,
             media_type: "text/plain".into(),
         }
@@ -679,6 +680,7 @@ mod tests {
         Meta::Dir {
             name: "d".into(),
             mtime: 0,
+            mtime_ns: 0,
             mode: 0o755,
             entries,
         }

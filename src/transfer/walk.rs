@@ -94,6 +94,7 @@ mod tests {
             .finish(Meta::Dir {
                 name: String::new(),
                 mtime: 0,
+                mtime_ns: 0,
                 mode: 0,
                 entries: n,
             })

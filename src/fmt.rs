@@ -27,6 +27,11 @@ pub fn mode_string(mode: u32) -> String {
     s
 }
 
+/// A mode as every `--json` output writes it: the permission bits in octal, `"0644"`.
+pub fn json_mode(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}
+
 /// `YYYY-MM-DD HH:MM` in UTC.
 pub fn format_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

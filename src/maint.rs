@@ -141,6 +141,8 @@ pub struct PinInfo {
     pub root: String,
     pub name: String,
     pub size: u64,
+    /// "file" or "dir" (the vocabulary of every `--json` output).
+    pub kind: &'static str,
     pub dir: bool,
     /// Seconds since the epoch.
     pub created: i64,
@@ -156,6 +158,7 @@ pub fn pins(repo: &Repo) -> Result<Vec<PinInfo>> {
             root: root.to_string(),
             name: p.name,
             size: p.size,
+            kind: if p.dir { "dir" } else { "file" },
             dir: p.dir,
             created: p.created,
         })

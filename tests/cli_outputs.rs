@@ -463,3 +463,76 @@ fn verbose_transfers_say_what_they_moved() {
         assert!(!log.contains(key), "the key in the log: {log}");
     }
 }
+
+/// Every `--json` output speaks one vocabulary (docs/cli.md): times are integer seconds since the
+/// epoch (a field with a unit suffix, `_ms` or `_ns`, is the same time in that unit), modes are octal
+/// strings, sizes integer bytes, kinds "file", "dir" or "symlink".
+#[test]
+fn json_outputs_share_one_vocabulary() {
+    let env = Env::new(None);
+    let dir = env.path("d");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), b"alpha").unwrap();
+    std::os::unix::fs::symlink("a.txt", dir.join("ln")).unwrap();
+    let link = env.put(&dir);
+    env.ok(&["tree", "import", dir.to_str().unwrap(), "/d"]);
+    let secs = |v: &serde_json::Value, what: &str| {
+        let t = v
+            .as_i64()
+            .unwrap_or_else(|| panic!("{what}: {v} is not an integer"));
+        assert!(
+            (1_500_000_000..4_100_000_000).contains(&t),
+            "{what}: {t} is not in seconds"
+        );
+    };
+    let octal = |v: &serde_json::Value, what: &str| {
+        let m = v
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {v} is not a string"));
+        assert!(m.len() == 4 && u32::from_str_radix(m, 8).is_ok(), "{what}: {m}");
+    };
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&env.ok(args)).unwrap() };
+
+    for row in json(&["ls", "--json", &link]).as_array().unwrap() {
+        secs(&row["mtime"], "ls mtime");
+        octal(&row["mode"], "ls mode");
+        assert!(
+            ["file", "symlink"].contains(&row["kind"].as_str().unwrap()),
+            "{row}"
+        );
+    }
+    let stat = json(&["stat", "--json", &link]);
+    secs(&stat["mtime"], "stat mtime");
+    octal(&stat["mode"], "stat mode");
+    assert_eq!(stat["kind"], "dir");
+    for row in json(&["tree", "ls", "--json", "/d"]).as_array().unwrap() {
+        secs(&row["mtime"], "tree ls mtime");
+        assert_eq!(
+            row["mtime_ns"].as_i64().unwrap().div_euclid(1_000_000_000),
+            row["mtime"].as_i64().unwrap()
+        );
+        octal(&row["mode"], "tree ls mode");
+    }
+    for p in json(&["pin", "ls", "--json"]).as_array().unwrap() {
+        secs(&p["created"], "pin created");
+        assert!(p["root"].as_str().unwrap().starts_with("bafk"), "{p}");
+        assert!(["file", "dir"].contains(&p["kind"].as_str().unwrap()), "{p}");
+    }
+    std::fs::create_dir(env.path("synced")).unwrap();
+    env.ok(&["sync", "add", env.path("synced").to_str().unwrap(), "/s"]);
+    env.ok(&["sync", "run", "--once"]);
+    for s in json(&["sync", "list", "--json"]).as_array().unwrap() {
+        secs(&s["created"], "session created");
+        secs(&s["last_sync"], "session last_sync");
+        assert_eq!(
+            s["created_ms"].as_i64().unwrap().div_euclid(1000),
+            s["created"].as_i64().unwrap()
+        );
+    }
+    let status = json(&["status", "--json"]);
+    assert_eq!(status["daemon"]["running"], false);
+    secs(
+        &status["sessions"][0]["session"]["created"],
+        "status session created",
+    );
+}

@@ -14,7 +14,7 @@ use super::progress::{bytes_bar, count_bar, size_of_path};
 use super::{namespace, search};
 use crate::descriptor::{Link, Meta};
 use crate::engine::Engine;
-use crate::fmt::{format_time, human_bytes, mode_string};
+use crate::fmt::{format_time, human_bytes, json_mode, mode_string};
 use crate::maint;
 use crate::repo::{Config, Repo};
 use crate::store::LocalStore;
@@ -540,7 +540,7 @@ async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
             mode,
             ..
         } => {
-            vec![json!({"name": name, "kind": "file", "size": size, "mtime": mtime, "mode": mode})]
+            vec![json!({"name": name, "kind": "file", "size": size, "mtime": mtime, "mode": json_mode(*mode)})]
         }
         _ => opened
             .entries()
@@ -548,7 +548,7 @@ async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
             .into_iter()
             .map(|e| {
                 json!({
-                    "name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime, "mode": e.mode,
+                    "name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime, "mode": json_mode(e.mode),
                     "link": e.link().map(|l| l.to_string()), "target": e.target,
                 })
             })
@@ -574,7 +574,7 @@ async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
         writeln!(
             out,
             "{kind}{} {:>10} {} {name}{suffix}",
-            mode_string(r["mode"].as_u64().unwrap_or(0) as u32),
+            mode_string(u32::from_str_radix(r["mode"].as_str().unwrap_or("0"), 8).unwrap_or(0)),
             r["size"].as_u64().unwrap_or(0),
             format_time(r["mtime"].as_i64().unwrap_or(0)),
         )?;
@@ -596,7 +596,7 @@ fn stat(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
         } => json!({
             "kind": "file", "name": name, "size": size, "block_size": block_size,
             "blocks": size.div_ceil(*block_size), "tuple_size": tuple_size, "mtime": mtime,
-            "mode": format!("{mode:04o}"), "media_type": media_type, "root": opened.root.to_string(),
+            "mode": json_mode(*mode), "media_type": media_type, "root": opened.root.to_string(),
         }),
         Meta::Dir {
             name,
@@ -606,7 +606,7 @@ fn stat(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
             ..
         } => json!({
             "kind": "dir", "name": name, "entries": entries, "mtime": mtime,
-            "mode": format!("{mode:04o}"), "root": opened.root.to_string(),
+            "mode": json_mode(*mode), "root": opened.root.to_string(),
         }),
         Meta::Wrapped { .. } => unreachable!("open() unwraps password links"),
     };

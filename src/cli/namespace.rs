@@ -55,7 +55,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
                 let v: Vec<_> = rows
                     .iter()
                     .map(|(name, a, target)| {
-                        json!({"name": name, "kind": a.kind, "size": a.size, "mode": a.mode, "mtime_ns": a.mtime,
+                        json!({"name": name, "kind": a.kind, "size": a.size, "mode": crate::fmt::json_mode(a.mode), "mtime": a.mtime.div_euclid(1_000_000_000), "mtime_ns": a.mtime,
                                "dirty": a.dirty, "ino": a.ino, "target": target})
                     })
                     .collect();
@@ -179,7 +179,11 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
         SyncCommand::List { out: j } => {
             let list = syncs.list()?;
             if j.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&list.iter().map(session_json).collect::<Vec<_>>())?
+                )?;
             } else {
                 for s in list {
                     writeln!(
@@ -204,7 +208,7 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
                     .iter()
                     .map(|s| {
                         let q: Vec<_> = queue.iter().filter(|i| i.key.starts_with(&format!("{}/{}/", sync::SYNC, s.id))).collect();
-                        json!({"session": s, "state": state_of(s), "queued": q.len(),
+                        json!({"session": session_json(s), "state": state_of(s), "queued": q.len(),
                                "failing": q.iter().filter(|i| i.last_error.is_some()).map(|i| json!({"key": i.key, "attempts": i.attempts, "error": i.last_error})).collect::<Vec<_>>()})
                     })
                     .collect();
@@ -246,7 +250,11 @@ pub async fn sync(engine: &Arc<Engine>, io: &Io, cmd: SyncCommand, quiet: bool) 
             let tree_path = versions_path(&syncs, io, &path)?;
             let list = sync::versions::Versions::open(engine.repo().state())?.list(&tree_path)?;
             if j.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&list.iter().map(version_json).collect::<Vec<_>>())?
+                )?;
             } else if list.is_empty() {
                 writeln!(out, "no kept versions of {tree_path}")?;
             } else {
@@ -356,6 +364,32 @@ fn parse_at(s: &str) -> anyhow::Result<i64> {
         None => 999,
     };
     Ok(secs * 1000 + ms)
+}
+
+/// A sync session in the JSON vocabulary (docs/cli.md): times in seconds, with `created_ms` and
+/// `last_sync_ms` for the exact ones.
+fn session_json(s: &sync::Session) -> serde_json::Value {
+    let mut v = json!(s);
+    v["created"] = json!(s.created.div_euclid(1000));
+    v["created_ms"] = json!(s.created);
+    v["last_sync"] = json!(s.last_sync.map(|ms| ms.div_euclid(1000)));
+    v["last_sync_ms"] = json!(s.last_sync);
+    v
+}
+
+/// A kept version in the JSON vocabulary: `time` in seconds (`time_ms` is what `--at` takes to the
+/// millisecond), `mtime` in seconds (`mtime_ns` exact), `mode` in octal.
+fn version_json(v: &sync::versions::Version) -> serde_json::Value {
+    json!({
+        "path": v.path,
+        "time": v.time.div_euclid(1000),
+        "time_ms": v.time,
+        "why": v.why,
+        "size": v.size,
+        "mtime": v.mtime.div_euclid(1_000_000_000),
+        "mtime_ns": v.mtime,
+        "mode": crate::fmt::json_mode(v.mode),
+    })
 }
 
 fn state_of(s: &sync::Session) -> &'static str {
@@ -484,13 +518,13 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
     let mut out = io.out.clone();
     if json {
         let v = json!({
-            "daemon": io.daemon.as_ref().map(|d| json!({"running": true, "pid": d.pid, "started_ms": d.started, "socket": d.socket, "mountpoint": d.mountpoint}))
+            "daemon": io.daemon.as_ref().map(|d| json!({"running": true, "pid": d.pid, "started": d.started.div_euclid(1000), "socket": d.socket, "mountpoint": d.mountpoint}))
                 .unwrap_or_else(|| json!({"running": false})),
             "repository": engine.repo().root(),
             "queue": {"len": queue.len(), "by_kind": kinds, "items": queue},
             "engine": engine.status(),
             "unsealed_files": dirty,
-            "sessions": sessions.iter().map(|s| json!({"session": s, "state": state_of(s)})).collect::<Vec<_>>(),
+            "sessions": sessions.iter().map(|s| json!({"session": session_json(s), "state": state_of(s)})).collect::<Vec<_>>(),
             "stores": breakers,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;

@@ -333,7 +333,7 @@ fn posix_errors_and_semantics() {
     // The CLI works while mounted: the mount process serves it.
     let status = env.ok(&["status"]);
     assert!(
-        status.contains(&format!("running (pid {}", m.child.id())),
+        status.contains(&format!("owns the repository (pid {}", m.child.id())),
         "{status}"
     );
     assert!(env.ok(&["tree", "ls", "/d"]).contains(" f"));

@@ -12,7 +12,7 @@ use super::args::{Cli, Command, PinCommand, RepoCommand};
 use super::io::Io;
 use super::progress::{bytes_bar, count_bar, size_of_path};
 use super::{namespace, search};
-use crate::descriptor::{Link, Meta};
+use crate::descriptor::{EntryKind, Link, Meta};
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes, json_mode, mode_string};
 use crate::maint;
@@ -531,42 +531,81 @@ fn default_target(opened: &Opened) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(name))
 }
 
+/// One row of `ls`: a folder entry, or the file itself when the link is a file.
+struct LsRow {
+    /// A folder entry (its JSON has `link` and `target`; a file link's own row has neither).
+    entry: bool,
+    name: String,
+    kind: EntryKind,
+    size: u64,
+    mtime: i64,
+    mode: u32,
+    link: Option<String>,
+    target: Option<String>,
+}
+
+impl LsRow {
+    fn json(&self) -> serde_json::Value {
+        let mut v = json!({
+            "name": self.name, "kind": self.kind, "size": self.size, "mtime": self.mtime,
+            "mode": json_mode(self.mode),
+        });
+        if self.entry {
+            v["link"] = json!(self.link);
+            v["target"] = json!(self.target);
+        }
+        v
+    }
+}
+
 async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
-    let rows: Vec<serde_json::Value> = match &opened.meta {
+    let rows: Vec<LsRow> = match &opened.meta {
         Meta::File {
             name,
             size,
             mtime,
             mode,
             ..
-        } => {
-            vec![json!({"name": name, "kind": "file", "size": size, "mtime": mtime, "mode": json_mode(*mode)})]
-        }
+        } => vec![LsRow {
+            entry: false,
+            name: name.clone(),
+            kind: EntryKind::File,
+            size: *size,
+            mtime: *mtime,
+            mode: *mode,
+            link: None,
+            target: None,
+        }],
         _ => opened
             .entries()
             .await?
             .into_iter()
-            .map(|e| {
-                json!({
-                    "name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime, "mode": json_mode(e.mode),
-                    "link": e.link().map(|l| l.to_string()), "target": e.target,
-                })
+            .map(|e| LsRow {
+                entry: true,
+                link: e.link().map(|l| l.to_string()),
+                name: e.name,
+                kind: e.kind,
+                size: e.size,
+                mtime: e.mtime,
+                mode: e.mode,
+                target: e.target,
             })
             .collect(),
     };
     let mut out = io.out.clone();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        let v: Vec<_> = rows.iter().map(LsRow::json).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     for r in rows {
-        let kind = match r["kind"].as_str() {
-            Some("dir") => 'd',
-            Some("symlink") => 'l',
-            _ => '-',
+        let kind = match r.kind {
+            EntryKind::Dir => 'd',
+            EntryKind::Symlink => 'l',
+            EntryKind::File => '-',
         };
-        let name = crate::fmt::printable(r["name"].as_str().unwrap_or_default());
-        let suffix = match r["target"].as_str() {
+        let name = crate::fmt::printable(&r.name);
+        let suffix = match &r.target {
             Some(t) => format!(" -> {}", crate::fmt::printable(t)),
             None if kind == 'd' => "/".into(),
             None => String::new(),
@@ -574,9 +613,9 @@ async fn ls(io: &Io, opened: &Opened, json: bool) -> anyhow::Result<()> {
         writeln!(
             out,
             "{kind}{} {:>10} {} {name}{suffix}",
-            mode_string(u32::from_str_radix(r["mode"].as_str().unwrap_or("0"), 8).unwrap_or(0)),
-            r["size"].as_u64().unwrap_or(0),
-            format_time(r["mtime"].as_i64().unwrap_or(0)),
+            mode_string(r.mode),
+            r.size,
+            format_time(r.mtime),
         )?;
     }
     Ok(())

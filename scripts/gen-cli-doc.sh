@@ -25,7 +25,7 @@ Every command that prints data takes `--json` and prints one JSON document on st
 | field | meaning |
 |---|---|
 | `mtime`, `created`, `time`, `last_sync`, `started` | a time: integer seconds since the Unix epoch (UTC) |
-| `*_ms`, `*_ns` (`mtime_ns`, `created_ms`, ...) | the same time's finer part or the same time in that unit, as the name says |
+| `created_ms`, `mtime_ns`, ... | the same time whole, in milliseconds or nanoseconds since the epoch (on a duration, such as `timeout_ms`, the suffix is its unit) |
 | `mode` | permission bits as an octal string, `"0644"` |
 | `size`, `*_bytes` | integer bytes |
 | `kind` | `"file"`, `"dir"` or `"symlink"` (a pin: what the link points at) |

@@ -29,6 +29,10 @@ pub struct Report {
     pub folders: u64,
     pub bytes: u64,
     pub dir: bool,
+    /// Tree paths left out, with the reason (special files: a manifest holds no fifos, sockets or
+    /// devices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<(String, String)>,
 }
 
 /// Snapshots tree path `path` (sealing files still being written first) and returns its link, pinned.
@@ -52,6 +56,12 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
             format!("{path} is a symlink; share what it points at"),
         ));
     }
+    if rec.kind.is_special() {
+        return Err(Error::posix(
+            libc::EINVAL,
+            format!("{path} is a {}; only files and folders can be shared", rec.kind.name()),
+        ));
+    }
     // Seal what is still staged, so the snapshot holds the latest bytes.
     for (rel, i, r) in &items {
         if r.dirty && t.seal(hold, *i, engine.sealer()).await? == Sealed::Busy {
@@ -67,6 +77,7 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
         folders: 0,
         bytes: 0,
         dir: rec.kind == Kind::Dir,
+        skipped: Vec::new(),
     };
     let session = engine.sealer();
     let mut children: HashMap<String, Vec<DirEntry>> = HashMap::new();
@@ -110,6 +121,13 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
                 entry.kind = EntryKind::Symlink;
                 entry.target = r.target.clone();
                 None
+            }
+            k @ (Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice) => {
+                report.skipped.push((
+                    format!("{}/{rel}", path.trim_end_matches('/')),
+                    format!("a {} is not shared (links hold files, folders and symlinks)", k.name()),
+                ));
+                continue;
             }
             Kind::Dir => {
                 report.folders += 1;
@@ -253,6 +271,7 @@ pub async fn receive_into(
         folders: 0,
         bytes: 0,
         dir: matches!(opened.meta, Meta::Dir { .. }),
+        skipped: Vec::new(),
     };
     let store = engine.repo().store().clone();
     if let Meta::File {

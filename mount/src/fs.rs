@@ -36,6 +36,16 @@ const NO_TTL: Duration = Duration::ZERO;
 /// Requests waiting on storage at once; more wait on the kernel-request thread for a slot.
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// Ownership and permission bits a mount shows in place of the stored ones (`uid=`, `gid=`,
+/// `umask=` mount options, as rclone and vfat have). The tree keeps what was stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Show {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Permission bits cleared from every mode shown.
+    pub umask: Option<u32>,
+}
+
 /// One open file.
 struct Handle {
     ino: u64,
@@ -65,6 +75,8 @@ pub struct Inner {
     next_fh: AtomicU64,
     /// The virtual folders (`/.search` is empty when the index could not be opened).
     virt: Router,
+    /// What `uid=`, `gid=` and `umask=` mount options impose on what `stat` shows.
+    show: Show,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
 
@@ -81,6 +93,7 @@ impl NoiseFs {
         root: u64,
         read_only: bool,
         search: Option<Arc<noisefs::search::Search>>,
+        show: Show,
     ) -> NoiseFs {
         let prefix = tree.path_of(root).unwrap_or_else(|_| "/".into());
         NoiseFs(Arc::new(Inner {
@@ -92,6 +105,7 @@ impl NoiseFs {
             rt,
             root,
             read_only,
+            show,
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
@@ -212,11 +226,8 @@ impl Inner {
     }
 
     fn attr(&self, a: &Attr) -> FileAttr {
-        let kind = match a.kind {
-            Kind::Dir => FileType::Directory,
-            Kind::File => FileType::RegularFile,
-            Kind::Symlink => FileType::Symlink,
-        };
+        let kind = file_type(a.kind);
+        let show = &self.show;
         FileAttr {
             ino: self.k(a.ino),
             size: a.size,
@@ -226,11 +237,12 @@ impl Inner {
             ctime: time(a.ctime),
             crtime: time(a.ctime),
             kind,
-            perm: (a.mode & 0o7777) as u16,
+            perm: (a.mode & 0o7777 & !show.umask.unwrap_or(0)) as u16,
             nlink: a.nlink,
-            uid: a.uid,
-            gid: a.gid,
-            rdev: 0,
+            uid: show.uid.unwrap_or(a.uid),
+            gid: show.gid.unwrap_or(a.gid),
+            // The kernel's dev_t as FUSE carries it (new_encode_dev: 12-bit major, 20-bit minor).
+            rdev: encode_dev(a.rdev),
             blksize: 128 * 1024,
             flags: 0,
         }
@@ -338,7 +350,7 @@ fn failed(op: &str, pid: u32, ino: u64, e: &noisefs::Error) -> Errno {
     let code = e.errno();
     if matches!(
         code,
-        libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENODATA
+        libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENODATA | libc::ENAMETOOLONG
     ) {
         tracing::debug!(op, ino, pid, errno = code, error = %e);
     } else {
@@ -364,6 +376,34 @@ fn ns(t: TimeOrNow) -> i64 {
         Ok(d) => d.as_nanos() as i64,
         Err(e) => -(e.duration().as_nanos() as i64),
     }
+}
+
+/// The kernel's file type of a tree kind.
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDevice => FileType::CharDevice,
+        Kind::BlockDevice => FileType::BlockDevice,
+    }
+}
+
+/// A device number as the tree keeps it (glibc's `makedev`) in the 32-bit form FUSE carries
+/// (the kernel's `new_encode_dev`).
+fn encode_dev(rdev: u64) -> u32 {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+
+/// The tree's device number (glibc's `makedev`) of the 32-bit one FUSE hands to `mknod`
+/// (the kernel's `new_encode_dev`).
+fn decode_dev(dev: u32) -> u64 {
+    let major = (dev & 0xfff00) >> 8;
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    libc::makedev(major, minor)
 }
 
 /// A name the tree can hold (UTF-8), else EINVAL.
@@ -470,22 +510,26 @@ impl Filesystem for NoiseFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        if let Err(e) = self.writable(parent, Some(name)) {
-            return reply.error(e);
-        }
-        // Only regular files: the tree holds no fifos, sockets or devices.
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return reply.error(Errno::EPERM);
-        }
-        let name = match name_of(name) {
-            Ok(n) => n,
+        let (p, name) = match self.adding(parent, name) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let p = self.t(parent);
-        let r = self.tree.create(p, name, mode & !umask, req.uid(), req.gid());
+        // Regular files, and fifos, sockets and devices as metadata (the mount is nodev).
+        let Some(kind) = Kind::from_mode(mode) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let r = self.tree.mknod(
+            p,
+            name,
+            kind,
+            mode & !umask,
+            decode_dev(rdev),
+            req.uid(),
+            req.gid(),
+        );
         self.entry(reply, r, "mknod", req, p);
     }
 
@@ -725,14 +769,11 @@ impl Filesystem for NoiseFs {
         let all = dots
             .into_iter()
             .map(|(i, k, n)| (INodeNo(i), k, n.to_string()))
-            .chain(entries.into_iter().map(|e| {
-                let kind = match e.kind {
-                    Kind::Dir => FileType::Directory,
-                    Kind::File => FileType::RegularFile,
-                    Kind::Symlink => FileType::Symlink,
-                };
-                (self.k(e.ino), kind, e.name)
-            }));
+            .chain(
+                entries
+                    .into_iter()
+                    .map(|e| (self.k(e.ino), file_type(e.kind), e.name)),
+            );
         for (i, (kino, kind, name)) in all.enumerate().skip(offset as usize) {
             if reply.add(kino, (i + 1) as u64, kind, name) {
                 break;

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use noisefs_mount::run::{run, Options};
 
-const USAGE: &str = "usage: mount.noisefs <repository folder | noisefs | noisefs://link> <mountpoint> [-o ro,rw,root=/tree/path] [-f]";
+const USAGE: &str = "usage: mount.noisefs <repository folder | noisefs | noisefs://link> <mountpoint> [-o OPTIONS] [-f]
+options: ro, rw, root=/tree/path, allow_other, allow_root, uid=N, gid=N, umask=OOO, suid, threads=N
+(installed as mount.fuse.noisefs: `mount -t fuse.noisefs noisefs /mnt/noisefs -o allow_other`)";
 
 fn main() -> ExitCode {
     let (opts, foreground) = match parse(std::env::args().skip(1).collect()) {
@@ -151,32 +153,15 @@ fn init_logging(file: Option<PathBuf>) {
 fn parse(args: Vec<String>) -> Result<(Options, bool), String> {
     let mut positional = Vec::new();
     let mut foreground = false;
-    let mut read_only = false;
-    let mut root = None;
-    let mut threads = 4;
+    let mut opts = Options::new(PathBuf::new(), PathBuf::new());
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-f" | "--foreground" => foreground = true,
             "-o" => {
-                let opts = it.next().ok_or("-o needs a value")?;
-                for o in opts.split(',').filter(|o| !o.is_empty()) {
-                    match o.split_once('=') {
-                        None if o == "ro" => read_only = true,
-                        None if o == "rw" => read_only = false,
-                        Some(("root", v)) => root = Some(v.to_string()),
-                        Some(("threads", v)) => {
-                            threads = v.parse().map_err(|_| format!("threads={v} is not a number"))?
-                        }
-                        // Options mount(8) and fstab pass that need nothing from us.
-                        None if [
-                            "defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev",
-                            "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime",
-                            "relatime", "async",
-                        ]
-                        .contains(&o) => {}
-                        _ => return Err(format!("unknown mount option {o:?}")),
-                    }
+                let list = it.next().ok_or("-o needs a value")?;
+                for o in list.split(',').filter(|o| !o.is_empty()) {
+                    opts.apply(o)?;
                 }
             }
             "-n" | "-s" | "-v" => {} // mount(8)'s no-mtab, sloppy, verbose
@@ -192,11 +177,12 @@ fn parse(args: Vec<String>) -> Result<(Options, bool), String> {
         PathBuf::from(&source)
     };
     if source.starts_with("noisefs://") {
-        root = Some(source);
-        read_only = true;
+        opts.root = Some(source);
+        opts.read_only = true;
     }
     // `root=env:NAME` or `root=file:PATH`: a link that stays out of the process's arguments.
-    if let Some(r) = root
+    if let Some(r) = opts
+        .root
         .clone()
         .filter(|r| r.starts_with("env:") || r.starts_with("file:"))
     {
@@ -207,8 +193,8 @@ fn parse(args: Vec<String>) -> Result<(Options, bool), String> {
             // Read once; the mount process does not keep it in its environment.
             std::env::remove_var(name);
         }
-        read_only |= link.starts_with("noisefs://");
-        root = Some(link);
+        opts.read_only |= link.starts_with("noisefs://");
+        opts.root = Some(link);
     }
     let abs = |p: PathBuf| {
         if p.is_absolute() {
@@ -217,16 +203,9 @@ fn parse(args: Vec<String>) -> Result<(Options, bool), String> {
             std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
         }
     };
-    Ok((
-        Options {
-            repo: abs(repo),
-            mountpoint: abs(PathBuf::from(mountpoint)),
-            read_only,
-            root,
-            threads,
-        },
-        foreground,
-    ))
+    opts.repo = abs(repo);
+    opts.mountpoint = abs(PathBuf::from(mountpoint));
+    Ok((opts, foreground))
 }
 
 #[cfg(test)]
@@ -253,5 +232,18 @@ mod tests {
         assert!(parse(args("/r /mnt -x")).is_err());
         assert!(parse(args("/r /mnt -o")).is_err());
         assert!(parse(args("/r /mnt -o threads=x")).is_err());
+        assert!(parse(args("/r /mnt -o threads=0")).is_err());
+        let (o, _) = parse(args("/r /mnt -o allow_other,uid=1000,gid=100,umask=027,nodev,suid")).unwrap();
+        assert_eq!(o.access, noisefs_mount::run::Access::Other);
+        assert_eq!(
+            (o.show.uid, o.show.gid, o.show.umask, o.suid),
+            (Some(1000), Some(100), Some(0o27), true)
+        );
+        let (o, _) = parse(args("/r /mnt -o allow_root")).unwrap();
+        assert_eq!(o.access, noisefs_mount::run::Access::Root);
+        for bad in ["uid=me", "gid=-1", "umask=9", "umask=77777", "dev"] {
+            let e = parse(args(&format!("/r /mnt -o {bad}"))).unwrap_err();
+            assert!(e.contains(bad.split('=').next().unwrap_or(bad)), "{bad}: {e}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use noisefs::engine::Engine;
 use noisefs::node::Node;
 use noisefs::{share, tree};
 
-use crate::fs::NoiseFs;
+use crate::fs::{NoiseFs, Show};
 
 /// What to mount and how.
 #[derive(Debug, Clone)]
@@ -23,6 +23,87 @@ pub struct Options {
     pub root: Option<String>,
     /// FUSE worker threads.
     pub threads: usize,
+    /// Who besides the mounting user may use the mount.
+    pub access: Access,
+    /// Owner and mode bits shown in place of the stored ones.
+    pub show: Show,
+    /// Honour setuid and setgid bits when running programs from the mount (`-o suid`; root only).
+    pub suid: bool,
+}
+
+/// Who may use a mount (the kernel checks modes either way: `default_permissions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Access {
+    /// The user who mounted it (FUSE's default).
+    #[default]
+    Owner,
+    /// That user and root (`allow_root`).
+    Root,
+    /// Every user (`allow_other`; for a user other than root, /etc/fuse.conf must say
+    /// `user_allow_other`).
+    Other,
+}
+
+impl Options {
+    /// The options for mounting `repo` on `mountpoint` read-write, with everything else as default.
+    pub fn new(repo: PathBuf, mountpoint: PathBuf) -> Options {
+        Options {
+            repo,
+            mountpoint,
+            read_only: false,
+            root: None,
+            threads: 4,
+            access: Access::Owner,
+            show: Show::default(),
+            suid: false,
+        }
+    }
+
+    /// Applies one mount option of an `-o` list (`ro`, `allow_other`, `uid=1000`, ...). Options that
+    /// mount(8) and fstab pass and that need nothing from us are accepted and ignored.
+    pub fn apply(&mut self, o: &str) -> Result<(), String> {
+        let id = |k: &str, v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("{k}={v}: expected a numeric id"))
+        };
+        match o.split_once('=') {
+            None if o == "ro" => self.read_only = true,
+            None if o == "rw" => self.read_only = false,
+            None if o == "allow_other" => self.access = Access::Other,
+            None if o == "allow_root" => self.access = Access::Root,
+            None if o == "suid" => self.suid = true,
+            None if o == "nosuid" => self.suid = false,
+            Some(("root", v)) => self.root = Some(v.to_string()),
+            Some(("threads", v)) => {
+                self.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| format!("threads={v}: expected a number from 1 to 64"))?
+            }
+            Some(("uid", v)) => self.show.uid = Some(id("uid", v)?),
+            Some(("gid", v)) => self.show.gid = Some(id("gid", v)?),
+            Some(("umask", v)) => {
+                self.show.umask = Some(
+                    u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| format!("umask={v}: expected octal permission bits such as 022"))?,
+                )
+            }
+            // The mount is always nodev: device nodes in it are metadata.
+            None if [
+                "defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev", "exec",
+                "noexec", "nodev", "atime", "noatime", "relatime", "async", "default_permissions",
+            ]
+            .contains(&o) => {}
+            None if o == "dev" => {
+                return Err("dev: device nodes in a NoiseFS mount are metadata; the mount is always nodev".into())
+            }
+            _ => return Err(format!("unknown mount option {o:?}")),
+        }
+        Ok(())
+    }
 }
 
 /// Mounts and serves until unmounted. `ready` is told once the mount is up (or why it failed), so a
@@ -53,6 +134,7 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
         root,
         read_only,
         search,
+        opts.show,
     );
     let mut config = Config::default();
     config.mount_options = vec![
@@ -60,23 +142,33 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
         MountOption::Subtype("noisefs".into()),
         MountOption::DefaultPermissions,
         MountOption::NoAtime,
+        MountOption::NoDev,
         if read_only {
             MountOption::RO
         } else {
             MountOption::RW
         },
     ];
-    config.acl = SessionACL::Owner;
+    if !opts.suid {
+        config.mount_options.push(MountOption::NoSuid);
+    }
+    config.acl = match opts.access {
+        Access::Owner => SessionACL::Owner,
+        Access::Root => SessionACL::RootAndOwner,
+        Access::Other => SessionACL::All,
+    };
     config.n_threads = Some(opts.threads.max(1));
     // One /dev/fuse descriptor per worker thread: no thundering herd on a shared one.
     config.clone_fd = true;
     let mut session = match fuser::Session::new(fs, &opts.mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {
-            let msg = format!(
-                "cannot mount on {}: {e} (is it already mounted, or busy?)",
-                opts.mountpoint.display()
-            );
+            let hint = if opts.access != Access::Owner && !is_root() {
+                "allow_other and allow_root need `user_allow_other` in /etc/fuse.conf; or is it already mounted, or busy?"
+            } else {
+                "is it already mounted, or busy?"
+            };
+            let msg = format!("cannot mount on {}: {e} ({hint})", opts.mountpoint.display());
             ready(Err(msg.clone()));
             bail!(msg);
         }
@@ -127,6 +219,11 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
     }
     served?;
     Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// The tree folder a mount shows.

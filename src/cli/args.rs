@@ -274,7 +274,7 @@ pub enum Command {
     },
     /// Mount the tree as a folder (FUSE); the mount process owns the repository and serves the other commands
     #[command(
-        after_help = "Examples:\n  noisefs mount ~/NoiseFS\n  noisefs mount --read-only --root /photos ~/Photos\n  noisefs mount --root 'noisefs://bafk…#key' ~/Shared\n  noisefs unmount ~/NoiseFS"
+        after_help = "Examples:\n  noisefs mount ~/NoiseFS\n  noisefs mount --read-only --root /photos ~/Photos\n  sudo noisefs mount -o allow_other /srv/noisefs\n  noisefs mount --root 'noisefs://bafk…#key' ~/Shared\n  noisefs unmount ~/NoiseFS"
     )]
     Mount {
         /// An empty folder to mount on
@@ -289,6 +289,11 @@ pub enum Command {
         /// Stay in the foreground (logs on standard error) instead of returning once mounted
         #[arg(long)]
         foreground: bool,
+        /// Mount options, comma-separated: allow_other (every user; the kernel still checks modes),
+        /// allow_root, uid=N, gid=N and umask=OOO (the owner and mode bits shown for every entry),
+        /// suid, threads=N
+        #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
+        options: Vec<String>,
     },
     /// Unmount a mounted NoiseFS folder and wait until its process has stored its state
     #[command(after_help = "Example:\n  noisefs unmount ~/NoiseFS")]

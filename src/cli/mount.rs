@@ -24,6 +24,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             read_only,
             root: show,
             foreground,
+            options,
         } => {
             let helper = helper()?;
             let mut opts = vec![if *read_only {
@@ -31,6 +32,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             } else {
                 "rw".to_string()
             }];
+            for o in options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
+                if o.starts_with("root=") || o == "ro" || o == "rw" {
+                    bail!("-o {o}: use --root and --read-only");
+                }
+                opts.push(o.to_string());
+            }
             if let Some(r) = show {
                 if r.contains(',') {
                     bail!("--root {r:?}: a tree path for mounting cannot contain a comma");

@@ -66,6 +66,10 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
                         Kind::Dir => 'd',
                         Kind::Symlink => 'l',
                         Kind::File => '-',
+                        Kind::Fifo => 'p',
+                        Kind::Socket => 's',
+                        Kind::CharDevice => 'c',
+                        Kind::BlockDevice => 'b',
                     };
                     let name = crate::fmt::printable(&name);
                     let suffix = match (&target, a.kind) {
@@ -464,6 +468,9 @@ pub async fn share(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
+        for (p, why) in &report.skipped {
+            writeln!(io.err.clone(), "left out {}: {why}", crate::fmt::printable(p))?;
+        }
         writeln!(out, "{}", report.target)?;
     }
     Ok(0)

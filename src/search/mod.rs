@@ -335,6 +335,10 @@ impl Search {
         let (media, text) = match rec.kind {
             Kind::Dir => ("inode/directory".to_string(), None),
             Kind::Symlink => ("inode/symlink".to_string(), None),
+            // The freedesktop.org names of special files: found by name, nothing to read.
+            k @ (Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice) => {
+                (format!("inode/{}", k.name()), None)
+            }
             Kind::File => match self.content(searcher, name, ino, rec).await {
                 Ok(v) => v,
                 Err(e) => {

@@ -130,6 +130,12 @@ pub fn scan_tree(tree: &Tree, root: u64, rules: &Gitignore) -> Result<Scan> {
             Kind::Dir => PathKind::Dir,
             Kind::File => PathKind::File,
             Kind::Symlink => PathKind::Symlink,
+            // Fifos, sockets and devices are not synced (as on the local side).
+            k => {
+                scan.skipped
+                    .push((rel, format!("special file ({}) in the tree", k.name())));
+                continue;
+            }
         };
         if ignored(rules, &rel, kind == PathKind::Dir) {
             if kind == PathKind::Dir {

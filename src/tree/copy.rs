@@ -113,10 +113,19 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
                 mtime_of(&meta),
             ));
         } else {
-            report.skipped.push((
-                path.display().to_string(),
-                "special file (fifo, socket or device)".into(),
-            ));
+            // A fifo, socket or device: kept as metadata (type, mode, device number), no content.
+            let kind = Kind::from_mode(meta.mode()).filter(|k| k.is_special());
+            match kind {
+                Some(kind) => times.push((
+                    t.mknod(dir, &name, kind, meta.mode(), meta.rdev(), owner.uid, owner.gid)?
+                        .ino,
+                    mtime_of(&meta),
+                )),
+                None => report.skipped.push((
+                    path.display().to_string(),
+                    "a file of unknown type".into(),
+                )),
+            }
         }
     }
     for (ino, mtime) in times.into_iter().rev() {
@@ -127,6 +136,29 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
         t.setattr(ino, set).await?;
     }
     Ok(report)
+}
+
+/// Recreates a fifo or a device node at `path` with its mode and time. A device needs privilege
+/// (CAP_MKNOD): without it the node is left out, and the reason given.
+fn make_special(path: &Path, kind: Kind, attr: &super::Attr) -> std::result::Result<(), String> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let flag = match kind {
+        Kind::Fifo => SFlag::S_IFIFO,
+        Kind::CharDevice => SFlag::S_IFCHR,
+        _ => SFlag::S_IFBLK,
+    };
+    let perm = Mode::from_bits_truncate(local_mode(attr.mode) as nix::libc::mode_t);
+    match mknod(path, flag, perm, attr.rdev as nix::libc::dev_t) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM) => {
+            return Err(format!("a {} needs root to be made", kind.name()))
+        }
+        Err(e) => return Err(format!("cannot make the {}: {e}", kind.name())),
+    }
+    // mknod applies the umask: set the mode the tree says.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(local_mode(attr.mode)))
+        .map_err(|e| e.to_string())?;
+    crate::place::set_symlink_mtime(path, attr.mtime).map_err(|e| e.to_string())
 }
 
 /// A local entry's modification time in nanoseconds since the epoch.
@@ -177,6 +209,15 @@ async fn write_out(t: &Tree, top: u64, at: &Path, report: &mut CopyReport) -> Re
             Kind::Symlink => {
                 std::os::unix::fs::symlink(t.readlink(ino)?, &path).at(&path)?;
                 crate::place::set_symlink_mtime(&path, attr.mtime)?;
+            }
+            Kind::Socket => report.skipped.push((
+                path.display().to_string(),
+                "a socket is not exported (it only means something to the program listening on it)".into(),
+            )),
+            k @ (Kind::Fifo | Kind::CharDevice | Kind::BlockDevice) => {
+                if let Err(why) = make_special(&path, k, &attr) {
+                    report.skipped.push((path.display().to_string(), why));
+                }
             }
             Kind::File => {
                 let out = std::fs::File::create(&path).at(&path)?;

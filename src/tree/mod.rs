@@ -10,7 +10,7 @@ mod record;
 mod staging;
 
 pub use readahead::{Cursor, READ_AHEAD};
-pub use record::{check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT, SCRATCH};
+pub use record::{check_length, check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT, SCRATCH};
 pub use staging::Staging;
 
 /// The `/a/b` form of a tree path written `a/b/`, `/a//b`, `./a` and the like.
@@ -299,6 +299,7 @@ impl Tree {
             ctime: rec.ctime,
             atime: rec.atime,
             dirty: rec.dirty,
+            rdev: rec.rdev,
         };
         if rec.kind == Kind::Symlink {
             attr.size = rec.target.as_ref().map_or(0, |t| t.len() as u64);
@@ -316,6 +317,8 @@ impl Tree {
 
     /// The entry `name` in folder `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        // A name no folder can hold is too long, not missing (POSIX: ENAMETOOLONG).
+        check_length(name)?;
         let txn = self.read_txn()?;
         self.dir(&txn, parent)?;
         let ino = self
@@ -409,13 +412,20 @@ impl Tree {
         self.entries_in(&txn, ino)
     }
 
-    /// Adds a new inode `rec` as `name` in `parent`; EEXIST when the name is taken.
+    /// Adds a new inode `rec` as `name` in `parent`; EEXIST when the name is taken. In a setgid folder
+    /// the new entry takes the folder's group, and a new subfolder is setgid too (as on ext4).
     fn add(&self, parent: u64, name: &str, mut rec: Inode) -> Result<Attr> {
         check_name(name)?;
         let mut txn = self.wtxn()?;
         let mut dir = self.dir(&txn, parent)?;
         if self.child(&txn, parent, name)?.is_some() {
             return Err(Error::posix(libc::EEXIST, format!("{name:?}")));
+        }
+        if dir.mode & libc::S_ISGID != 0 {
+            rec.gid = dir.gid;
+            if rec.kind == Kind::Dir {
+                rec.mode |= libc::S_ISGID;
+            }
         }
         let ino = self.alloc(&mut txn)?;
         rec.parent = parent;
@@ -439,6 +449,29 @@ impl Tree {
     /// Creates a folder.
     pub fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> Result<Attr> {
         self.add(parent, name, Inode::new(Kind::Dir, mode, uid, gid, parent))
+    }
+
+    /// Creates a special file (fifo, socket, character or block device; `rdev` for a device) or, for
+    /// `Kind::File`, an empty file. Special files are metadata: they have no content to read or write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &str,
+        kind: Kind,
+        mode: u32,
+        rdev: u64,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Attr> {
+        if !(kind == Kind::File || kind.is_special()) {
+            return Err(Error::posix(libc::EINVAL, format!("mknod of a {}", kind.name())));
+        }
+        let mut rec = Inode::new(kind, mode, uid, gid, parent);
+        if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            rec.rdev = rdev;
+        }
+        self.add(parent, name, rec)
     }
 
     /// Creates a symlink to `target`.
@@ -588,6 +621,7 @@ impl Tree {
     }
 
     fn remove(&self, parent: u64, name: &str, want_dir: bool) -> Result<()> {
+        check_length(name)?;
         let mut txn = self.wtxn()?;
         let mut dir = self.dir(&txn, parent)?;
         let ino = self
@@ -693,6 +727,7 @@ impl Tree {
         mode: RenameMode,
     ) -> Result<()> {
         check_name(new_name)?;
+        check_length(name)?;
         let mut txn = self.wtxn()?;
         let ino = self
             .child(&txn, parent, name)?
@@ -846,6 +881,10 @@ impl Tree {
         match attr.kind {
             Kind::Dir if write => return Err(Error::posix(libc::EISDIR, format!("inode {ino}"))),
             Kind::Symlink => return Err(Error::posix(libc::ELOOP, format!("inode {ino} is a symlink"))),
+            // The kernel opens fifos and sockets itself and devices not at all (nodev).
+            k if k.is_special() => {
+                return Err(Error::posix(libc::ENXIO, format!("inode {ino} is a {}", k.name())))
+            }
             _ => {}
         }
         {
@@ -941,8 +980,8 @@ impl Tree {
             };
             match rec.kind {
                 Kind::Dir => return Err(Error::posix(libc::EISDIR, format!("inode {ino}"))),
-                Kind::Symlink => return Err(Error::posix(libc::EINVAL, format!("inode {ino}"))),
                 Kind::File => {}
+                _ => return Err(Error::posix(libc::EINVAL, format!("inode {ino}"))),
             }
             if rec.dirty {
                 let file = match self.staging.file(ino) {
@@ -1373,6 +1412,9 @@ pub fn signature(rec: &Inode) -> String {
     match rec.kind {
         Kind::Dir => "dir".into(),
         Kind::Symlink => format!("symlink:{}", rec.target.as_deref().unwrap_or_default()),
+        k @ (Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice) => {
+            format!("{}:{:o}:{}", k.name(), rec.mode, rec.rdev)
+        }
         Kind::File if rec.dirty => "dirty".into(),
         Kind::File => rec.link.clone().unwrap_or_else(|| "empty".into()),
     }

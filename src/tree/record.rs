@@ -25,6 +25,49 @@ pub enum Kind {
     Dir,
     File,
     Symlink,
+    /// A named pipe (metadata only: what passes through it is never stored).
+    Fifo,
+    /// A Unix socket's name (metadata only).
+    Socket,
+    /// A character device node (metadata only; the mount is `nodev`, so it opens nothing).
+    CharDevice,
+    /// A block device node (metadata only, as above).
+    BlockDevice,
+}
+
+impl Kind {
+    /// Whether this is a special file: a fifo, a socket or a device, kept as metadata without content.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice
+        )
+    }
+
+    /// The kind a `mknod` mode's `S_IFMT` bits ask for (a regular file, or a special file).
+    pub fn from_mode(mode: u32) -> Option<Kind> {
+        Some(match mode & libc::S_IFMT {
+            libc::S_IFREG | 0 => Kind::File,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDevice,
+            libc::S_IFBLK => Kind::BlockDevice,
+            _ => return None,
+        })
+    }
+
+    /// How `tree ls` and the JSON outputs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::File => "file",
+            Kind::Symlink => "symlink",
+            Kind::Fifo => "fifo",
+            Kind::Socket => "socket",
+            Kind::CharDevice => "chardevice",
+            Kind::BlockDevice => "blockdevice",
+        }
+    }
 }
 
 /// One inode as stored (CBOR) in the `tree_inodes` database.
@@ -57,6 +100,13 @@ pub struct Inode {
     /// Extended attributes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, ByteBuf>,
+    /// A device node's device number (`makedev(major, minor)`); 0 for everything else.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rdev: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Inode {
@@ -78,6 +128,7 @@ impl Inode {
             dirty: false,
             target: None,
             xattrs: BTreeMap::new(),
+            rdev: 0,
         }
     }
 
@@ -109,6 +160,8 @@ pub struct Attr {
     pub atime: i64,
     /// Whether the content waits in staging to be sealed.
     pub dirty: bool,
+    /// A device node's device number (0 otherwise).
+    pub rdev: u64,
 }
 
 /// Changes asked of [`crate::tree::Tree::setattr`]; `None` leaves a field as it is.
@@ -122,14 +175,20 @@ pub struct SetAttr {
     pub mtime: Option<i64>,
 }
 
-/// Checks a name a folder can hold: not empty, `.` or `..`, no `/` or NUL, at most 255 bytes.
-pub fn check_name(name: &str) -> Result<()> {
+/// Checks that a name is at most [`NAME_MAX`] bytes (ENAMETOOLONG).
+pub fn check_length(name: &str) -> Result<()> {
     if name.len() > NAME_MAX {
         return Err(Error::posix(
             libc::ENAMETOOLONG,
             format!("name of {} bytes (at most {NAME_MAX})", name.len()),
         ));
     }
+    Ok(())
+}
+
+/// Checks a name a folder can hold: not empty, `.` or `..`, no `/` or NUL, at most 255 bytes.
+pub fn check_name(name: &str) -> Result<()> {
+    check_length(name)?;
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(Error::posix(libc::EINVAL, format!("invalid name {name:?}")));
     }

@@ -132,9 +132,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
             let r = copy::import(t, &hold, engine.sealer(), &local, &path)
                 .await
                 .with_context(|| format!("cannot import {}", local.display()))?;
-            for (p, why) in &r.skipped {
-                writeln!(io.err.clone(), "skipped {p}: {why}")?;
-            }
+            print_skipped(io, &r.skipped)?;
             writeln!(
                 out,
                 "imported {} files, {} folders ({}) to {}",
@@ -149,6 +147,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
             let r = copy::export(t, &path, &local, force)
                 .await
                 .with_context(|| format!("cannot export {path}"))?;
+            print_skipped(io, &r.skipped)?;
             writeln!(
                 out,
                 "exported {} files, {} folders ({}) to {}",
@@ -160,6 +159,14 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
         }
     }
     Ok(0)
+}
+
+/// Names on standard error what an import or export left out, and why.
+fn print_skipped(io: &Io, skipped: &[(String, String)]) -> anyhow::Result<()> {
+    for (p, why) in skipped {
+        writeln!(io.err.clone(), "skipped {}: {why}", crate::fmt::printable(p))?;
+    }
+    Ok(())
 }
 
 /// `noisefs sync …`.

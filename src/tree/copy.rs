@@ -188,6 +188,12 @@ pub async fn export(t: &Tree, src: &str, dest: &Path, force: bool) -> Result<Cop
         ..CopyReport::default()
     };
     write_out(t, ino, tmp.path(), &mut report).await?;
+    // What was left out is named where it would have been.
+    for (p, _) in &mut report.skipped {
+        if let Ok(rel) = Path::new(p.as_str()).strip_prefix(tmp.path()) {
+            *p = dest.join(rel).display().to_string();
+        }
+    }
     tmp.replace()?;
     Ok(report)
 }

@@ -22,7 +22,7 @@ fi
 
 cargo build --release --locked --workspace
 BIN="$PWD/target/release/noisefs"
-# The FUSE helper under the names mount(8) looks for (`mount -t noisefs` / `-t fuse.noisefs`).
+# The FUSE helper under the name mount(8) looks for with `-t fuse.noisefs` (and the older mount.noisefs).
 ln -sf mount-noisefs target/release/mount.noisefs
 if [ "$(id -u)" = 0 ] && [ -d /usr/sbin ]; then
   ln -sf "$PWD/target/release/mount-noisefs" /usr/sbin/mount.noisefs

@@ -59,7 +59,10 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
     if rec.kind.is_special() {
         return Err(Error::posix(
             libc::EINVAL,
-            format!("{path} is a {}; only files and folders can be shared", rec.kind.name()),
+            format!(
+                "{path} is a {}; only files and folders can be shared",
+                rec.kind.name()
+            ),
         ));
     }
     // Seal what is still staged, so the snapshot holds the latest bytes.
@@ -125,7 +128,10 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
             k @ (Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice) => {
                 report.skipped.push((
                     format!("{}/{rel}", path.trim_end_matches('/')),
-                    format!("a {} is not shared (links hold files, folders and symlinks)", k.name()),
+                    format!(
+                        "a {} is not shared (links hold files, folders and symlinks)",
+                        k.name()
+                    ),
                 ));
                 continue;
             }

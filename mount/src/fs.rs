@@ -920,3 +920,24 @@ fn xattr_reply(reply: ReplyXattr, size: u32, value: &[u8]) {
         reply.data(value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_cross_the_fuse_encoding_both_ways() {
+        for (major, minor) in [(0, 0), (1, 3), (8, 1), (259, 0), (4095, 0xfffff), (253, 70000)] {
+            let dev = libc::makedev(major, minor);
+            assert_eq!(decode_dev(encode_dev(dev)), dev, "{major}:{minor}");
+        }
+        // The kernel's new_encode_dev of 8:1 and of 259:70000.
+        assert_eq!(encode_dev(libc::makedev(8, 1)), 0x801);
+        assert_eq!(
+            encode_dev(libc::makedev(259, 70000)),
+            (70000 & 0xff) | (259 << 8) | ((70000 & !0xff) << 12)
+        );
+        assert_eq!(file_type(Kind::Fifo), FileType::NamedPipe);
+        assert_eq!(file_type(Kind::BlockDevice), FileType::BlockDevice);
+    }
+}

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use noisefs_mount::run::{run, Options};
 
-const USAGE: &str = "usage: mount.noisefs <repository folder | noisefs | noisefs://link> <mountpoint> [-o OPTIONS] [-f]
+const USAGE: &str =
+    "usage: mount.noisefs <repository folder | noisefs | noisefs://link> <mountpoint> [-o OPTIONS] [-f]
 options: ro, rw, root=/tree/path, allow_other, allow_root, uid=N, gid=N, umask=OOO, suid, threads=N
 (installed as mount.fuse.noisefs: `mount -t fuse.noisefs noisefs /mnt/noisefs -o allow_other`)";
 
@@ -233,7 +234,10 @@ mod tests {
         assert!(parse(args("/r /mnt -o")).is_err());
         assert!(parse(args("/r /mnt -o threads=x")).is_err());
         assert!(parse(args("/r /mnt -o threads=0")).is_err());
-        let (o, _) = parse(args("/r /mnt -o allow_other,uid=1000,gid=100,umask=027,nodev,suid")).unwrap();
+        let (o, _) = parse(args(
+            "/r /mnt -o allow_other,uid=1000,gid=100,umask=027,nodev,suid",
+        ))
+        .unwrap();
         assert_eq!(o.access, noisefs_mount::run::Access::Other);
         assert_eq!(
             (o.show.uid, o.show.gid, o.show.umask, o.suid),

@@ -93,12 +93,28 @@ impl Options {
             }
             // The mount is always nodev: device nodes in it are metadata.
             None if [
-                "defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev", "exec",
-                "noexec", "nodev", "atime", "noatime", "relatime", "async", "default_permissions",
+                "defaults",
+                "auto",
+                "noauto",
+                "user",
+                "users",
+                "nouser",
+                "nofail",
+                "_netdev",
+                "exec",
+                "noexec",
+                "nodev",
+                "atime",
+                "noatime",
+                "relatime",
+                "async",
+                "default_permissions",
             ]
             .contains(&o) => {}
             None if o == "dev" => {
-                return Err("dev: device nodes in a NoiseFS mount are metadata; the mount is always nodev".into())
+                return Err(
+                    "dev: device nodes in a NoiseFS mount are metadata; the mount is always nodev".into(),
+                )
             }
             _ => return Err(format!("unknown mount option {o:?}")),
         }

@@ -78,16 +78,27 @@ fn other_users_get_what_the_modes_allow() {
     nobody_fails(&format!("cat {}", q("secret")), "Permission denied");
     nobody_fails(&format!("touch {}", q("mine")), "Permission denied");
     nobody_fails(&format!("chmod 666 {}", q("public")), "Operation not permitted");
-    nobody_fails(&format!("chown {NOBODY} {}", q("public")), "Operation not permitted");
+    nobody_fails(
+        &format!("chown {NOBODY} {}", q("public")),
+        "Operation not permitted",
+    );
 
     // A sticky, world-writable folder: everyone creates, only owners remove.
     std::fs::create_dir(mnt.join("tmp")).unwrap();
     std::fs::set_permissions(mnt.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::write(mnt.join("tmp/roots"), b"r").unwrap();
-    nobody_ok(&format!("echo n > {} && mv {} {}", q("tmp/n"), q("tmp/n"), q("tmp/n2")));
+    nobody_ok(&format!(
+        "echo n > {} && mv {} {}",
+        q("tmp/n"),
+        q("tmp/n"),
+        q("tmp/n2")
+    ));
     assert_eq!(std::fs::metadata(mnt.join("tmp/n2")).unwrap().uid(), NOBODY);
     nobody_fails(&format!("rm -f {}", q("tmp/roots")), "Operation not permitted");
-    nobody_fails(&format!("mv {} {}", q("tmp/roots"), q("tmp/x")), "Operation not permitted");
+    nobody_fails(
+        &format!("mv {} {}", q("tmp/roots"), q("tmp/x")),
+        "Operation not permitted",
+    );
     // A group change to a group the owner belongs to is allowed, to another not.
     nobody_ok(&format!("chgrp {NOBODY} {}", q("tmp/n2")));
     nobody_fails(&format!("chgrp 0 {}", q("tmp/n2")), "Operation not permitted");
@@ -113,7 +124,10 @@ fn other_users_get_what_the_modes_allow() {
     nobody_fails(&format!("touch {}", q("public")), "Permission denied");
     std::fs::set_permissions(mnt.join("public"), std::fs::Permissions::from_mode(0o666)).unwrap();
     nobody_ok(&format!("touch {}", q("public")));
-    nobody_fails(&format!("touch -d 2001-01-01 {}", q("public")), "Operation not permitted");
+    nobody_fails(
+        &format!("touch -d 2001-01-01 {}", q("public")),
+        "Operation not permitted",
+    );
 
     // A setgid folder gives new entries its group, and new subfolders its setgid bit.
     std::fs::create_dir(mnt.join("team")).unwrap();
@@ -140,8 +154,14 @@ fn special_files_are_kept_as_metadata() {
     let fifo = cpath(&mnt.join("pipe"));
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0, "mkfifo");
-    assert_eq!(mknod(&mnt.join("null"), libc::S_IFCHR | 0o666, libc::makedev(1, 3)), 0);
-    assert_eq!(mknod(&mnt.join("disk"), libc::S_IFBLK | 0o600, libc::makedev(8, 1)), 0);
+    assert_eq!(
+        mknod(&mnt.join("null"), libc::S_IFCHR | 0o666, libc::makedev(1, 3)),
+        0
+    );
+    assert_eq!(
+        mknod(&mnt.join("disk"), libc::S_IFBLK | 0o600, libc::makedev(8, 1)),
+        0
+    );
     let sock = std::os::unix::net::UnixListener::bind(mnt.join("sock")).expect("bind a socket");
     drop(sock);
 
@@ -186,9 +206,18 @@ fn special_files_are_kept_as_metadata() {
 
     // They persist, show in `tree ls`, are left out of a share (and said so), and exported per type.
     let ls = env.ok(&["tree", "ls", "/"]);
-    assert!(ls.lines().any(|l| l.starts_with('p') && l.ends_with("pipe3")), "{ls}");
-    assert!(ls.lines().any(|l| l.starts_with('c') && l.ends_with("null")), "{ls}");
-    assert!(ls.lines().any(|l| l.starts_with('s') && l.ends_with("sock")), "{ls}");
+    assert!(
+        ls.lines().any(|l| l.starts_with('p') && l.ends_with("pipe3")),
+        "{ls}"
+    );
+    assert!(
+        ls.lines().any(|l| l.starts_with('c') && l.ends_with("null")),
+        "{ls}"
+    );
+    assert!(
+        ls.lines().any(|l| l.starts_with('s') && l.ends_with("sock")),
+        "{ls}"
+    );
     std::fs::write(env.path("plain"), b"plain").unwrap();
     env.ok(&["tree", "import", &env.path("plain").display().to_string(), "/"]);
     let out = env.cli(&["share", "/"]);
@@ -217,7 +246,10 @@ fn special_files_are_kept_as_metadata() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success() && !err.contains("skipped"), "{err}");
     let ls = env.ok(&["tree", "ls", "/again"]);
-    assert!(ls.lines().any(|l| l.starts_with('p') && l.ends_with("pipe3")), "{ls}");
+    assert!(
+        ls.lines().any(|l| l.starts_with('p') && l.ends_with("pipe3")),
+        "{ls}"
+    );
 }
 
 #[test]
@@ -270,13 +302,19 @@ fn mount_t_fuse_noisefs_and_fstab() {
     assert_eq!(std::fs::read(env.mnt().join("plain")).unwrap(), b"via mount(8)");
     nobody_ok(&format!("cat {mnt}/plain"));
     assert_eq!(
-        std::fs::write(env.mnt().join("new"), b"").unwrap_err().raw_os_error(),
+        std::fs::write(env.mnt().join("new"), b"")
+            .unwrap_err()
+            .raw_os_error(),
         Some(libc::EROFS)
     );
     env.ok(&["unmount", &mnt]);
 
     let fstab = env.path("fstab");
-    std::fs::write(&fstab, format!("{repo} {mnt} fuse.noisefs noauto,allow_other,umask=077 0 0\n")).unwrap();
+    std::fs::write(
+        &fstab,
+        format!("{repo} {mnt} fuse.noisefs noauto,allow_other,umask=077 0 0\n"),
+    )
+    .unwrap();
     sh(Command::new("mount")
         .args(["-T", &fstab.display().to_string(), &mnt])
         .env("NOISEFS_HOME", env.repo()));

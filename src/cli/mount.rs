@@ -32,7 +32,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             } else {
                 "rw".to_string()
             }];
-            for o in options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
+            for o in options
+                .iter()
+                .flat_map(|o| o.split(','))
+                .filter(|o| !o.is_empty())
+            {
                 if o.starts_with("root=") || o == "ro" || o == "rw" {
                     bail!("-o {o}: use --root and --read-only");
                 }

@@ -121,10 +121,9 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
                         .ino,
                     mtime_of(&meta),
                 )),
-                None => report.skipped.push((
-                    path.display().to_string(),
-                    "a file of unknown type".into(),
-                )),
+                None => report
+                    .skipped
+                    .push((path.display().to_string(), "a file of unknown type".into())),
             }
         }
     }
@@ -150,9 +149,7 @@ fn make_special(path: &Path, kind: Kind, attr: &super::Attr) -> std::result::Res
     let perm = Mode::from_bits_truncate(local_mode(attr.mode) as nix::libc::mode_t);
     match mknod(path, flag, perm, attr.rdev as nix::libc::dev_t) {
         Ok(()) => {}
-        Err(nix::errno::Errno::EPERM) => {
-            return Err(format!("a {} needs root to be made", kind.name()))
-        }
+        Err(nix::errno::Errno::EPERM) => return Err(format!("a {} needs root to be made", kind.name())),
         Err(e) => return Err(format!("cannot make the {}: {e}", kind.name())),
     }
     // mknod applies the umask: set the mode the tree says.
@@ -279,13 +276,17 @@ mod tests {
             .unwrap()
             .success());
 
-        // Into an existing folder: the local name is kept; special files are reported, not stored.
+        // Into an existing folder: the local name is kept; special files are kept as metadata.
         let r = import(&t, &repo.hold().await, &session, &src, "/").await.unwrap();
         assert_eq!(
             (r.files, r.folders, r.bytes, r.target.as_str()),
             (2, 2, 20_005, "/src")
         );
-        assert_eq!(r.skipped.len(), 1);
+        assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+        assert_eq!(
+            t.getattr(t.resolve("/src/fifo").unwrap()).unwrap().kind,
+            Kind::Fifo
+        );
         assert_eq!(t.readlink(t.resolve("/src/ln").unwrap()).unwrap(), "a.txt");
         // To a new name; over an existing entry or under a missing folder it fails.
         let r = import(

@@ -883,7 +883,10 @@ impl Tree {
             Kind::Symlink => return Err(Error::posix(libc::ELOOP, format!("inode {ino} is a symlink"))),
             // The kernel opens fifos and sockets itself and devices not at all (nodev).
             k if k.is_special() => {
-                return Err(Error::posix(libc::ENXIO, format!("inode {ino} is a {}", k.name())))
+                return Err(Error::posix(
+                    libc::ENXIO,
+                    format!("inode {ino} is a {}", k.name()),
+                ))
             }
             _ => {}
         }

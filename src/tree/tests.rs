@@ -535,3 +535,65 @@ fn the_scratch_folder_is_unreachable_and_emptied_at_open() {
     assert!(t.links().unwrap().is_empty());
     assert_eq!(t.statfs().unwrap().files, files);
 }
+
+#[tokio::test]
+async fn special_files_setgid_folders_and_long_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path());
+    let t = Tree::new(r.clone()).unwrap();
+    let dev = libc::makedev(8, 1);
+    for (name, mode, kind) in [
+        ("p", libc::S_IFIFO | 0o640, Kind::Fifo),
+        ("s", libc::S_IFSOCK | 0o755, Kind::Socket),
+        ("c", libc::S_IFCHR | 0o666, Kind::CharDevice),
+        ("b", libc::S_IFBLK | 0o600, Kind::BlockDevice),
+        ("f", libc::S_IFREG | 0o644, Kind::File),
+    ] {
+        assert_eq!(Kind::from_mode(mode), Some(kind));
+        let a = t.mknod(ROOT, name, kind, mode, dev, 7, 8).unwrap();
+        assert_eq!((a.kind, a.mode, a.uid), (kind, mode & 0o7777, 7), "{name}");
+        // Only device nodes keep a device number.
+        let want = if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            dev
+        } else {
+            0
+        };
+        assert_eq!(a.rdev, want, "{name}");
+        if kind.is_special() {
+            assert_eq!(errno(t.open(a.ino, false, false).await), libc::ENXIO, "{name}");
+            assert_eq!(errno(t.read(a.ino, 0, 1).await), libc::EINVAL, "{name}");
+            assert!(signature(&t.inode(a.ino).unwrap()).starts_with(kind.name()));
+        }
+    }
+    assert_eq!(Kind::from_mode(libc::S_IFDIR), None);
+    assert_eq!(errno(t.mknod(ROOT, "d", Kind::Dir, 0o755, 0, 0, 0)), libc::EINVAL);
+    // They survive a reopen of the tree (the record round-trips) and take links and renames.
+    drop(t);
+    let t = Tree::new(r).unwrap();
+    let b = t.lookup(ROOT, "b").unwrap();
+    assert_eq!((b.kind, b.rdev), (Kind::BlockDevice, dev));
+    t.link(b.ino, ROOT, "b2").unwrap();
+    t.rename(ROOT, "b", ROOT, "b3", RenameMode::NoReplace).unwrap();
+    assert_eq!(t.getattr(b.ino).unwrap().nlink, 2);
+    t.unlink(ROOT, "b3").unwrap();
+    t.unlink(ROOT, "b2").unwrap();
+    assert_eq!(errno(t.getattr(b.ino)), libc::ENOENT);
+
+    // A setgid folder passes its group on, and its setgid bit to subfolders.
+    let team = t.mkdir(ROOT, "team", 0o2775, 0, 100).unwrap();
+    let f = t.create(team.ino, "f", 0o644, 5, 5).unwrap();
+    let sub = t.mkdir(team.ino, "sub", 0o755, 5, 5).unwrap();
+    assert_eq!((f.gid, f.mode, sub.gid, sub.mode), (100, 0o644, 100, 0o2755));
+    let plain = t.mkdir(ROOT, "plain", 0o755, 0, 100).unwrap();
+    assert_eq!(t.create(plain.ino, "g", 0o644, 5, 5).unwrap().gid, 5);
+
+    // A name longer than any folder holds is too long, not missing.
+    let long = "n".repeat(NAME_MAX + 1);
+    assert_eq!(errno(t.lookup(ROOT, &long)), libc::ENAMETOOLONG);
+    assert_eq!(errno(t.unlink(ROOT, &long)), libc::ENAMETOOLONG);
+    assert_eq!(
+        errno(t.rename(ROOT, &long, ROOT, "x", RenameMode::Replace)),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(errno(t.lookup(ROOT, &"n".repeat(NAME_MAX))), libc::ENOENT);
+}

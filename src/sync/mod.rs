@@ -450,7 +450,8 @@ pub fn pass(cx: &JobContext, id: u64) -> Result<Pass> {
     wtxn.commit()?;
     Ok(Pass {
         planned: steps.len(),
-        skipped: local.skipped,
+        // What either side left out (a special file in the tree is skipped as a local one is).
+        skipped: local.skipped.into_iter().chain(remote.skipped).collect(),
         entries: local.entries.len().max(remote.entries.len()),
     })
 }

@@ -184,6 +184,21 @@ async fn paused_ignored_special_and_escaping_paths() {
     f.round().await;
     let names: Vec<String> = listing(&f.b).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["real.txt"]);
+    // A special file in the tree (made through the mount) is not synced out either, and is listed.
+    let t = f.engine.tree();
+    let docs = t.resolve("/shared/docs").unwrap();
+    t.mknod(docs, "tpipe", crate::tree::Kind::Fifo, 0o644, 0, 0, 0)
+        .unwrap();
+    converge(&f.engine, f.sb).await.unwrap();
+    assert!(!f.b.join("tpipe").exists());
+    let s = syncs.get(f.sb).unwrap();
+    assert!(
+        s.skipped
+            .iter()
+            .any(|(p, why)| p == "tpipe" && why.contains("special file (fifo) in the tree")),
+        "{:?}",
+        s.skipped
+    );
 
     // A tree entry below a local symlink that points outside is not written through the symlink.
     let outside = tempfile::tempdir().unwrap();

@@ -132,7 +132,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
             let r = copy::import(t, &hold, engine.sealer(), &local, &path)
                 .await
                 .with_context(|| format!("cannot import {}", local.display()))?;
-            print_skipped(io, &r.skipped)?;
+            print_skipped(io, "skipped", &r.skipped)?;
             writeln!(
                 out,
                 "imported {} files, {} folders ({}) to {}",
@@ -147,7 +147,7 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
             let r = copy::export(t, &path, &local, force)
                 .await
                 .with_context(|| format!("cannot export {path}"))?;
-            print_skipped(io, &r.skipped)?;
+            print_skipped(io, "skipped", &r.skipped)?;
             writeln!(
                 out,
                 "exported {} files, {} folders ({}) to {}",
@@ -161,10 +161,10 @@ pub async fn tree(engine: &Arc<Engine>, io: &Io, cmd: TreeCommand) -> anyhow::Re
     Ok(0)
 }
 
-/// Names on standard error what an import or export left out, and why.
-fn print_skipped(io: &Io, skipped: &[(String, String)]) -> anyhow::Result<()> {
+/// Names on standard error what an import, export or share left out, and why (`<verb> <path>: <why>`).
+fn print_skipped(io: &Io, verb: &str, skipped: &[(String, String)]) -> anyhow::Result<()> {
     for (p, why) in skipped {
-        writeln!(io.err.clone(), "skipped {}: {why}", crate::fmt::printable(p))?;
+        writeln!(io.err.clone(), "{verb} {}: {why}", crate::fmt::printable(p))?;
     }
     Ok(())
 }
@@ -475,9 +475,7 @@ pub async fn share(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        for (p, why) in &report.skipped {
-            writeln!(io.err.clone(), "left out {}: {why}", crate::fmt::printable(p))?;
-        }
+        print_skipped(io, "left out", &report.skipped)?;
         writeln!(out, "{}", report.target)?;
     }
     Ok(0)

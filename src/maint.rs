@@ -237,24 +237,52 @@ pub struct Stats {
     pub data_blocks: u64,
     pub random_blocks: u64,
     pub descriptor_blocks: u64,
+    /// Bytes of the blocks of each kind (blocks are all one size).
+    pub data_bytes: u64,
+    pub random_bytes: u64,
+    pub descriptor_bytes: u64,
+    /// Bytes the block store holds on disk.
     pub stored_bytes: u64,
+    /// Bytes the state database (tree records with the small files kept in them, block index,
+    /// queues, sync state) takes on disk, and the small files' bytes among them.
+    pub state_bytes: u64,
+    pub tree_inline_files: u64,
+    pub tree_inline_bytes: u64,
     pub pins: usize,
     pub pinned_content_bytes: u64,
-    /// Stored bytes over pinned content, minus one.
+    /// Content the repository keeps, counted once: pinned links, the tree's sealed files not pinned
+    /// too, and the tree's small files.
+    pub kept_content_bytes: u64,
+    /// What holding the kept content costs over its size: stored block bytes plus the small files'
+    /// inline bytes, over kept content, minus one (the state database is reported apart, in
+    /// `state_bytes`: it also holds names, attributes and indexes).
     pub overhead: f64,
     /// Tuples per content block (a block serves its own tuple and others as randomizer).
     pub reuse: f64,
     pub randomizer_uses: u64,
 }
 
-/// The repository's totals.
-pub async fn stats(repo: &Repo) -> Result<Stats> {
+/// The repository's totals, with what `tree` holds counted as kept content.
+pub async fn stats(tree: &Tree) -> Result<Stats> {
+    let repo = tree.repo();
     let totals = repo.state().totals()?;
     let store = repo.stack().stats().await?;
     let pins = repo.state().pins()?;
     let content: u64 = pins.iter().map(|(_, p)| p.size).sum();
-    let overhead = if content > 0 {
-        store.bytes as f64 / content as f64 - 1.0
+    let held = tree.holdings()?;
+    let pinned: HashSet<BlockId> = pins.iter().map(|(root, _)| *root).collect();
+    let mut counted = HashSet::new();
+    let mut sealed = 0;
+    for (link, size) in &held.sealed {
+        let Ok(link) = link.parse::<Link>() else { continue };
+        if !pinned.contains(&link.root) && counted.insert(link.root) {
+            sealed += size;
+        }
+    }
+    let kept = content + sealed + held.inline_bytes;
+    let state_bytes = repo.state().env().real_disk_size()?;
+    let overhead = if kept > 0 {
+        (store.bytes + held.inline_bytes) as f64 / kept as f64 - 1.0
     } else {
         0.0
     };
@@ -264,6 +292,7 @@ pub async fn stats(repo: &Repo) -> Result<Stats> {
     } else {
         0.0
     };
+    let bs = repo.block_size() as u64;
     Ok(Stats {
         path: repo.root().to_path_buf(),
         block_size: repo.block_size(),
@@ -271,9 +300,16 @@ pub async fn stats(repo: &Repo) -> Result<Stats> {
         data_blocks: totals.data_blocks,
         random_blocks: totals.random_blocks,
         descriptor_blocks: totals.descriptor_blocks,
+        data_bytes: totals.data_blocks * bs,
+        random_bytes: totals.random_blocks * bs,
+        descriptor_bytes: totals.descriptor_blocks * bs,
         stored_bytes: store.bytes,
+        state_bytes,
+        tree_inline_files: held.inline_files,
+        tree_inline_bytes: held.inline_bytes,
         pins: pins.len(),
         pinned_content_bytes: content,
+        kept_content_bytes: kept,
         overhead,
         reuse,
         randomizer_uses: totals.randomizer_uses,

@@ -13,7 +13,7 @@ use crate::descriptor::{DirEntry, EntryKind, Link, Meta};
 use crate::engine::Engine;
 use crate::hold::Hold;
 use crate::transfer::{self, no_progress, FileInfo, Opened};
-use crate::tree::{Kind, Sealed, SCRATCH};
+use crate::tree::{Content, Kind, Sealed, SCRATCH};
 use crate::{Error, Result};
 
 /// The mode bits a received share keeps: permissions only, never setuid, setgid or sticky from a
@@ -107,14 +107,19 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
                 report.bytes += r.size;
                 entry.kind = EntryKind::File;
                 entry.size = r.size;
-                match &r.link {
-                    Some(l) => {
+                match r.content() {
+                    Some(Content::Link(l)) => {
                         let l: Link = l.parse()?;
                         entry.root = Some(l.root);
                         entry.key = l.key().map(|k| ByteBuf::from(k.as_bytes().to_vec()));
                         Some(l)
                     }
-                    None => {
+                    // Small and empty files travel inside their folder's (encrypted) manifest.
+                    Some(Content::Data(d)) => {
+                        entry.data = Some(ByteBuf::from(d));
+                        None
+                    }
+                    _ => {
                         entry.data = Some(ByteBuf::new());
                         None
                     }
@@ -164,8 +169,14 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
     }
     let link = match root_link {
         Some(l) => l,
-        // An empty file has no sealed content yet: give it some (zero bytes) so it has a link.
+        // A small or empty file has no sealed content of its own: seal its bytes so it has a link.
         None => {
+            // Read again: sealing above may have made its staged bytes inline.
+            let rec = t.inode(ino)?;
+            let data = rec.content().and_then(|c| match c {
+                Content::Data(d) => Some(d),
+                _ => None,
+            });
             let (mtime, mtime_ns) = crate::descriptor::node::split_time(rec.mtime);
             let info = FileInfo {
                 name: name.clone(),
@@ -174,7 +185,8 @@ pub async fn share(engine: &Engine, hold: &Hold, path: &str) -> Result<(Link, Re
                 mode: rec.mode,
                 media_type: crate::media::by_name(std::path::Path::new(&name)),
             };
-            session.put_reader(hold, std::io::empty(), info).await?.0
+            let bytes = std::io::Cursor::new(data.unwrap_or_default());
+            session.put_reader(hold, bytes, info).await?.0
         }
     };
     session.finish(&link, &name, report.bytes, report.dir).await?;
@@ -443,11 +455,11 @@ impl Build<'_> {
                     }
                     EntryKind::File => {
                         budget.take(e.size, self.target)?;
-                        let link = self.file_link(&store, &dir, &e).await?;
-                        let sub = t.put_link(
+                        let content = self.file_content(&store, &dir, &e).await?;
+                        let sub = t.put_content(
                             ino,
                             &e.name,
-                            &link.to_string(),
+                            &content,
                             e.size,
                             join_time(e.mtime, e.mtime_ns),
                             e.mode & PERM,
@@ -475,22 +487,27 @@ impl Build<'_> {
         Ok(())
     }
 
-    /// The link a received file gets: its own, or for content kept inside the manifest a descriptor of
-    /// its own (so the tree file has a link like every other), made without copying the content.
-    async fn file_link(
+    /// The content a received file gets in the tree: its own link; its bytes inline when the manifest
+    /// kept them and they are small enough for the tree ([`crate::tree::inline_max`]), else sealed
+    /// into a link of their own; or for tuples kept inside the manifest a descriptor of its own, made
+    /// without copying the content.
+    async fn file_content(
         &self,
         store: &Arc<dyn crate::store::BlockSource>,
         dir: &Opened,
         e: &DirEntry,
-    ) -> Result<Link> {
-        match e.content() {
+    ) -> Result<Content> {
+        let link = match e.content() {
             Some(FileContent::Link(l)) => {
                 if self.now {
                     fetch(store, &transfer::open(store, &l, None).await?).await?;
                 }
-                Ok(l)
+                l
             }
-            Some(FileContent::Data(bytes)) => restore(self.engine, self.hold, e, bytes.to_vec()).await,
+            Some(FileContent::Data(bytes)) if bytes.len() as u64 <= self.tree.inline_max() => {
+                return Ok(Content::Data(bytes.to_vec()));
+            }
+            Some(FileContent::Data(bytes)) => restore(self.engine, self.hold, e, bytes.to_vec()).await?,
             Some(FileContent::Tuples {
                 key,
                 tuples,
@@ -503,13 +520,16 @@ impl Build<'_> {
                 self.engine
                     .sealer()
                     .put_file_tuples(self.hold, inline.meta.clone(), key, tuples.to_vec())
-                    .await
+                    .await?
             }
-            None => Err(Error::Descriptor {
-                id: dir.root,
-                reason: format!("file entry {:?} has no content", e.name),
-            }),
-        }
+            None => {
+                return Err(Error::Descriptor {
+                    id: dir.root,
+                    reason: format!("file entry {:?} has no content", e.name),
+                })
+            }
+        };
+        Ok(Content::Link(link.to_string()))
     }
 }
 
@@ -633,7 +653,8 @@ mod tests {
             libc::EEXIST
         );
 
-        // A folder stored by `put` keeps small files inline; received, they get links of their own.
+        // A folder stored by `put` keeps small files inline; received, they stay inline in the tree,
+        // and larger ones get links of their own.
         let src = dir.path().join("p");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("tiny"), b"tiny").unwrap();
@@ -650,11 +671,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((r.files, r.target.as_str()), (2, "/p"));
-        for (name, want) in [("tiny", b"tiny".to_vec()), ("mid", vec![5u8; 10_000])] {
-            let ino = t.resolve(&format!("/p/{name}")).unwrap();
-            assert!(t.inode(ino).unwrap().link.is_some());
-            assert_eq!(t.read(ino, 0, 1 << 20).await.unwrap(), want);
-        }
+        let ino = t.resolve("/p/tiny").unwrap();
+        assert_eq!(
+            t.inode(ino).unwrap().content(),
+            Some(Content::Data(b"tiny".to_vec()))
+        );
+        let ino = t.resolve("/p/mid").unwrap();
+        assert!(t.inode(ino).unwrap().link.is_some());
+        assert_eq!(t.read(ino, 0, 1 << 20).await.unwrap(), vec![5u8; 10_000]);
     }
 
     fn dir_entry(name: &str, link: &Link) -> DirEntry {

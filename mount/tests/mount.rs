@@ -19,9 +19,10 @@ fn errno_of<T>(r: std::io::Result<T>) -> i32 {
 }
 
 /// Waits until the file's content is sealed (it then has a link).
+/// Waits until the engine has settled what was written to `p`: sealed, or kept inline (small files).
 fn wait_sealed(p: &Path) {
     wait_until("the file to be sealed", || {
-        getxattr(p, "user.noisefs.link").is_ok()
+        getxattr(p, "user.noisefs.state").is_ok_and(|s| s != b"staged")
     });
 }
 
@@ -293,16 +294,29 @@ fn posix_errors_and_semantics() {
         Err(libc::EEXIST)
     );
     assert_eq!(getxattr(&mnt.join("d/f"), "user.none"), Err(libc::ENODATA));
+    // A small file is kept inline in the tree: no link of its own.
     wait_sealed(&mnt.join("d/f"));
-    let link = String::from_utf8(getxattr(&mnt.join("d/f"), "user.noisefs.link").unwrap()).unwrap();
-    assert!(link.starts_with("noisefs://"));
     assert_eq!(
-        setxattr(&mnt.join("d/f"), "user.noisefs.link", b"x", 0),
-        Err(libc::EPERM)
+        getxattr(&mnt.join("d/f"), "user.noisefs.state").unwrap(),
+        b"inline"
     );
+    assert_eq!(
+        getxattr(&mnt.join("d/f"), "user.noisefs.link"),
+        Err(libc::ENODATA)
+    );
+    let sealed = mnt.join("d/sealed.bin");
+    let body = pseudo_random(20_000, 9);
+    std::fs::write(&sealed, &body).unwrap();
+    wait_sealed(&sealed);
+    assert_eq!(getxattr(&sealed, "user.noisefs.state").unwrap(), b"sealed");
+    let link = String::from_utf8(getxattr(&sealed, "user.noisefs.link").unwrap()).unwrap();
+    assert!(link.starts_with("noisefs://"));
+    for name in ["user.noisefs.link", "user.noisefs.state"] {
+        assert_eq!(setxattr(&sealed, name, b"x", 0), Err(libc::EPERM), "{name}");
+    }
     // The sealed link is an ordinary link for the CLI (which goes through the mount's socket).
     let out = env.cli(&["cat", &link]);
-    assert_eq!(out.stdout, b"content");
+    assert_eq!(out.stdout, body);
 
     // Reserved virtual folders: present, empty, read-only.
     assert!(std::fs::metadata(mnt.join(".search")).unwrap().is_dir());

@@ -19,6 +19,7 @@ use crate::maint;
 use crate::repo::{Config, Repo};
 use crate::store::LocalStore;
 use crate::transfer::{self, no_progress, Opened, Sealer};
+use crate::tree::Tree;
 
 /// Runs one parsed command in this process, opening the repository (no daemon runs).
 pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
@@ -190,7 +191,7 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             }
         }
         Command::Gc { dry_run, out } => gc(engine, io, dry_run, out.json, quiet).await?,
-        Command::Repo(RepoCommand::Stats { out }) => repo_stats(&repo, io, out.json).await?,
+        Command::Repo(RepoCommand::Stats { out }) => repo_stats(engine.tree(), io, out.json).await?,
         Command::Repo(RepoCommand::Verify { out }) => return repo_verify(&repo, io, out.json, quiet).await,
         Command::Tree(cmd) => return namespace::tree(engine, io, cmd).await,
         Command::Sync(cmd) => return namespace::sync(engine, io, cmd, quiet).await,
@@ -715,21 +716,35 @@ async fn gc(engine: &Engine, io: &Io, dry_run: bool, json: bool, quiet: bool) ->
     Ok(())
 }
 
-async fn repo_stats(repo: &Repo, io: &Io, json: bool) -> anyhow::Result<()> {
-    let s = maint::stats(repo).await?;
+async fn repo_stats(tree: &Tree, io: &Io, json: bool) -> anyhow::Result<()> {
+    let s = maint::stats(tree).await?;
     let mut out = io.out.clone();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
         return Ok(());
     }
     writeln!(out, "repository:   {}", s.path.display())?;
-    writeln!(out, "block size:   {}", repo.config().block_size)?;
+    writeln!(out, "block size:   {}", tree.repo().config().block_size)?;
     writeln!(
         out,
         "blocks:       {} ({} data, {} random, {} descriptor)",
         s.blocks, s.data_blocks, s.random_blocks, s.descriptor_blocks
     )?;
-    writeln!(out, "stored:       {}", human_bytes(s.stored_bytes))?;
+    writeln!(
+        out,
+        "stored:       {} in blocks: {} data, {} randomizers, {} descriptors",
+        human_bytes(s.stored_bytes),
+        human_bytes(s.data_bytes),
+        human_bytes(s.random_bytes),
+        human_bytes(s.descriptor_bytes)
+    )?;
+    writeln!(
+        out,
+        "tree:         {} state database, holding {} small files ({} inline)",
+        human_bytes(s.state_bytes),
+        s.tree_inline_files,
+        human_bytes(s.tree_inline_bytes)
+    )?;
     writeln!(
         out,
         "pinned:       {} links, {} of content",
@@ -738,7 +753,12 @@ async fn repo_stats(repo: &Repo, io: &Io, json: bool) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "overhead:     {:.1}% (stored bytes / pinned content - 1)",
+        "kept:         {} of content (pinned links and the tree's files, each counted once)",
+        human_bytes(s.kept_content_bytes)
+    )?;
+    writeln!(
+        out,
+        "overhead:     {:.1}% ((stored + inline) / kept content - 1)",
         s.overhead * 100.0
     )?;
     writeln!(out, "reuse:        {:.2} tuples per content block (a block serves its own tuple and others as randomizer)", s.reuse)?;

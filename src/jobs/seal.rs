@@ -33,6 +33,10 @@ impl Job for SealJob {
                 tracing::info!(ino, root = link.split('#').next().unwrap_or_default(), "sealed");
                 cx.queue.complete(item.seq)
             }
+            Sealed::Inline(size) => {
+                tracing::debug!(ino, size, "kept inline");
+                cx.queue.complete(item.seq)
+            }
             Sealed::Clean => cx.queue.complete(item.seq),
             Sealed::Busy => {
                 cx.queue

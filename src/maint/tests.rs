@@ -162,7 +162,11 @@ async fn pins_unpin_verify_and_stats() {
     );
     assert_eq!(listed[0].root, link.root.to_string());
 
-    let s = stats(&repo).await.unwrap();
+    let s = stats(engine.tree()).await.unwrap();
+    assert_eq!(
+        (s.kept_content_bytes, s.data_bytes),
+        (50_000, s.data_blocks * 4096)
+    );
     assert_eq!((s.pins, s.pinned_content_bytes, s.block_size), (1, 50_000, 4096));
     assert!(s.blocks > 0 && s.stored_bytes == s.blocks * 4096, "{s:?}");
     assert!(s.data_blocks >= 13 && s.reuse > 0.0);
@@ -205,4 +209,41 @@ async fn pins_unpin_verify_and_stats() {
     repo.stack().delete(&link.root).await.unwrap();
     let err = gc(engine.tree(), false, &|_| {}).await.unwrap_err();
     assert!(err.to_string().contains("nothing was removed"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_tree_content_as_kept_and_each_content_once() {
+    use crate::tree::{Content, ROOT};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = test_repo(dir.path());
+    let engine = crate::node::engine(repo.clone()).unwrap();
+    let src = dir.path().join("f.bin");
+    std::fs::write(&src, expected(50_000)).unwrap();
+    let session = Sealer::new(repo.clone(), no_progress());
+    let res = session.put_path(&repo.hold().await, &src).await.unwrap();
+    let t = engine.tree();
+    let small = Content::Data(b"hello".to_vec());
+    t.put_content(ROOT, "small.txt", &small, 0, 0, 0o644, None)
+        .unwrap();
+    // The pinned link again in the tree, twice: its content counts once.
+    t.put_link(ROOT, "a.bin", &res.link, 50_000, 0, 0o644, None)
+        .unwrap();
+    t.put_link(ROOT, "b.bin", &res.link, 50_000, 0, 0o644, None)
+        .unwrap();
+    let s = stats(t).await.unwrap();
+    assert_eq!((s.tree_inline_files, s.tree_inline_bytes), (1, 5));
+    assert_eq!(s.kept_content_bytes, 50_005);
+    assert!(s.state_bytes > 0);
+    let want = (s.stored_bytes + 5) as f64 / 50_005.0 - 1.0;
+    assert!((s.overhead - want).abs() < 1e-9, "{s:?}");
+    // Unpinned, the tree's sealed file is still kept content (once).
+    maint_unpin_all(&repo);
+    let s = stats(t).await.unwrap();
+    assert_eq!((s.pins, s.kept_content_bytes), (0, 50_005));
+}
+
+fn maint_unpin_all(repo: &Repo) {
+    for (root, _) in repo.state().pins().unwrap() {
+        unpin(repo, &root).unwrap();
+    }
 }

@@ -554,6 +554,8 @@ fn fingerprint(ino: u64, rec: &Inode) -> [u8; 8] {
     h.update(rec.mtime.to_le_bytes());
     h.update(rec.link.as_deref().unwrap_or_default());
     h.update([0]);
+    h.update(rec.data.as_deref().map(|d| d.as_slice()).unwrap_or_default());
+    h.update([0]);
     h.update(rec.target.as_deref().unwrap_or_default());
     h.update([0]);
     h.update(

@@ -484,8 +484,10 @@ async fn huge_and_unreadable_files_are_capped_or_indexed_by_name() {
     assert_eq!(fx.query("openingword").await, ["/big.txt"]);
     assert!(fx.query("closingword").await.is_empty());
 
-    // A file whose blocks are gone is still found by its name.
-    fx.write("/lost.txt", b"unreachable words").await;
+    // A file whose blocks are gone is still found by its name (large enough to be sealed, not kept
+    // inline in the tree).
+    fx.write("/lost.txt", "unreachable words ".repeat(100).as_bytes())
+        .await;
     let blocks = fx.tree().repo().root().join("blocks");
     let ino = fx.tree().resolve("/lost.txt").unwrap();
     let link = fx.tree().inode(ino).unwrap().link.unwrap();
@@ -508,6 +510,19 @@ async fn huge_and_unreadable_files_are_capped_or_indexed_by_name() {
     assert_eq!(fx.query("lost").await, ["/lost.txt"]);
     assert_eq!(fx.query("openingword").await, ["/big.txt"]);
     assert!(fx.query("unreachable").await.is_empty());
+}
+
+#[tokio::test]
+async fn small_files_kept_inline_are_indexed_by_content() {
+    let fx = Fixture::new();
+    fx.write("/note.txt", b"inline marmalade").await;
+    let ino = fx.tree().resolve("/note.txt").unwrap();
+    assert!(fx.tree().inode(ino).unwrap().data.is_some());
+    assert_eq!(fx.query("marmalade").await, ["/note.txt"]);
+    // Rewritten in place (still inline): the index follows the new bytes.
+    fx.write("/note.txt", b"inline quince!!!").await;
+    assert_eq!(fx.query("quince").await, ["/note.txt"]);
+    assert!(fx.query("marmalade").await.is_empty());
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::jobs::JobContext;
 use crate::place::{local_mode, TempSibling};
 use crate::queue::Item;
 use crate::transfer::FileInfo;
-use crate::tree::{self, Kind, Tree};
+use crate::tree::{self, Content, Kind, Tree};
 use crate::{Error, Result};
 
 /// Bytes read from the tree per request while downloading or comparing.
@@ -256,18 +256,27 @@ impl<'a> Ctx<'a> {
                 tree: format!("symlink:{target}"),
             });
         }
-        let file = std::fs::File::open(&self.local).at(&self.local)?;
-        let info = FileInfo {
-            name: name.clone(),
-            mtime: before.mtime(),
-            mtime_ns: before.mtime_nsec() as u32,
-            mode: before.mode() & PERM,
-            media_type: crate::media::by_name(&self.local),
+        let mut file = std::fs::File::open(&self.local).at(&self.local)?;
+        let (content, size) = if before.len() <= self.tree.inline_max() {
+            // Small: its bytes go into the tree record itself, nothing is sealed.
+            let mut data = Vec::with_capacity(before.len() as usize);
+            std::io::Read::read_to_end(&mut file, &mut data).at(&self.local)?;
+            let size = data.len() as u64;
+            (Content::Data(data), size)
+        } else {
+            let info = FileInfo {
+                name: name.clone(),
+                mtime: before.mtime(),
+                mtime_ns: before.mtime_nsec() as u32,
+                mode: before.mode() & PERM,
+                media_type: crate::media::by_name(&self.local),
+            };
+            let session = &self.cx.sealer;
+            let hold = self.cx.repo.hold().await;
+            let (link, size) = session.put_reader(&hold, file, info).await?;
+            session.commit().await?;
+            (Content::Link(link.to_string()), size)
         };
-        let session = &self.cx.sealer;
-        let hold = self.cx.repo.hold().await;
-        let (link, size) = session.put_reader(&hold, file, info).await?;
-        session.commit().await?;
         let after = self.local_sig();
         let planned = sig::local(&self.local, &before).map(|s| s.sig);
         if Some(&after) != planned.as_ref() || size != before.len() {
@@ -279,13 +288,12 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
-        let link = link.to_string();
         let mtime = before.mtime() * 1_000_000_000 + before.mtime_nsec();
         self.keep_tree_version(Why::Replaced)?;
-        let ino = match self.tree.put_link(
+        let ino = match self.tree.put_content(
             parent,
             &name,
-            &link,
+            &content,
             size,
             mtime,
             before.mode() & PERM,
@@ -380,18 +388,15 @@ impl<'a> Ctx<'a> {
         let Some((_, rec)) = self.tree_record()? else {
             return Ok(());
         };
-        let Some(link) = rec
-            .link
-            .as_deref()
-            .filter(|_| rec.kind == Kind::File && !rec.dirty)
-        else {
+        let Some(content) = rec.content() else {
             return Ok(());
         };
-        self.keep(why, link, rec.size, rec.mtime, rec.mode)
+        self.keep(why, content, rec.size, rec.mtime, rec.mode)
     }
 
     /// Keeps the local file at this path (about to be replaced or deleted) as a version: it is
-    /// unchanged since the last sync, so its content is the tree's link of then.
+    /// unchanged since the last sync, so its content is the tree's of then (a link, or a small file's
+    /// bytes, read back from the local file and checked against the signature).
     fn keep_local_version(&self, why: Why) -> Result<()> {
         if self.retention_off() {
             return Ok(());
@@ -402,25 +407,36 @@ impl<'a> Ctx<'a> {
         let Some(base) = self.syncs.base_of(self.s.id, &self.rel)? else {
             return Ok(());
         };
-        match versions::link_of(&base.tree) {
-            Some(link) if m.is_file() && sig::same(&base.local, &self.local_sig()) => {
-                let mtime = m.mtime() * 1_000_000_000 + m.mtime_nsec();
-                self.keep(why, link, m.len(), mtime, m.mode() & PERM)
+        let content = match versions::content_of(&base.tree) {
+            Some(c) if m.is_file() && sig::same(&base.local, &self.local_sig()) => c,
+            _ => return Ok(()),
+        };
+        let content = if content.starts_with("data:") {
+            if m.len() > self.tree.inline_max() {
+                return Ok(());
             }
-            _ => Ok(()),
-        }
+            let data = Content::Data(std::fs::read(&self.local).at(&self.local)?);
+            if data.signature() != content {
+                return Ok(());
+            }
+            data
+        } else {
+            Content::Link(content.to_string())
+        };
+        let mtime = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+        self.keep(why, content, m.len(), mtime, m.mode() & PERM)
     }
 
     fn retention_off(&self) -> bool {
         self.cx.repo.config().sync.keep_versions_days == 0
     }
 
-    fn keep(&self, why: Why, link: &str, size: u64, mtime: i64, mode: u32) -> Result<()> {
+    fn keep(&self, why: Why, content: Content, size: u64, mtime: i64, mode: u32) -> Result<()> {
         Versions::open(self.cx.repo.state())?.keep(&Version {
             path: self.tree_path.clone(),
             time: crate::clock::now_ms(),
             why,
-            link: link.to_string(),
+            content,
             size,
             mtime,
             mode: mode & PERM,

@@ -341,23 +341,19 @@ pub fn restore(tree: &Tree, path: &str, at: Option<i64>) -> Result<versions::Ver
     let parent = mkdir_p(tree, dir)?;
     if let Ok(cur) = tree.lookup(parent, name) {
         let rec = tree.inode(cur.ino)?;
-        if let Some(link) = rec
-            .link
-            .as_deref()
-            .filter(|l| rec.kind == tree::Kind::File && *l != v.link)
-        {
+        if let Some(content) = rec.content().filter(|c| *c != v.content) {
             vs.keep(&versions::Version {
                 path: path.clone(),
                 time: now_ms(),
                 why: versions::Why::Replaced,
-                link: link.to_string(),
+                content,
                 size: rec.size,
                 mtime: rec.mtime,
                 mode: rec.mode & sig::PERM,
             })?;
         }
     }
-    tree.put_link(parent, name, &v.link, v.size, v.mtime, v.mode, None)?;
+    tree.put_content(parent, name, &v.content, v.size, v.mtime, v.mode, None)?;
     Ok(v)
 }
 

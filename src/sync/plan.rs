@@ -108,13 +108,14 @@ pub fn plan(
 
 /// Turns a deletion and a creation of the same file into a move: a local file gone from one path
 /// and new at another with the same inode, size and mtime (`mv`, including into another folder), or a
-/// tree file gone from one path and new at another with the same link and mode.
+/// tree file gone from one path and new at another with the same content (link or inline bytes) and
+/// mode.
 fn pair_moves(steps: &mut [Step], deletes: &mut Vec<Step>, base: &BTreeMap<String, Base>) {
     let identity = |sig: &str| {
         let f: Vec<&str> = sig.split(':').collect();
         (f.len() == 6 && f[0] == "f").then(|| format!("{}:{}:{}", f[1], f[2], f[3]))
     };
-    let is_file_link = |sig: &str| super::versions::link_of(sig).is_some();
+    let has_content = |sig: &str| super::versions::content_of(sig).is_some();
     let mut used = vec![false; deletes.len()];
     for step in steps.iter_mut() {
         let found = match step.action {
@@ -127,7 +128,7 @@ fn pair_moves(steps: &mut [Step], deletes: &mut Vec<Step>, base: &BTreeMap<Strin
                 })
             }
             Action::Download
-                if step.local.is_empty() && !base.contains_key(&step.rel) && is_file_link(&step.tree) =>
+                if step.local.is_empty() && !base.contains_key(&step.rel) && has_content(&step.tree) =>
             {
                 deletes.iter().enumerate().position(|(i, d)| {
                     !used[i]

@@ -1,13 +1,17 @@
 //! Versions that sync replaced or deleted, on either side, kept for `[sync] keep_versions_days`:
 //! each is the link of the content it had (already sealed, so keeping it costs only the blocks it
-//! holds, which gc keeps), recorded in LMDB `sync_versions` by tree path and time. Listed by
+//! holds, which gc keeps) or a small file's bytes themselves, recorded in LMDB `sync_versions` by tree
+//! path and time. Listed by
 //! `noisefs sync versions`, put back by `noisefs sync restore`.
 
 use heed::types::Bytes;
 use heed::Database;
 use serde::{Deserialize, Serialize};
 
+use serde_bytes::ByteBuf;
+
 use crate::state::State;
+use crate::tree::Content;
 use crate::Result;
 
 /// Why a version was kept.
@@ -28,9 +32,9 @@ pub struct Version {
     /// When it was replaced or deleted (ms since the epoch).
     pub time: i64,
     pub why: Why,
-    /// Its content (a file link).
-    #[serde(skip_serializing)]
-    pub link: String,
+    /// Its content (a file link, or a small file's bytes).
+    #[serde(skip)]
+    pub content: Content,
     pub size: u64,
     /// Its modification time (ns since the epoch) and permission bits.
     pub mtime: i64,
@@ -40,7 +44,11 @@ pub struct Version {
 #[derive(Serialize, Deserialize)]
 struct Record {
     why: Why,
+    /// Empty when `data` holds the content.
+    #[serde(default)]
     link: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<ByteBuf>,
     size: u64,
     mtime: i64,
     mode: u32,
@@ -77,7 +85,11 @@ fn decode(k: &[u8], v: &[u8]) -> Result<Version> {
         path: String::from_utf8_lossy(&k[..split]).into_owned(),
         time,
         why: r.why,
-        link: r.link,
+        content: match r.data {
+            Some(d) => Content::Data(d.into_vec()),
+            None if r.link.is_empty() => Content::Empty,
+            None => Content::Link(r.link),
+        },
         size: r.size,
         mtime: r.mtime,
         mode: r.mode,
@@ -95,12 +107,20 @@ impl Versions {
 
     /// Keeps `v` unless the newest kept version of its path already holds the same content.
     pub fn keep(&self, v: &Version) -> Result<()> {
-        if self.list(&v.path)?.first().is_some_and(|n| n.link == v.link) {
+        if self
+            .list(&v.path)?
+            .first()
+            .is_some_and(|n| n.content == v.content)
+        {
             return Ok(());
         }
         let rec = Record {
             why: v.why,
-            link: v.link.clone(),
+            link: v.content.link().unwrap_or_default().to_string(),
+            data: match &v.content {
+                Content::Data(d) => Some(ByteBuf::from(d.clone())),
+                _ => None,
+            },
             size: v.size,
             mtime: v.mtime,
             mode: v.mode,
@@ -132,13 +152,15 @@ impl Versions {
         Ok(out)
     }
 
-    /// Every kept version's link (what gc keeps).
+    /// Every kept version's link (what gc keeps; versions kept as bytes have none).
     pub fn links(&self) -> Result<Vec<String>> {
         let rtxn = self.env.read_txn()?;
         let mut out = Vec::new();
         for item in self.db.iter(&rtxn)? {
             let (k, v) = item?;
-            out.push(decode(k, v)?.link);
+            if let Content::Link(l) = decode(k, v)?.content {
+                out.push(l);
+            }
         }
         Ok(out)
     }
@@ -161,10 +183,11 @@ impl Versions {
     }
 }
 
-/// The file link in a tree signature (`<link> <mode>`, or an earlier bare link), if it has one.
-pub fn link_of(tree_sig: &str) -> Option<&str> {
-    let link = tree_sig.split(' ').next()?;
-    link.starts_with("noisefs://").then_some(link)
+/// The file content a tree signature (`<content> <mode>`, or an earlier bare link) names, if any: its
+/// link, or `data:<sha256 hex>` for a small file kept in the tree ([`Content::signature`]).
+pub fn content_of(tree_sig: &str) -> Option<&str> {
+    let c = tree_sig.split(' ').next()?;
+    (c.starts_with("noisefs://") || c.starts_with("data:")).then_some(c)
 }
 
 #[cfg(test)]
@@ -176,7 +199,7 @@ mod tests {
             path: path.into(),
             time,
             why: Why::Replaced,
-            link: link.into(),
+            content: Content::Link(link.into()),
             size: 3,
             mtime: 7,
             mode: 0o640,
@@ -194,7 +217,7 @@ mod tests {
         vs.keep(&v("/docs/a.txt", 200, "noisefs://three")).unwrap(); // same millisecond
         vs.keep(&v("/docs/a.txt.bak", 50, "noisefs://other")).unwrap();
         let list = vs.list("/docs/a.txt").unwrap();
-        let links: Vec<&str> = list.iter().map(|x| x.link.as_str()).collect();
+        let links: Vec<&str> = list.iter().filter_map(|x| x.content.link()).collect();
         assert_eq!(links, ["noisefs://three", "noisefs://two", "noisefs://one"]);
         assert_eq!((list[0].time, list[1].time, list[2].time), (201, 200, 100));
         assert_eq!(
@@ -206,11 +229,41 @@ mod tests {
         assert_eq!(vs.list("/docs/a.txt").unwrap().len(), 2);
         assert!(vs.list("/docs/a.txt.bak").unwrap().is_empty());
         let json = serde_json::to_value(&list[0]).unwrap();
-        assert!(json.get("link").is_none(), "keys are not printed");
+        assert!(
+            json.get("link").is_none() && json.get("content").is_none(),
+            "keys are not printed"
+        );
         assert_eq!(json["why"], "replaced");
-        assert_eq!(link_of("noisefs://x#k 644"), Some("noisefs://x#k"));
-        assert_eq!(link_of("noisefs://x#k"), Some("noisefs://x#k"));
-        assert_eq!(link_of("empty 644"), None);
-        assert_eq!(link_of("dir 755"), None);
+        assert_eq!(content_of("noisefs://x#k 644"), Some("noisefs://x#k"));
+        assert_eq!(content_of("noisefs://x#k"), Some("noisefs://x#k"));
+        assert_eq!(content_of("data:ab12 644"), Some("data:ab12"));
+        assert_eq!(content_of("empty 644"), None);
+        assert_eq!(content_of("dir 755"), None);
+    }
+
+    #[test]
+    fn small_files_are_kept_as_their_bytes_and_have_no_link_for_gc() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state")).unwrap();
+        let vs = Versions::open(&state).unwrap();
+        let small = |time, bytes: &[u8]| Version {
+            content: Content::Data(bytes.to_vec()),
+            ..v("/a.txt", time, "")
+        };
+        vs.keep(&small(100, b"one")).unwrap();
+        vs.keep(&small(200, b"one")).unwrap(); // same bytes: not again
+        vs.keep(&small(300, b"two")).unwrap();
+        vs.keep(&v("/a.txt", 400, "noisefs://big")).unwrap();
+        let list = vs.list("/a.txt").unwrap();
+        let contents: Vec<&Content> = list.iter().map(|x| &x.content).collect();
+        assert_eq!(
+            contents,
+            [
+                &Content::Link("noisefs://big".into()),
+                &Content::Data(b"two".to_vec()),
+                &Content::Data(b"one".to_vec())
+            ]
+        );
+        assert_eq!(vs.links().unwrap(), ["noisefs://big"]);
     }
 }

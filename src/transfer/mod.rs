@@ -8,7 +8,7 @@ mod walk;
 pub use get::{
     geometry, get_to, open, read_blocks, read_range, read_to, EntryWalk, Opened, MAX_FOLDER_DEPTH,
 };
-pub use put::{FileInfo, PutResult, Sealer, Skipped};
+pub use put::{inline_data_max, FileInfo, PutResult, Sealer, Skipped};
 pub use walk::{mark, Marks};
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Kind, Tree};
+use super::{Content, Kind, Tree};
 use crate::error::IoContext;
 use crate::hold::Hold;
 use crate::place::{local_mode, TempSibling};
@@ -84,25 +84,31 @@ pub async fn import(t: &Tree, hold: &Hold, session: &Sealer, src: &Path, dest: &
                 }
             }
         } else if ft.is_file() {
-            let file = std::fs::File::open(&path).at(&path)?;
-            let info = FileInfo {
-                name: name.clone(),
-                mtime: meta.mtime(),
-                mtime_ns: meta.mtime_nsec() as u32,
-                mode: meta.mode() & 0o7777,
-                media_type: crate::media::by_name(&path),
+            let mut file = std::fs::File::open(&path).at(&path)?;
+            let max = t.inline_max();
+            let mut small = Vec::new();
+            if meta.len() <= max {
+                // Read one byte past the limit, to see a file that grew meanwhile.
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, max + 1), &mut small)
+                    .at(&path)?;
+            }
+            let (content, size) = if meta.len() <= max && small.len() as u64 <= max {
+                let size = small.len() as u64;
+                (Content::Data(small), size)
+            } else {
+                let file = std::fs::File::open(&path).at(&path)?;
+                let info = FileInfo {
+                    name: name.clone(),
+                    mtime: meta.mtime(),
+                    mtime_ns: meta.mtime_nsec() as u32,
+                    mode: meta.mode() & 0o7777,
+                    media_type: crate::media::by_name(&path),
+                };
+                let (link, size) = session.put_reader(hold, file, info).await?;
+                session.commit().await?;
+                (Content::Link(link.to_string()), size)
             };
-            let (link, size) = session.put_reader(hold, file, info).await?;
-            session.commit().await?;
-            t.put_link(
-                dir,
-                &name,
-                &link.to_string(),
-                size,
-                mtime_of(&meta),
-                meta.mode(),
-                Some(""),
-            )?;
+            t.put_content(dir, &name, &content, size, mtime_of(&meta), meta.mode(), Some(""))?;
             report.files += 1;
             report.bytes += size;
         } else if ft.is_symlink() {

@@ -1,7 +1,8 @@
 //! The tree: NoiseFS's mutable namespace (what the mount shows). Folders, files and symlinks with inode
 //! numbers and POSIX attributes live in LMDB (`tree_inodes`: inode -> record, `tree_dirents`:
-//! (parent, name) -> inode), each change one small transaction. A file's content is a sealed link, or
-//! while written a staging file that the engine seals later (write-back). Every operation has POSIX
+//! (parent, name) -> inode), each change one small transaction. A file's content is a sealed link, its
+//! bytes inline in its record when it is small ([`inline_max`]), or while written a staging file that
+//! the engine seals later (write-back). Every operation has POSIX
 //! semantics and fails with an errno-carrying [`Error::Posix`], so the FUSE driver only translates.
 
 pub mod copy;
@@ -10,7 +11,9 @@ mod record;
 mod staging;
 
 pub use readahead::{Cursor, READ_AHEAD};
-pub use record::{check_length, check_name, Attr, Inode, Kind, SetAttr, NAME_MAX, ROOT, SCRATCH};
+pub use record::{
+    check_length, check_name, inline_max, Attr, Content, Inode, Kind, SetAttr, NAME_MAX, ROOT, SCRATCH,
+};
 pub use staging::Staging;
 
 /// The `/a/b` form of a tree path written `a/b/`, `/a//b`, `./a` and the like.
@@ -40,6 +43,9 @@ use crate::{Error, Result};
 pub const SEAL: &str = "seal";
 /// The extended attribute that shows a clean file's link (read-only).
 pub const LINK_XATTR: &str = "user.noisefs.link";
+/// The extended attribute that says how a file's content is held (read-only): `sealed`, `inline`,
+/// `empty`, or `staged` (written and not sealed yet).
+pub const STATE_XATTR: &str = "user.noisefs.state";
 /// Bytes of opened content blocks kept for readers.
 const PLAIN_CACHE_BYTES: u64 = 64 << 20;
 /// Key in `tree_inodes` holding the next inode number (inode 0 does not exist).
@@ -76,11 +82,23 @@ pub struct FsStats {
     pub name_max: u64,
 }
 
+/// What the tree's clean files hold ([`Tree::holdings`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Holdings {
+    /// Files kept inline in their records, and their bytes.
+    pub inline_files: u64,
+    pub inline_bytes: u64,
+    /// Each sealed file's link and size.
+    pub sealed: Vec<(String, u64)>,
+}
+
 /// What sealing an inode came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sealed {
     /// The content is sealed under this link and the staging file is gone.
     Done(String),
+    /// The content (this many bytes) is kept inline in the record and the staging file is gone.
+    Inline(u64),
     /// Nothing to seal (clean, or gone).
     Clean,
     /// Written or open for writing meanwhile: seal again later.
@@ -497,6 +515,39 @@ impl Tree {
         mode: u32,
         expect: Option<&str>,
     ) -> Result<u64> {
+        let content = Content::Link(link.to_string());
+        self.put_content(parent, name, &content, size, mtime, mode, expect)
+    }
+
+    /// As [`Tree::put_link`], for any content: inline bytes (their length is the size) longer than
+    /// [`inline_max`] are refused with EFBIG.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_content(
+        &self,
+        parent: u64,
+        name: &str,
+        content: &Content,
+        size: u64,
+        mtime: i64,
+        mode: u32,
+        expect: Option<&str>,
+    ) -> Result<u64> {
+        if let Content::Data(d) = content {
+            let max = self.inline_max();
+            if d.len() as u64 > max {
+                return Err(Error::posix(
+                    libc::EFBIG,
+                    format!(
+                        "{name:?}: {} bytes cannot be kept inline (at most {max})",
+                        d.len()
+                    ),
+                ));
+            }
+        }
+        let size = match content {
+            Content::Link(_) => size,
+            _ => content.size(),
+        };
         check_name(name)?;
         let mut txn = self.wtxn()?;
         let mut dir = self.dir(&txn, parent)?;
@@ -514,8 +565,7 @@ impl Tree {
                 if self.open_writers(ino) > 0 {
                     return Err(Error::posix(libc::EBUSY, format!("{name:?} is open for writing")));
                 }
-                rec.link = Some(link.to_string());
-                rec.dirty = false;
+                rec.set_content(content);
                 rec.size = size;
                 rec.mtime = mtime;
                 rec.mode = mode & 0o7777;
@@ -532,7 +582,7 @@ impl Tree {
                 }
                 let ino = self.alloc(&mut txn)?;
                 let mut rec = Inode::new(Kind::File, mode, dir.uid, dir.gid, parent);
-                rec.link = Some(link.to_string());
+                rec.set_content(content);
                 rec.size = size;
                 rec.mtime = mtime;
                 self.dirents.put(&mut txn, &dirent_key(parent, name), &ino)?;
@@ -1012,9 +1062,10 @@ impl Tree {
                 buf.truncate(filled);
                 return Ok(buf);
             }
-            return match &rec.link {
-                None => Ok(Vec::new()),
-                Some(link) => self.read_sealed(link, offset, len).await,
+            return match rec.content() {
+                Some(Content::Link(link)) => self.read_sealed(&link, offset, len).await,
+                Some(Content::Data(d)) => Ok(slice(&d, offset, len).to_vec()),
+                _ => Ok(Vec::new()),
             };
         }
         Err(Error::posix(
@@ -1090,10 +1141,15 @@ impl Tree {
             return Err(Error::posix(libc::EISDIR, format!("inode {ino} is not a file")));
         }
         if !rec.dirty {
-            return match &rec.link {
-                None => Ok(0),
-                Some(link) => {
-                    let opened = self.opened(link).await?;
+            return match rec.content() {
+                Some(Content::Data(d)) => {
+                    let mut out = out;
+                    out.write_all(&d).and_then(|_| out.flush()).at(&out_name)?;
+                    Ok(d.len() as u64)
+                }
+                None | Some(Content::Empty) => Ok(0),
+                Some(Content::Link(link)) => {
+                    let opened = self.opened(&link).await?;
                     transfer::read_to(
                         self.repo.store(),
                         &opened,
@@ -1163,9 +1219,17 @@ impl Tree {
         if rec.dirty {
             return self.staging.file(ino);
         }
-        let file = match (&rec.link, empty) {
-            (Some(link), false) => {
-                let opened = self.opened(link).await?;
+        let file = match (rec.content(), empty) {
+            (Some(Content::Data(d)), false) => {
+                let file = self.staging.create_empty(ino)?;
+                let path = self.staging.path(ino);
+                file.write_all_at(&d, 0).at(&path)?;
+                let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(rec.mtime.max(0) as u64);
+                file.set_modified(mtime).at(&path)?;
+                file
+            }
+            (Some(Content::Link(link)), false) => {
+                let opened = self.opened(&link).await?;
                 let tmp = self.staging.temp_path(ino);
                 let out = std::fs::File::create(&tmp).at(&tmp)?;
                 transfer::read_to(
@@ -1216,6 +1280,13 @@ impl Tree {
         let path = self.staging.path(ino);
         let file = std::fs::File::open(&path).at(&path)?;
         let meta = file.metadata().at(&path)?;
+        if meta.len() <= self.inline_max() {
+            // Small: its bytes go into the record itself, nothing is sealed.
+            let mut data = vec![0u8; meta.len() as usize];
+            file.read_exact_at(&mut data, 0).at(&path)?;
+            let content = Content::Data(data);
+            return self.settle(ino, gen, &content, meta.len(), &meta);
+        }
         let name = self.path_of(ino).unwrap_or_default();
         let name = name.rsplit('/').next().unwrap_or_default().to_string();
         let info = transfer::FileInfo {
@@ -1227,7 +1298,19 @@ impl Tree {
         };
         let (link, size) = session.put_reader(hold, file, info).await?;
         session.commit().await?;
-        let link = link.to_string();
+        self.settle(ino, gen, &Content::Link(link.to_string()), size, &meta)
+    }
+
+    /// Makes `content` (of `size` bytes, staged with `meta`) the clean content of `ino`, unless it was
+    /// written (its generation is no longer `gen`) or opened for writing meanwhile.
+    fn settle(
+        &self,
+        ino: u64,
+        gen: u64,
+        content: &Content,
+        size: u64,
+        meta: &std::fs::Metadata,
+    ) -> Result<Sealed> {
         // The check and the switch happen under the handles lock, so no writer can slip in between.
         // Lock order everywhere: the LMDB write transaction first, then the handles lock (rename and
         // unlink take the handles lock inside their transaction).
@@ -1240,19 +1323,26 @@ impl Tree {
             Ok(r) if r.dirty => r,
             _ => return Ok(Sealed::Clean),
         };
-        cur.link = Some(link.clone());
-        cur.dirty = false;
+        cur.set_content(content);
         cur.size = size;
         cur.mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         self.put(&mut txn, ino, &cur)?;
         txn.commit()?;
         drop(h);
-        // The new link must be durable before the staged bytes it replaces go.
+        // The new content must be durable before the staged bytes it replaces go.
         self.sync()?;
         self.staging.remove(ino);
         self.forget_gen(ino);
         self.changed();
-        Ok(Sealed::Done(link))
+        Ok(match content {
+            Content::Link(l) => Sealed::Done(l.clone()),
+            _ => Sealed::Inline(size),
+        })
+    }
+
+    /// The most bytes a file of this tree keeps inline ([`inline_max`] of the block size).
+    pub fn inline_max(&self) -> u64 {
+        inline_max(self.repo.block_size() as u64)
     }
 
     /// Extended attribute `name` of `ino` (`user.noisefs.link` shows a clean file's link).
@@ -1260,11 +1350,17 @@ impl Tree {
         let txn = self.read_txn()?;
         let rec = self.get(&txn, ino)?;
         if name == LINK_XATTR {
-            return rec
-                .link
-                .filter(|_| !rec.dirty)
-                .map(String::into_bytes)
-                .ok_or_else(|| Error::posix(libc::ENODATA, "no sealed link yet (written and not sealed)"));
+            return match rec.content() {
+                Some(Content::Link(l)) => Ok(l.into_bytes()),
+                _ if rec.dirty => Err(Error::posix(libc::ENODATA, "no sealed link yet (written and not sealed)")),
+                _ => Err(Error::posix(
+                    libc::ENODATA,
+                    "no link of its own: small and empty files are kept in the tree (`noisefs share` makes a link)",
+                )),
+            };
+        }
+        if name == STATE_XATTR && rec.kind == Kind::File {
+            return Ok(state_of(&rec).as_bytes().to_vec());
         }
         rec.xattrs
             .get(name)
@@ -1274,8 +1370,8 @@ impl Tree {
 
     /// Sets extended attribute `name` (user namespace only).
     pub fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> Result<()> {
-        if name == LINK_XATTR {
-            return Err(Error::posix(libc::EPERM, format!("{LINK_XATTR} is read-only")));
+        if name == LINK_XATTR || name == STATE_XATTR {
+            return Err(Error::posix(libc::EPERM, format!("{name} is read-only")));
         }
         if !name.starts_with("user.") || name.len() > 255 || value.len() > 64 * 1024 {
             return Err(Error::posix(
@@ -1305,6 +1401,9 @@ impl Tree {
         let mut names: Vec<String> = rec.xattrs.keys().cloned().collect();
         if rec.link.is_some() && !rec.dirty {
             names.push(LINK_XATTR.to_string());
+        }
+        if rec.kind == Kind::File {
+            names.push(STATE_XATTR.to_string());
         }
         Ok(names)
     }
@@ -1380,6 +1479,29 @@ impl Tree {
         Ok(out)
     }
 
+    /// What the tree's clean files hold: the bytes kept inline in records, and each sealed file's
+    /// link and size (for `repo stats`).
+    pub fn holdings(&self) -> Result<Holdings> {
+        let txn = self.read_txn()?;
+        let mut out = Holdings::default();
+        for item in self.inodes.iter(&txn)? {
+            let (ino, bytes) = item?;
+            if ino == NEXT_INO {
+                continue;
+            }
+            let rec = Inode::decode(ino, bytes)?;
+            match rec.content() {
+                Some(Content::Data(d)) => {
+                    out.inline_files += 1;
+                    out.inline_bytes += d.len() as u64;
+                }
+                Some(Content::Link(l)) => out.sealed.push((l, rec.size)),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     fn open_count(&self, ino: u64) -> u32 {
         self.lock_handles().open.get(&ino).map_or(0, |e| e.0)
     }
@@ -1419,8 +1541,25 @@ pub fn signature(rec: &Inode) -> String {
             format!("{}:{:o}:{}", k.name(), rec.mode, rec.rdev)
         }
         Kind::File if rec.dirty => "dirty".into(),
-        Kind::File => rec.link.clone().unwrap_or_else(|| "empty".into()),
+        Kind::File => rec.content().unwrap_or(Content::Empty).signature(),
     }
+}
+
+/// How a file's content is held, as [`STATE_XATTR`] says it.
+fn state_of(rec: &Inode) -> &'static str {
+    match rec.content() {
+        _ if rec.dirty => "staged",
+        Some(Content::Link(_)) => "sealed",
+        Some(Content::Data(_)) => "inline",
+        _ => "empty",
+    }
+}
+
+/// `len` bytes of `data` from `offset` (fewer at its end).
+fn slice(data: &[u8], offset: u64, len: u64) -> &[u8] {
+    let start = (offset.min(data.len() as u64)) as usize;
+    let end = (offset.saturating_add(len).min(data.len() as u64)) as usize;
+    &data[start..end]
 }
 
 fn seal_key(ino: u64) -> String {

@@ -91,6 +91,10 @@ pub struct Inode {
     /// Sealed content of a clean file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// The whole content of a small clean file, kept in the record itself (at most
+    /// [`inline_max`] bytes; never together with `link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ByteBuf>,
     /// The staging file holds the content (written and not yet sealed).
     #[serde(default)]
     pub dirty: bool,
@@ -125,11 +129,37 @@ impl Inode {
             nlink: if kind == Kind::Dir { 2 } else { 1 },
             parent,
             link: None,
+            data: None,
             dirty: false,
             target: None,
             xattrs: BTreeMap::new(),
             rdev: 0,
         }
+    }
+
+    /// The content of a clean file: its link, its inline bytes, or `None` (empty, being written, or
+    /// not a file).
+    pub fn content(&self) -> Option<Content> {
+        if self.kind != Kind::File || self.dirty {
+            return None;
+        }
+        match (&self.link, &self.data) {
+            (Some(l), _) => Some(Content::Link(l.clone())),
+            (None, Some(d)) if !d.is_empty() => Some(Content::Data(d.to_vec())),
+            _ => None,
+        }
+    }
+
+    /// Makes `content` this clean file's content (replacing a link or inline bytes it had).
+    pub fn set_content(&mut self, content: &Content) {
+        self.dirty = false;
+        self.size = content.size();
+        (self.link, self.data) = match content {
+            Content::Link(l) => (Some(l.clone()), None),
+            Content::Data(d) if d.is_empty() => (None, None),
+            Content::Data(d) => (None, Some(ByteBuf::from(d.clone()))),
+            Content::Empty => (None, None),
+        };
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -142,6 +172,57 @@ impl Inode {
             path: format!("state/tree_inodes/{ino}").into(),
             reason: format!("unreadable inode record: {e}"),
         })
+    }
+}
+
+/// The most bytes a file may have to be kept inline in its tree record instead of sealed into blocks:
+/// an eighth of a block, as a manifest keeps small files (docs/formats.md §5).
+pub fn inline_max(block_size: u64) -> u64 {
+    crate::transfer::inline_data_max(block_size as usize) as u64
+}
+
+/// What a clean file's content is held as.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Content {
+    /// Sealed into blocks, named by this link (with its key).
+    Link(String),
+    /// Kept whole in the tree record (a small file).
+    Data(Vec<u8>),
+    /// No content (an empty file).
+    #[default]
+    Empty,
+}
+
+impl Content {
+    /// Its size in bytes, for inline bytes; a link's size is in its descriptor (0 here).
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Data(d) => d.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// What identifies it for sync and the search index: the link, `data:<sha256 hex>` for inline
+    /// bytes, `empty` for none.
+    pub fn signature(&self) -> String {
+        match self {
+            Content::Link(l) => l.clone(),
+            Content::Data(d) if !d.is_empty() => {
+                use sha2::{Digest, Sha256};
+                let h = Sha256::digest(d);
+                let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+                format!("data:{hex}")
+            }
+            _ => "empty".into(),
+        }
+    }
+
+    /// The link, if it is sealed content.
+    pub fn link(&self) -> Option<&str> {
+        match self {
+            Content::Link(l) => Some(l),
+            _ => None,
+        }
     }
 }
 

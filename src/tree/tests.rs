@@ -232,11 +232,14 @@ async fn content_writes_reads_truncates_and_seals() {
         Sealed::Busy
     );
     t.release(f, true).unwrap();
-    assert!(matches!(
+    // Small: kept inline in the record, nothing sealed.
+    assert_eq!(
         t.seal(&repo.hold().await, f, &session).await.unwrap(),
-        Sealed::Done(_)
-    ));
+        Sealed::Inline(3)
+    );
     assert_eq!(t.read(f, 0, 100).await.unwrap(), b"new");
+    assert_eq!(t.getxattr(f, STATE_XATTR).unwrap(), b"inline");
+    assert!(!repo.root().join("staging").join(f.to_string()).exists());
 
     // Attributes.
     let set = SetAttr {
@@ -302,7 +305,9 @@ async fn unlinked_open_files_xattrs_statfs_and_recovery() {
     let g = t.create(ROOT, "g", 0o644, 0, 0).unwrap().ino;
     t.setxattr(g, "user.tags", b"a,b").unwrap();
     assert_eq!(t.getxattr(g, "user.tags").unwrap(), b"a,b");
-    assert_eq!(t.listxattr(g).unwrap(), ["user.tags"]);
+    assert_eq!(t.listxattr(g).unwrap(), ["user.tags", STATE_XATTR]);
+    assert_eq!(t.getxattr(g, STATE_XATTR).unwrap(), b"empty");
+    assert_eq!(errno(t.setxattr(g, STATE_XATTR, b"")), libc::EPERM);
     assert_eq!(errno(t.setxattr(g, "trusted.x", b"")), libc::ENOTSUP);
     assert_eq!(errno(t.setxattr(g, LINK_XATTR, b"")), libc::EPERM);
     t.removexattr(g, "user.tags").unwrap();
@@ -312,9 +317,11 @@ async fn unlinked_open_files_xattrs_statfs_and_recovery() {
     assert_eq!((st.block_size, st.files, st.name_max), (4096, 2, 255));
     assert!(st.blocks >= st.blocks_free && st.blocks > 0);
 
-    // A dirty file and an open-unlinked file at "crash" time.
+    // A dirty file (large enough to be sealed, not kept inline) and an open-unlinked file at "crash"
+    // time.
+    let dirty = b"dirty at exit".repeat(50);
     t.open(g, true, false).await.unwrap();
-    t.write(g, 0, b"dirty at exit").await.unwrap();
+    t.write(g, 0, &dirty).await.unwrap();
     t.fsync(g).unwrap();
     let h = t.create(ROOT, "h", 0o644, 0, 0).unwrap().ino;
     t.open(h, false, false).await.unwrap();
@@ -324,7 +331,7 @@ async fn unlinked_open_files_xattrs_statfs_and_recovery() {
     let t = Tree::new(repo.clone()).unwrap();
     assert_eq!(errno(t.getattr(h)), libc::ENOENT);
     assert!(!repo.root().join("staging/999").exists());
-    assert_eq!(t.read(g, 0, 100).await.unwrap(), b"dirty at exit");
+    assert_eq!(t.read(g, 0, 1000).await.unwrap(), dirty);
     let queued = t.queue().list().unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].payload.as_slice(), g.to_le_bytes());
@@ -336,22 +343,22 @@ async fn unlinked_open_files_xattrs_statfs_and_recovery() {
     };
     let sig = signature(&t.inode(g).unwrap());
     assert_eq!(sig, link);
-    let n = t.put_link(ROOT, "copy", &link, 13, 5, 0o640, None).unwrap();
-    assert_eq!(t.read(n, 0, 100).await.unwrap(), b"dirty at exit");
+    let n = t.put_link(ROOT, "copy", &link, 650, 5, 0o640, None).unwrap();
+    assert_eq!(t.read(n, 0, 1000).await.unwrap(), dirty);
     assert_eq!(
-        errno(t.put_link(ROOT, "copy", &link, 13, 5, 0o640, Some("other"))),
+        errno(t.put_link(ROOT, "copy", &link, 650, 5, 0o640, Some("other"))),
         libc::EAGAIN
     );
     assert_eq!(
-        errno(t.put_link(ROOT, "gone", &link, 13, 5, 0o640, Some("x"))),
+        errno(t.put_link(ROOT, "gone", &link, 650, 5, 0o640, Some("x"))),
         libc::EAGAIN
     );
-    t.put_link(ROOT, "copy", &link, 13, 6, 0o600, Some(&link))
+    t.put_link(ROOT, "copy", &link, 650, 6, 0o600, Some(&link))
         .unwrap();
     assert_eq!(t.getattr(n).unwrap().mode, 0o600);
     t.mkdir(ROOT, "dir", 0o755, 0, 0).unwrap();
     assert_eq!(
-        errno(t.put_link(ROOT, "dir", &link, 13, 5, 0o640, None)),
+        errno(t.put_link(ROOT, "dir", &link, 650, 5, 0o640, None)),
         libc::EISDIR
     );
     assert_eq!(signature(&t.inode(t.resolve("/dir").unwrap()).unwrap()), "dir");
@@ -369,7 +376,7 @@ async fn a_crash_before_an_unlink_or_replace_commits_keeps_the_staged_bytes() {
     // A sealed link to replace content with.
     let s = t.create(ROOT, "sealed", 0o644, 0, 0).unwrap().ino;
     t.open(s, true, false).await.unwrap();
-    t.write(s, 0, b"other content").await.unwrap();
+    t.write(s, 0, &[7u8; 1000]).await.unwrap();
     t.release(s, true).unwrap();
     let Sealed::Done(link) = t.seal(&repo.hold().await, s, &session).await.unwrap() else {
         panic!("not sealed")
@@ -396,7 +403,7 @@ async fn a_crash_before_an_unlink_or_replace_commits_keeps_the_staged_bytes() {
     crash(&t);
     assert!(t.unlink(ROOT, "a").is_err());
     crash(&t);
-    assert!(t.put_link(ROOT, "b", &link, 13, 0, 0o644, None).is_err());
+    assert!(t.put_link(ROOT, "b", &link, 1000, 0, 0o644, None).is_err());
     crash(&t);
     assert!(t.rename(ROOT, "keep", ROOT, "c", RenameMode::Replace).is_err());
     drop(t);
@@ -414,7 +421,7 @@ async fn a_crash_before_an_unlink_or_replace_commits_keeps_the_staged_bytes() {
     // Committed but not yet synced: the bytes are set aside, and come back if the change is lost
     // (a power loss before the sync); after the sync they are gone.
     t.unlink(ROOT, "a").unwrap();
-    t.put_link(ROOT, "b", &link, 13, 0, 0o644, None).unwrap();
+    t.put_link(ROOT, "b", &link, 1000, 0, 0o644, None).unwrap();
     t.rename(ROOT, "keep", ROOT, "c", RenameMode::Replace).unwrap();
     let staging = repo.root().join("staging");
     let names = || -> Vec<String> {
@@ -431,8 +438,8 @@ async fn a_crash_before_an_unlink_or_replace_commits_keeps_the_staged_bytes() {
     t.sync().unwrap();
     assert!(names().iter().all(|n| !n.contains(".retired.")), "{:?}", names());
     assert_eq!(
-        t.read(t.resolve("/b").unwrap(), 0, 100).await.unwrap(),
-        b"other content"
+        t.read(t.resolve("/b").unwrap(), 0, 1000).await.unwrap(),
+        [7u8; 1000]
     );
     assert_eq!(t.read(t.resolve("/c").unwrap(), 0, 100).await.unwrap(), b"kept");
     assert_eq!(errno(t.resolve("/a")), libc::ENOENT);
@@ -596,4 +603,141 @@ async fn special_files_setgid_folders_and_long_names() {
         libc::ENAMETOOLONG
     );
     assert_eq!(errno(t.lookup(ROOT, &"n".repeat(NAME_MAX))), libc::ENOENT);
+}
+
+/// Small files live in their records: written, sealed as inline bytes (no blocks, no link), read,
+/// rewritten, grown past the limit (then sealed) and shrunk back (inline again), across a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_kept_inline_in_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let t = Tree::new(repo.clone()).unwrap();
+    let session = Sealer::new(repo.clone(), no_progress());
+    let max = t.inline_max();
+    assert_eq!(max, 512);
+    let blocks = || repo.state().totals().unwrap().blocks;
+    let before = blocks();
+
+    let f = t.create(ROOT, "small", 0o644, 0, 0).unwrap().ino;
+    assert_eq!(t.getxattr(f, STATE_XATTR).unwrap(), b"empty");
+    t.open(f, true, false).await.unwrap();
+    t.write(f, 0, &vec![b'a'; max as usize]).await.unwrap();
+    assert_eq!(t.getxattr(f, STATE_XATTR).unwrap(), b"staged");
+    t.release(f, true).unwrap();
+    assert_eq!(
+        t.seal(&repo.hold().await, f, &session).await.unwrap(),
+        Sealed::Inline(max)
+    );
+    assert_eq!(blocks(), before, "nothing is sealed for a small file");
+    assert_eq!(t.getxattr(f, STATE_XATTR).unwrap(), b"inline");
+    let e = t.getxattr(f, LINK_XATTR).unwrap_err();
+    assert_eq!(e.errno(), libc::ENODATA);
+    assert!(e.to_string().contains("noisefs share"), "{e}");
+    assert!(t.links().unwrap().is_empty());
+    assert_eq!(t.read(f, max - 2, 10).await.unwrap(), b"aa");
+    assert!(t.read(f, max + 5, 10).await.unwrap().is_empty());
+    let out = dir.path().join("out");
+    let n = t
+        .copy_to(f, Box::new(std::fs::File::create(&out).unwrap()), out.clone())
+        .await
+        .unwrap();
+    assert_eq!((n, std::fs::read(&out).unwrap()), (max, vec![b'a'; max as usize]));
+    let held = t.holdings().unwrap();
+    assert_eq!(
+        (held.inline_files, held.inline_bytes, held.sealed.len()),
+        (1, max, 0)
+    );
+
+    // Edited in place: the bytes come back into staging, and settle inline again.
+    t.open(f, true, false).await.unwrap();
+    t.write(f, 0, b"BB").await.unwrap();
+    t.release(f, true).unwrap();
+    assert_eq!(
+        t.seal(&repo.hold().await, f, &session).await.unwrap(),
+        Sealed::Inline(max)
+    );
+    assert_eq!(&t.read(f, 0, 3).await.unwrap(), b"BBa");
+
+    // One byte past the limit: sealed into blocks with a link.
+    t.open(f, true, false).await.unwrap();
+    t.write(f, max, b"c").await.unwrap();
+    t.release(f, true).unwrap();
+    let Sealed::Done(link) = t.seal(&repo.hold().await, f, &session).await.unwrap() else {
+        panic!("not sealed")
+    };
+    assert!(t.inode(f).unwrap().data.is_none());
+    assert_eq!(t.getxattr(f, STATE_XATTR).unwrap(), b"sealed");
+    assert_eq!(t.links().unwrap(), [link]);
+    // Truncated back under it: inline again, the link dropped.
+    t.setattr(
+        f,
+        SetAttr {
+            size: Some(4),
+            ..SetAttr::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t.seal(&repo.hold().await, f, &session).await.unwrap(),
+        Sealed::Inline(4)
+    );
+    assert!(t.links().unwrap().is_empty());
+
+    // put_content refuses inline bytes over the limit; its size is the bytes' length.
+    let big = Content::Data(vec![0; max as usize + 1]);
+    assert_eq!(
+        errno(t.put_content(ROOT, "big", &big, 0, 0, 0o644, None)),
+        libc::EFBIG
+    );
+    let g = t
+        .put_content(ROOT, "g", &Content::Data(b"xyz".to_vec()), 99, 5, 0o600, None)
+        .unwrap();
+    assert_eq!((t.getattr(g).unwrap().size, t.getattr(g).unwrap().mtime), (3, 5));
+    // Replaced only when the caller's expectation holds (the signature of inline bytes).
+    let sig = signature(&t.inode(g).unwrap());
+    assert!(sig.starts_with("data:"), "{sig}");
+    let other = Content::Data(b"new".to_vec());
+    assert_eq!(
+        errno(t.put_content(ROOT, "g", &other, 0, 0, 0o600, Some("data:nope"))),
+        libc::EAGAIN
+    );
+    t.put_content(ROOT, "g", &other, 0, 0, 0o600, Some(&sig)).unwrap();
+
+    // Everything survives a reopen.
+    drop(t);
+    let t = Tree::new(repo.clone()).unwrap();
+    assert_eq!(t.read(f, 0, 100).await.unwrap(), b"BBaa");
+    assert_eq!(t.read(g, 0, 100).await.unwrap(), b"new");
+    assert_eq!(t.holdings().unwrap().inline_bytes, 7);
+}
+
+/// `tree import` keeps small files inline and seals larger ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_keeps_small_files_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let t = Tree::new(repo.clone()).unwrap();
+    let session = Sealer::new(repo.clone(), no_progress());
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"alpha").unwrap();
+    std::fs::write(src.join("edge"), vec![1u8; 512]).unwrap();
+    std::fs::write(src.join("big"), vec![2u8; 513]).unwrap();
+    std::fs::write(src.join("empty"), b"").unwrap();
+    let r = copy::import(&t, &repo.hold().await, &session, &src, "/")
+        .await
+        .unwrap();
+    assert_eq!(r.files, 4);
+    let state = |name: &str| {
+        t.getxattr(t.resolve(&format!("/src/{name}")).unwrap(), STATE_XATTR)
+            .unwrap()
+    };
+    assert_eq!(state("a.txt"), b"inline");
+    assert_eq!(state("edge"), b"inline");
+    assert_eq!(state("big"), b"sealed");
+    assert_eq!(state("empty"), b"empty");
+    let a = t.resolve("/src/a.txt").unwrap();
+    assert_eq!(t.read(a, 0, 100).await.unwrap(), b"alpha");
+    assert_eq!(t.links().unwrap().len(), 1);
 }

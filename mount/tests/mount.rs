@@ -750,3 +750,71 @@ fn a_mounted_link_leaves_the_tree_as_it_was() {
     let gc: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
     assert!(gc["freed_bytes"].as_u64().unwrap() >= 500_000, "{gc}");
 }
+
+/// Small files written through the mount are kept inline in the tree (no blocks), survive a remount,
+/// grow into sealed files and back, and a shared folder of them carries their bytes in its manifest.
+#[test]
+fn small_files_cost_what_they_weigh() {
+    let env = Env::new();
+    let m = env.mount("");
+    let mnt = env.mnt();
+    let dir = mnt.join("src");
+    std::fs::create_dir(&dir).unwrap();
+    let mut want = Vec::new();
+    for i in 0..200u64 {
+        let body = pseudo_random(100 + (i as usize * 37) % 8_000, i);
+        let p = dir.join(format!("f{i}.txt"));
+        std::fs::write(&p, &body).unwrap();
+        want.push((p, body));
+    }
+    for (p, _) in &want {
+        wait_sealed(p);
+        assert_eq!(
+            getxattr(p, "user.noisefs.state").unwrap(),
+            b"inline",
+            "{}",
+            p.display()
+        );
+    }
+    let stats: serde_json::Value = serde_json::from_str(&env.ok(&["repo", "stats", "--json"])).unwrap();
+    let bytes: u64 = want.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(stats["tree_inline_files"], 200, "{stats}");
+    assert_eq!(stats["tree_inline_bytes"], bytes, "{stats}");
+    assert_eq!(stats["data_blocks"], 0, "nothing sealed: {stats}");
+    assert!(stats["kept_content_bytes"].as_u64().unwrap() >= bytes, "{stats}");
+
+    // Grown past an eighth of a block it is sealed; cut back, it is inline again.
+    let edge = &want[0].0;
+    std::fs::write(edge, pseudo_random(9_000, 77)).unwrap();
+    wait_sealed(edge);
+    assert_eq!(getxattr(edge, "user.noisefs.state").unwrap(), b"sealed");
+    let f = OpenOptions::new().write(true).open(edge).unwrap();
+    f.set_len(10).unwrap();
+    drop(f);
+    wait_sealed(edge);
+    assert_eq!(getxattr(edge, "user.noisefs.state").unwrap(), b"inline");
+    want[0].1 = pseudo_random(9_000, 77)[..10].to_vec();
+
+    // Shared, the folder's manifest holds the files themselves: no entry has a link of its own.
+    let link = env.ok(&["share", "/src"]).trim().to_string();
+    let ls: serde_json::Value = serde_json::from_str(&env.ok(&["ls", &link, "--json"])).unwrap();
+    let entries = ls.as_array().unwrap();
+    assert_eq!(entries.len(), 200);
+    assert!(entries.iter().all(|e| e["link"].is_null()), "{ls}");
+    let got = env.path("got");
+    env.ok(&["get", &link, "-o", &got.display().to_string()]);
+    m.unmount();
+
+    let m = env.mount("");
+    for (p, body) in &want {
+        assert_eq!(
+            &std::fs::read(p).unwrap(),
+            body,
+            "{} after a remount",
+            p.display()
+        );
+        let name = p.file_name().unwrap();
+        assert_eq!(&std::fs::read(got.join(name)).unwrap(), body, "shared copy");
+    }
+    m.unmount();
+}

@@ -657,6 +657,14 @@ async fn what_sync_replaces_or_deletes_stays_restorable_and_gc_keeps_it() {
     let list = vs.list(path).unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!((list[0].why, list[0].size), (versions::Why::Replaced, 2));
+    // Small files travel inline: the tree file has no link, the version holds the bytes themselves.
+    assert_eq!(list[0].content, tree::Content::Data(b"v1".to_vec()));
+    let ino = f.engine.tree().resolve(path).unwrap();
+    let rec = f.engine.tree().inode(ino).unwrap();
+    assert_eq!(
+        (rec.link, rec.data.map(|d| d.into_vec())),
+        (None, Some(b"v2, longer".to_vec()))
+    );
     std::fs::remove_file(f.b.join("f.txt")).unwrap();
     f.round().await;
     assert!(!f.a.join("f.txt").exists());

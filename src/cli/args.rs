@@ -386,7 +386,7 @@ pub enum PinCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
-    /// Blocks, bytes, storage overhead and block reuse
+    /// Where the bytes go (blocks by kind, the tree's small files), kept content, overhead, block reuse
     #[command(after_help = "Example:\n  noisefs repo stats --json")]
     Stats {
         #[command(flatten)]

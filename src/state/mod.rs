@@ -14,8 +14,9 @@ use crate::block::BlockId;
 use crate::error::IoContext;
 use crate::{Error, Result};
 
-/// The schema version this code writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this code writes and reads. 2: tree records may hold a small file's bytes
+/// (`data`), which a version 1 reader would show as an empty file, so it must refuse the state.
+pub const SCHEMA_VERSION: u32 = 2;
 const SCHEMA_KEY: &str = "schema_version";
 
 /// Changes gathered while storing, applied in one transaction by [`State::apply`].
@@ -91,6 +92,10 @@ impl State {
                         found,
                         supported: SCHEMA_VERSION,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    // Each version only adds to the one before: upgrading is recording the new one.
+                    meta.put(&mut wtxn, SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
                 }
             }
         }
@@ -344,5 +349,16 @@ mod tests {
             Err(e) => panic!("wrong error {e}"),
             Ok(_) => panic!("opened a newer schema"),
         }
+    }
+
+    #[test]
+    fn an_older_schema_is_upgraded_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        State::open(dir.path()).unwrap().set_schema_version(1).unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let meta: Database<Str, Bytes> = state.database("meta").unwrap();
+        let rtxn = state.env().read_txn().unwrap();
+        let v = meta.get(&rtxn, SCHEMA_KEY).unwrap().unwrap();
+        assert_eq!(u32::from_le_bytes(v.try_into().unwrap()), SCHEMA_VERSION);
     }
 }

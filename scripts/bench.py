@@ -3,9 +3,11 @@
 
 - put / get of a 1 GiB file on tmpfs vs `cp` of the same file on the same filesystem (median of 3 runs);
 - peak RSS of put and get of a 4 GiB file;
-- storage overhead and block reuse after putting a 1 GiB mixed corpus into a fresh repository.
+- storage overhead and block reuse after putting a 1 GiB mixed corpus into a fresh repository;
+- small files: `tree import` of 10,000 files of 1-8 KiB into a fresh repository, the repository's bytes on
+  disk against the files' own bytes and against a `cp -r` of them on the same filesystem.
 
-Usage: scripts/bench.sh [--quick] [--only throughput|memory|storage]
+Usage: scripts/bench.sh [--quick] [--only throughput|memory|storage|small]
   --quick: 256 MiB / 1 GiB / ~250 MiB instead of 1 GiB / 4 GiB / ~1 GiB
 """
 import json
@@ -172,13 +174,67 @@ def corpus(base):
     }
 
 
+def disk_bytes(root):
+    """(apparent bytes, allocated bytes) of every file under root."""
+    apparent = allocated = 0
+    for d, _, files in os.walk(root):
+        for f in files:
+            st = os.lstat(os.path.join(d, f))
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+    return apparent, allocated
+
+
+def small(base):
+    """10,000 files of 1-8 KiB (2,000 with --quick) imported into the tree."""
+    root = os.path.join(base, "small")
+    rnd = random.Random(7)
+    count = 2000 if QUICK else 10000
+    total = 0
+    for i in range(count):
+        d = os.path.join(root, f"d{i // 500:02}")
+        os.makedirs(d, exist_ok=True)
+        size = rnd.randint(1024, 8192)
+        with open(os.path.join(d, f"f{i:05}.txt"), "wb") as f:
+            f.write(rnd.randbytes(size))
+        total += size
+    copy = os.path.join(base, "small-cp")
+    t0 = time.perf_counter()
+    subprocess.run(["cp", "-r", root, copy], check=True)
+    cp_s = time.perf_counter() - t0
+    _, cp_alloc = disk_bytes(copy)
+    shutil.rmtree(copy, ignore_errors=True)
+    env = fresh_env(base, "repo-small")
+    _, before = disk_bytes(env["NOISEFS_HOME"])
+    dt, _, _ = run([BIN, "-q", "tree", "import", root, "/"], env)
+    _, out, _ = run([BIN, "repo", "stats", "--json"], env)
+    stats = json.loads(out)
+    apparent, allocated = disk_bytes(env["NOISEFS_HOME"])
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(env["NOISEFS_HOME"], ignore_errors=True)
+    return {
+        "files": count,
+        "file_bytes": total,
+        "cp_allocated_bytes": cp_alloc,
+        "repo_empty_allocated_bytes": before,
+        "repo_apparent_bytes": apparent,
+        "repo_allocated_bytes": allocated,
+        "repo_over_files": round(allocated / total, 3),
+        "cp_over_files": round(cp_alloc / total, 3),
+        "import_s": round(dt, 2),
+        "cp_s": round(cp_s, 2),
+        "stats": {k: stats[k] for k in ("blocks", "stored_bytes", "state_bytes", "tree_inline_files",
+                                         "tree_inline_bytes", "kept_content_bytes", "overhead")},
+    }
+
+
 def main():
     if not os.path.exists(BIN):
         sys.exit("bench: build first: cargo build --release")
     base = tmpfs_dir()
     try:
         results = {"machine": f"{os.cpu_count()} cores, {os.uname().release}", "quick": QUICK}
-        for name, bench in (("throughput", throughput), ("memory", memory), ("storage", corpus)):
+        for name, bench in (("throughput", throughput), ("memory", memory), ("storage", corpus), ("small", small)):
             if ONLY in (None, name):
                 results[name] = bench(base)
                 print(json.dumps(results[name]), flush=True)

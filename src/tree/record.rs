@@ -300,4 +300,60 @@ mod tests {
             .contains("tree_inodes/5"));
         assert_eq!(Inode::new(Kind::Dir, 0o755, 0, 0, ROOT).nlink, 2);
     }
+
+    /// docs/formats.md §8: inline bytes are the CBOR byte string under `data`; a record without it (as
+    /// every record before inline files) reads as no inline content; signatures are fixed.
+    #[test]
+    fn inline_content_in_records_and_its_signature() {
+        let mut ino = Inode::new(Kind::File, 0o644, 0, 0, ROOT);
+        ino.set_content(&Content::Data(b"abc".to_vec()));
+        assert_eq!((ino.size, ino.link.as_deref()), (3, None));
+        let bytes = ino.encode();
+        // "data" (text, 4 bytes) then the byte string of 3 bytes: 0x64 'd' 'a' 't' 'a' 0x43 'a' 'b' 'c'.
+        let needle = b"\x64data\x43abc";
+        assert!(bytes.windows(needle.len()).any(|w| w == needle), "{bytes:02x?}");
+        let back = Inode::decode(9, &bytes).unwrap();
+        assert_eq!(back.content(), Some(Content::Data(b"abc".to_vec())));
+        assert_eq!(
+            back.content().unwrap().signature(),
+            "data:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Switching to a link drops the bytes, and back; empty bytes are no content.
+        ino.set_content(&Content::Link("noisefs://x#k".into()));
+        assert_eq!(
+            (ino.data.is_none(), ino.content()),
+            (true, Some(Content::Link("noisefs://x#k".into())))
+        );
+        ino.set_content(&Content::Data(Vec::new()));
+        assert_eq!(
+            (ino.link.as_deref(), ino.data.is_none(), ino.content()),
+            (None, true, None)
+        );
+        assert_eq!(Content::Empty.signature(), "empty");
+        let old = Inode::new(Kind::File, 0o644, 0, 0, ROOT);
+        let old_bytes = old.encode();
+        assert!(
+            !old_bytes.windows(5).any(|w| w == b"\x64data"),
+            "absent when none"
+        );
+        assert_eq!(Inode::decode(9, &old_bytes).unwrap().data, None);
+        // A dirty file has no clean content to show, whatever its record holds.
+        let mut dirty = back.clone();
+        dirty.dirty = true;
+        assert_eq!(dirty.content(), None);
+        assert_eq!(inline_max(128 * 1024), 16 * 1024);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn content_round_trips_through_records(data in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut ino = Inode::new(Kind::File, 0o600, 0, 0, ROOT);
+            let c = Content::Data(data.clone());
+            ino.set_content(&c);
+            let back = Inode::decode(3, &ino.encode()).unwrap();
+            let want = if data.is_empty() { None } else { Some(c) };
+            proptest::prop_assert_eq!(back.content(), want);
+            proptest::prop_assert_eq!(back.size, data.len() as u64);
+        }
+    }
 }

@@ -1,0 +1,228 @@
+//! Starting a node and talking to it: [`start`] builds the swarm, opens the listeners and spawns the
+//! task that owns it; the [`Handle`] sends that task commands over a channel and awaits their replies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cid::Cid;
+use crate::config::Config;
+use crate::{Blocks, NetError};
+
+/// How long [`Handle::connect`] waits for a connection.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Counters of a node's traffic and refusals.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub blocks_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub blocks_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Messages that were oversized or malformed.
+    pub bad_messages: AtomicU64,
+    /// Blocks nobody wanted (or that did not match what was asked).
+    pub unwanted_blocks: AtomicU64,
+    /// Wants dropped because a peer's want list was full.
+    pub refused_wants: AtomicU64,
+    /// Peers dropped for sending wrong blocks or bad messages.
+    pub peers_banned: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub blocks_received: u64,
+    pub bytes_received: u64,
+    pub blocks_sent: u64,
+    pub bytes_sent: u64,
+    pub bad_messages: u64,
+    pub unwanted_blocks: u64,
+    pub refused_wants: u64,
+    pub peers_banned: u64,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            blocks_received: g(&self.blocks_received),
+            bytes_received: g(&self.bytes_received),
+            blocks_sent: g(&self.blocks_sent),
+            bytes_sent: g(&self.bytes_sent),
+            bad_messages: g(&self.bad_messages),
+            unwanted_blocks: g(&self.unwanted_blocks),
+            refused_wants: g(&self.refused_wants),
+            peers_banned: g(&self.peers_banned),
+        }
+    }
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub peer: PeerId,
+    /// The address of each connection to it.
+    pub addrs: Vec<Multiaddr>,
+    /// What identify said it runs, once it said.
+    pub agent: Option<String>,
+    /// Round trip of the last ping.
+    pub rtt: Option<Duration>,
+    pub blocks_from: u64,
+    pub bytes_from: u64,
+    pub bytes_to: u64,
+}
+
+/// A peer known but not necessarily connected, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    pub peer: PeerId,
+    pub addrs: Vec<Multiaddr>,
+    /// `mdns` or `dht`.
+    pub how: &'static str,
+}
+
+/// What the node says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub peer: PeerId,
+    /// Where it listens, each with `/p2p/<peer id>`.
+    pub listen: Vec<Multiaddr>,
+    pub connected: usize,
+    pub wants: usize,
+    /// Whether it answers DHT queries now.
+    pub dht_server: bool,
+}
+
+pub(crate) enum Command {
+    Want {
+        cid: Cid,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Bytes, NetError>>,
+    },
+    Provide {
+        cid: Cid,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Providers {
+        cid: Cid,
+        timeout: Duration,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Connect {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Discovered(oneshot::Sender<Vec<Discovered>>),
+    Info(oneshot::Sender<Info>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable way to reach a running node. The node stops when [`Handle::shutdown`] is called
+/// or every handle is dropped.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    peer: PeerId,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("peer", &self.peer).finish()
+    }
+}
+
+/// Starts a node serving `blocks`: listens where `config` says (failing if a listener cannot open),
+/// dials the bootstrap peers, and returns once the listen addresses are known.
+pub async fn start(config: Config, blocks: Arc<dyn Blocks>) -> Result<Handle, NetError> {
+    let peer = config.keypair.public().to_peer_id();
+    let stats = Arc::new(Stats::default());
+    let (tx, rx) = mpsc::channel(1024);
+    crate::task::spawn(config, blocks, rx, stats.clone()).await?;
+    Ok(Handle { tx, peer, stats })
+}
+
+impl Handle {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Traffic and refusal counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The block `cid` from peers, verified, within `timeout`.
+    pub async fn want(&self, cid: Cid, timeout: Duration) -> Result<Bytes, NetError> {
+        self.ask(|reply| Command::Want { cid, timeout, reply }).await?
+    }
+
+    /// Announces in the DHT that this node provides `cid` (re-published on the configured interval).
+    pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
+        self.ask(|reply| Command::Provide { cid, reply }).await?
+    }
+
+    /// Peers the DHT names as providers of `cid`, looked up for at most `timeout`.
+    pub async fn providers(&self, cid: Cid, timeout: Duration) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::Providers { cid, timeout, reply }).await
+    }
+
+    /// Connects to `addr` (with or without `/p2p/<peer id>`), returning the peer's id.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        let shown = addr.to_string();
+        match tokio::time::timeout(DIAL_TIMEOUT, self.ask(|reply| Command::Connect { addr, reply })).await {
+            Ok(r) => r?,
+            Err(_) => Err(NetError::Dial {
+                addr: shown,
+                reason: format!("no answer within {} s", DIAL_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    /// Closes every connection to `peer`; false when it was not connected.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|reply| Command::Disconnect { peer, reply }).await
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Peers found by mDNS and in the DHT's routing table.
+    pub async fn discovered(&self) -> Result<Vec<Discovered>, NetError> {
+        self.ask(Command::Discovered).await
+    }
+
+    /// Peer id, listen addresses and counts.
+    pub async fn info(&self) -> Result<Info, NetError> {
+        self.ask(Command::Info).await
+    }
+
+    /// Stops the node (closing its connections) and waits for it to be gone.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::jobs::{JobContext, Registry};
+use crate::network::Network;
 use crate::queue::{Item, Queue};
 use crate::repo::Repo;
 use crate::search::Search;
@@ -42,6 +43,8 @@ pub struct Engine {
     pub wake: tokio::sync::Notify,
     /// The search index, opened on first use.
     search: Mutex<Option<Arc<Search>>>,
+    /// The repository's network when it is on (its node starts on first use).
+    network: Option<Arc<Network>>,
 }
 
 impl Engine {
@@ -49,6 +52,7 @@ impl Engine {
     pub fn new(repo: Arc<Repo>, jobs: Registry) -> Result<Engine> {
         let tree = Arc::new(Tree::new(repo.clone())?);
         let queue = Queue::open(repo.state())?;
+        let network = Network::attach(&repo);
         Ok(Engine {
             cx: JobContext {
                 sealer: Sealer::new(repo.clone(), no_progress()),
@@ -63,6 +67,7 @@ impl Engine {
             runner: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             search: Mutex::new(None),
+            network,
         })
     }
 
@@ -75,6 +80,11 @@ impl Engine {
         let s = Arc::new(Search::open(self.cx.tree.clone())?);
         *slot = Some(s.clone());
         Ok(s)
+    }
+
+    /// The network, when `[network] enabled`.
+    pub fn network(&self) -> Option<&Arc<Network>> {
+        self.network.as_ref()
     }
 
     /// What jobs get: repository, tree, queue, storing session.

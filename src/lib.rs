@@ -18,6 +18,7 @@ pub mod hold;
 pub mod jobs;
 pub mod maint;
 pub mod media;
+pub mod network;
 pub mod node;
 pub mod place;
 pub mod pool;

@@ -1,6 +1,6 @@
 //! One node: a repository opened with its long-running services: the engine running queued jobs, the
 //! watchers that sync folders, the search index keeper, and the control socket through which the CLI
-//! talks to the owner (the network joins the node next). `noisefs daemon` and the mount each run one
+//! talks to the owner, and the network node when it is on. `noisefs daemon` and the mount each run one
 //! node; a CLI command that finds no owner opens the repository and uses [`engine`] alone.
 //!
 //! The control socket runs the CLI's command code on the client's standard streams, so the node takes
@@ -17,6 +17,9 @@ use crate::jobs::{Registry, SealJob};
 use crate::repo::Repo;
 use crate::sync::SyncJob;
 use crate::Result;
+
+/// How often the owner looks for pinned roots it has not provided yet.
+const PROVIDE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every kind of queued job this noisefs runs.
 pub fn jobs() -> Registry {
@@ -83,7 +86,36 @@ impl Node {
     /// the work that is due and leaves the rest queued.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let handler = crate::cli::command_handler(self.engine.clone(), self.info());
-        daemon::serve(self.engine.clone(), Some(handler), shutdown).await
+        let providing = self.start_network().await?;
+        let served = daemon::serve(self.engine.clone(), Some(handler), shutdown).await;
+        if let Some(task) = providing {
+            task.abort();
+        }
+        if let Some(net) = self.engine.network() {
+            net.shutdown().await;
+        }
+        served
+    }
+
+    /// Starts the node when the network is on, and a task that provides pinned roots as they appear
+    /// (checked every few seconds; Kademlia republishes what it provides on its own interval).
+    async fn start_network(&self) -> Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(net) = self.engine.network().cloned() else {
+            return Ok(None);
+        };
+        let info = net.info().await?;
+        tracing::info!(peer = %info.peer, addrs = ?info.addrs, "the network is on");
+        Ok(Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROVIDE_CHECK);
+            loop {
+                tick.tick().await;
+                match net.provide_pins().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(roots = n, "provided pinned roots"),
+                    Err(e) => tracing::warn!(error = %e, "cannot provide pinned roots"),
+                }
+            }
+        })))
     }
 
     /// Runs the engine and the sync watchers without a control socket, until `shutdown` completes (the

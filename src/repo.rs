@@ -43,6 +43,9 @@ pub struct Config {
     /// Limits on what `receive` takes from a share.
     #[serde(default)]
     pub receive: crate::share::ReceiveConfig,
+    /// The network: off in a new repository.
+    #[serde(default)]
+    pub network: crate::network::NetworkConfig,
 }
 
 fn default_writeback_delay_ms() -> u64 {
@@ -60,6 +63,7 @@ impl Default for Config {
             store: crate::store::Resilience::default(),
             sync: crate::sync::SyncConfig::default(),
             receive: crate::share::ReceiveConfig::default(),
+            network: crate::network::NetworkConfig::default(),
         }
     }
 }
@@ -90,7 +94,7 @@ impl Config {
             reason: e.to_string(),
         })?;
         let body = format!("# NoiseFS repository configuration (see docs/formats.md)\n{text}");
-        std::fs::write(path, body).at(path)
+        write_private(path, body.as_bytes())
     }
 }
 
@@ -177,6 +181,7 @@ impl Repo {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).at(root)?;
         let lock = Self::lock(root)?;
         config.save(&root.join("config.toml"))?;
+        crate::network::config::keypair(root)?;
         Self::compose(root, config, lock, backend)
     }
 
@@ -306,6 +311,16 @@ impl Repo {
         &self.root
     }
 
+    /// Changes `config.toml` with `edit` and saves it; the change applies from the next open (a
+    /// running owner keeps the configuration it was opened with). Returns the new configuration.
+    pub fn edit_config(&self, edit: impl FnOnce(&mut Config)) -> Result<Config> {
+        let path = self.root.join("config.toml");
+        let mut cfg = Config::load(&path)?;
+        edit(&mut cfg);
+        cfg.save(&path)?;
+        Ok(cfg)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -402,9 +417,26 @@ fn check_private(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` mode 0600, aside and renamed, so a crash never leaves half a file.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .at(&tmp)?;
+    f.write_all(bytes).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
 /// What the repository keeps directly inside its folder, and the mode each gets: folders 0700, files
 /// 0600 (also for repositories made by versions that left them at the umask's default).
-const PRIVATE: [(&str, u32); 9] = [
+const PRIVATE: [(&str, u32); 10] = [
     ("blocks", 0o700),
     ("state", 0o700),
     ("staging", 0o700),
@@ -414,6 +446,7 @@ const PRIVATE: [(&str, u32); 9] = [
     ("mount.log", 0o600),
     ("daemon.log", 0o600),
     ("daemon.sock", 0o600),
+    (crate::network::KEY_FILE, 0o600),
 ];
 
 /// Creates the repository's folders 0700 and sets every entry of [`PRIVATE`] that exists to its mode.

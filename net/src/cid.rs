@@ -46,6 +46,15 @@ impl Cid {
         }
     }
 
+    /// A CIDv1 of `codec` with a sha2-256 `digest` already computed.
+    pub fn v1_of_digest(codec: u64, digest: [u8; 32]) -> Cid {
+        Cid {
+            version: 1,
+            codec,
+            digest,
+        }
+    }
+
     /// Parses a binary CID; the whole input must be the CID.
     pub fn from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
         let (cid, used) = Self::read(bytes)?;

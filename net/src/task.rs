@@ -227,6 +227,8 @@ fn build(config: &Config) -> Result<Swarm<Behaviour>, NetError> {
         )
         .map_err(|e| setup(&e))?
         .with_quic()
+        .with_dns()
+        .map_err(|e| setup(&e))?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
             let mut kcfg = kad::Config::new(kad::PROTOCOL_NAME);

@@ -53,6 +53,8 @@ Configuration: config.toml in the repository (edit it, then restart the daemon o
   [store]                     timeout_ms, retries, backoff_ms, breaker_failures, breaker_open_ms
   [sync]                      max_delete_percent = 50 (a pass deleting more waits for --confirm)
   [receive]                   max_size = \"1TiB\" (the most a received share may declare)
+  [network]                   enabled (noisefs net on|off), listen, bootstrap, mdns, dht,
+                              max_connections, serve_bytes_per_sec, fetch_timeout_ms
   block_size and tuple_size are fixed at init.
 
 {}
@@ -315,6 +317,45 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<DaemonCommand>,
     },
+    /// Turn the network on or off, or show it (off in a new repository)
+    #[command(subcommand)]
+    Net(NetCommand),
+    /// This node's peer id and the full addresses it listens on (give one to another node's
+    /// `net on --peer` or `swarm connect`)
+    #[command(after_help = "Example:\n  noisefs id --json")]
+    Id {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The connected peers: address, agent, round trip, blocks and bytes exchanged
+    #[command(after_help = "Example:\n  noisefs peers --json")]
+    Peers {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Connect to or disconnect from a peer
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// Peers found on the local network (mDNS, when on) and in the DHT's routing table
+    #[command(after_help = "Example:\n  noisefs discover --peers")]
+    Discover {
+        /// List peers (the one kind of discovery there is until announcements land)
+        #[arg(long, required = true)]
+        peers: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The peers the DHT names as holders of a link's root block
+    #[command(after_help = "Example:\n  noisefs providers 'noisefs://bafk…#key'")]
+    Providers {
+        /// The `noisefs://` link, or its root block id (`-`, `file:PATH`, `env:NAME` read it from there)
+        link: String,
+        /// How long to search
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::fmt::parse_duration)]
+        timeout: std::time::Duration,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Print a shell completion script
     #[command(after_help = "Example:\n  noisefs completions bash > /etc/bash_completion.d/noisefs")]
     Completions {
@@ -329,6 +370,55 @@ pub enum Command {
         /// Write noisefs.1, noisefs-put.1, noisefs-tree-ls.1, ... into this folder (created if missing)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Turn the network on: the daemon or mount (and a command that misses a block while none runs)
+    /// starts a libp2p node that fetches missing blocks from peers and serves the blocks held here
+    #[command(
+        after_help = "Examples:\n  noisefs net on --peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…\n  noisefs net on --public\n  noisefs net on --listen /ip4/127.0.0.1/tcp/0 --dht server"
+    )]
+    On {
+        /// Also connect to the public IPFS bootstrap peers (this announces the node to the world)
+        #[arg(long)]
+        public: bool,
+        /// A peer to connect to at start, a multiaddr ending in /p2p/<peer id> (repeatable; adds
+        /// to those configured)
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<String>,
+        /// Listen here instead (repeatable; default /ip4/0.0.0.0/tcp/4001 and udp/4001/quic-v1)
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Answer DHT queries: auto (once publicly reachable), server or client
+        #[arg(long, value_name = "MODE", value_parser = ["auto", "server", "client"])]
+        dht: Option<String>,
+        /// Find peers on the local network by multicast DNS
+        #[arg(long)]
+        mdns: bool,
+    },
+    /// Turn the network off (the configured peers and addresses are kept for the next `net on`)
+    Off,
+    /// Whether the network is on, and the running node's id, addresses and peers
+    Status {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SwarmCommand {
+    /// Connect to a peer and keep the connection (a multiaddr ending in /p2p/<peer id>)
+    #[command(after_help = "Example:\n  noisefs swarm connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW…")]
+    Connect {
+        /// The peer's multiaddr
+        addr: String,
+    },
+    /// Close the connections to a peer (its id, or a multiaddr ending in /p2p/<peer id>)
+    Disconnect {
+        /// The peer
+        peer: String,
     },
 }
 

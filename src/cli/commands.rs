@@ -11,7 +11,7 @@ use serde_json::json;
 use super::args::{Cli, Command, PinCommand, RepoCommand};
 use super::io::Io;
 use super::progress::{bytes_bar, count_bar, size_of_path};
-use super::{namespace, search};
+use super::{namespace, net, search};
 use crate::descriptor::{EntryKind, Link, Meta};
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes, json_mode, mode_string};
@@ -57,7 +57,12 @@ pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
                 command,
                 Command::Tree(_) | Command::Receive { .. } | Command::Share { .. } | Command::Sync(_)
             );
-            let code = dispatch(&engine, command, io, quiet).await?;
+            let code = dispatch(&engine, command, io, quiet).await;
+            // A node this command started (a miss fetched from peers, `id`, `peers`) ends with it.
+            if let Some(n) = engine.network() {
+                n.shutdown().await;
+            }
+            let code = code?;
             if mutates {
                 // No daemon will do it later: seal and sync what the command queued before exiting.
                 engine.drain().await?;
@@ -209,6 +214,14 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             return namespace::receive(engine, io, opened, path.as_deref(), now, out.json).await;
         }
         Command::Status { out } => return namespace::status(engine, io, out.json).await,
+        Command::Net(cmd) => return net::net(engine, io, cmd).await,
+        Command::Id { out } => return net::id(engine, io, out.json).await,
+        Command::Peers { out } => return net::peers(engine, io, out.json).await,
+        Command::Swarm(cmd) => return net::swarm(engine, io, cmd).await,
+        Command::Discover { peers: _, out } => return net::discover(engine, io, out.json).await,
+        Command::Providers { link, timeout, out } => {
+            return net::providers(engine, io, &link, timeout, out.json).await
+        }
         Command::Search {
             query,
             name,

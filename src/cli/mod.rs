@@ -8,11 +8,14 @@ pub mod exit;
 mod io;
 mod mount;
 mod namespace;
+mod net;
 mod owner;
 mod progress;
 mod search;
 
-pub use args::{Cli, Command, PinCommand, RepoCommand, SyncCommand, TagCommand, TreeCommand};
+pub use args::{
+    Cli, Command, NetCommand, PinCommand, RepoCommand, SwarmCommand, SyncCommand, TagCommand, TreeCommand,
+};
 pub use io::{link_source, Io, Out};
 
 use std::io::Write;
@@ -119,7 +122,8 @@ fn link_field(c: &mut Command) -> Option<&mut String> {
         | Command::Stat { link, .. }
         | Command::Unpin { link }
         | Command::Pin { link: Some(link), .. }
-        | Command::Receive { link, .. } => Some(link),
+        | Command::Receive { link, .. }
+        | Command::Providers { link, .. } => Some(link),
         Command::Mount { root: Some(root), .. } => Some(root),
         _ => None,
     }

@@ -538,6 +538,7 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
             "unsealed_files": dirty,
             "sessions": sessions.iter().map(|s| json!({"session": session_json(s), "state": state_of(s)})).collect::<Vec<_>>(),
             "stores": breakers,
+            "network": super::net::status_json(engine).await,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
@@ -560,6 +561,7 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
         )?,
     }
     writeln!(out, "repository: {}", engine.repo().root().display())?;
+    writeln!(out, "network:    {}", super::net::status_line(engine).await)?;
     let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     writeln!(
         out,

@@ -78,7 +78,12 @@ impl Stack {
     /// Adds a remote source (a peer network, a pinning service) behind a breaker of its own, read when
     /// the local store misses; what it returns is verified and kept locally.
     pub fn add_remote(&self, name: &str, source: Arc<dyn BlockSource>) {
-        let layer = Arc::new(ResilientStore::new(name, source, self.resilience.clone(), true));
+        self.add_remote_with(name, source, self.resilience.clone());
+    }
+
+    /// As [`Stack::add_remote`], with timeouts, retries and breaker of its own.
+    pub fn add_remote_with(&self, name: &str, source: Arc<dyn BlockSource>, resilience: Resilience) {
+        let layer = Arc::new(ResilientStore::new(name, source, resilience, true));
         self.tiered.add_remote(layer.clone());
         self.remotes.lock().unwrap_or_else(|p| p.into_inner()).push(layer);
     }

@@ -16,14 +16,21 @@ fn net_on(env: &Env, peers: &[&str]) {
     // Short fetch timeout, so a miss fails fast.
     let cfg = env.repo().join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("fetch_timeout_ms = 30000", "fetch_timeout_ms = 5000")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("fetch_timeout_ms = 30000", "fetch_timeout_ms = 5000"),
+    )
+    .unwrap();
 }
 
 /// The first full address `noisefs id` prints.
 fn address(env: &Env) -> String {
     let out = env.ok(&["id"]);
     let addr = out.lines().nth(1).expect("an address line").to_string();
-    assert!(addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"), "{out}");
+    assert!(
+        addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"),
+        "{out}"
+    );
     addr
 }
 
@@ -35,7 +42,10 @@ fn a_link_resolves_across_three_nodes_through_the_dht() {
 
     // Off by default: the commands that need the node say how to turn it on.
     let err = c.fails(&["peers"]);
-    assert!(err.contains("the network is off") && err.contains("noisefs net on"), "{err}");
+    assert!(
+        err.contains("the network is off") && err.contains("noisefs net on"),
+        "{err}"
+    );
     assert!(c.ok(&["status"]).contains("network:    off"));
 
     let data = pseudo_random(700_000, 10);
@@ -70,6 +80,9 @@ fn a_link_resolves_across_three_nodes_through_the_dht() {
     let began = std::time::Instant::now();
     let err = c.fails(&["get", &missing, "-o", c.path("none.bin").to_str().unwrap()]);
     assert!(err.contains("peers"), "{err}");
-    assert!(began.elapsed() < std::time::Duration::from_secs(60), "bounded by the fetch timeout");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(60),
+        "bounded by the fetch timeout"
+    );
     assert!(!c.path("none.bin").exists());
 }

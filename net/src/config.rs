@@ -63,3 +63,23 @@ impl Config {
         }
     }
 }
+
+/// Shows everything but the secret key (only its peer id).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("peer_id", &self.keypair.public().to_peer_id())
+            .field("listen", &self.listen)
+            .field("bootstrap", &self.bootstrap)
+            .field("mdns", &self.mdns)
+            .field("dht", &self.dht)
+            .field("max_connections", &self.max_connections)
+            .field("serve_bytes_per_sec", &self.serve_bytes_per_sec)
+            .field("ledger_cap", &self.ledger_cap)
+            .field("patience", &self.patience)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("reprovide", &self.reprovide)
+            .field("agent", &self.agent)
+            .finish()
+    }
+}

@@ -70,7 +70,7 @@ pub enum Error {
     Index { path: PathBuf, reason: String },
     #[error("{root} is not pinned (see `noisefs pin ls`)")]
     NotPinned { root: BlockId },
-    #[error("store {store} is unavailable ({reason}); the operation stays queued and is retried")]
+    #[error("store {store} is unavailable ({reason})")]
     Unavailable { store: String, reason: String },
 }
 
@@ -106,7 +106,9 @@ impl Error {
             Error::Locked { .. } => libc::EBUSY,
             Error::Unsupported { .. } => libc::ENOTSUP,
             Error::Query { .. } => libc::EINVAL,
-            Error::Unavailable { .. } => libc::EAGAIN,
+            // A store or every peer failed to answer in time: an I/O error (EAGAIN would tell a
+            // reader of a regular file to spin).
+            Error::Unavailable { .. } => libc::EIO,
             Error::Decrypt { .. } | Error::Exposed { .. } => libc::EACCES,
             Error::NotPinned { .. } => libc::ENOENT,
             _ => libc::EIO,
@@ -167,7 +169,7 @@ mod tests {
                     store: "s".into(),
                     reason: "r".into(),
                 },
-                libc::EAGAIN,
+                libc::EIO,
             ),
             (Error::Decrypt { id }, libc::EACCES),
             (Error::MissingBlock { id }, libc::EIO),

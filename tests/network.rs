@@ -1,6 +1,8 @@
 //! The network end to end, on 127.0.0.1 only: three repositories as three processes. A holds a file;
 //! B knows only A's address; C knows only B's and gets the file (A found through the DHT). A block no
-//! peer holds fails with a clear error within the fetch timeout.
+//! peer holds fails with a clear error within the fetch timeout. A folder mounted with `--root` on a
+//! machine that holds none of it reads from the one peer that does; once that peer is gone a file not
+//! read yet fails with EIO (logged with the link's root) and the mount stays up.
 
 mod common;
 
@@ -85,4 +87,70 @@ fn a_link_resolves_across_three_nodes_through_the_dht() {
         "bounded by the fetch timeout"
     );
     assert!(!c.path("none.bin").exists());
+}
+
+/// Whether `dir` is a mount point in /proc/mounts.
+fn is_mounted(dir: &std::path::Path) -> bool {
+    let dir = dir.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(dir.as_str()))
+}
+
+#[test]
+fn a_mounted_link_reads_from_its_only_holder_and_fails_with_eio_once_it_is_gone() {
+    let a = Env::new(Some("64K"));
+    let b = Env::new(Some("64K"));
+    std::fs::create_dir(a.path("share")).unwrap();
+    let one = pseudo_random(300_000, 1);
+    let two = pseudo_random(300_000, 2);
+    std::fs::write(a.path("share/one.bin"), &one).unwrap();
+    std::fs::write(a.path("share/two.bin"), &two).unwrap();
+    let link = a.put(&a.path("share"));
+    net_on(&a, &[]);
+    let da = a.daemon();
+    let a_addr = address(&a);
+
+    // B holds none of it and knows only A; the mount runs B's node.
+    net_on(&b, &[&a_addr]);
+    let mnt = b.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    b.ok(&["mount", "--root", &link, mnt.to_str().unwrap()]);
+    assert!(is_mounted(&mnt));
+    let _unmount = Unmount(&b, &mnt);
+    let mut names: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["one.bin", "two.bin"]);
+    assert_eq!(std::fs::read(mnt.join("one.bin")).unwrap(), one);
+
+    // A goes away: two.bin's blocks are nowhere, its read fails with EIO within the fetch timeout.
+    da.stop();
+    let began = std::time::Instant::now();
+    let err = std::fs::read(mnt.join("two.bin")).expect_err("two.bin cannot be read");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(began.elapsed() < std::time::Duration::from_secs(60));
+    // The mount stays up and what was read stays readable.
+    assert!(is_mounted(&mnt));
+    assert_eq!(std::fs::read(mnt.join("one.bin")).unwrap(), one);
+    assert_eq!(std::fs::metadata(mnt.join("two.bin")).unwrap().len(), 300_000);
+    let log = std::fs::read_to_string(b.repo().join("mount.log")).unwrap_or_default();
+    assert!(
+        log.contains("cannot read a file's content")
+            && log.contains("link=\"bafk")
+            && log.contains("no peer sent block"),
+        "{log}"
+    );
+}
+
+/// Unmounts when dropped, so a failed assertion leaves no mount behind.
+struct Unmount<'a>(&'a Env, &'a std::path::Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["unmount", self.1.to_str().unwrap()]);
+    }
 }

@@ -26,6 +26,8 @@ pub enum CidError {
     DigestLength(u64),
     #[error("{0} trailing bytes after the CID")]
     Trailing(usize),
+    #[error("not a base32 CIDv1 (`b...`, as IPFS prints them)")]
+    Text,
 }
 
 /// A verified-format content id: version, codec and a sha2-256 digest.
@@ -201,6 +203,19 @@ impl fmt::Display for Cid {
     }
 }
 
+impl std::str::FromStr for Cid {
+    type Err = CidError;
+
+    /// A CIDv1 in base32 (`b` then lower-case base32, no padding), the form [`fmt::Display`] writes.
+    fn from_str(s: &str) -> Result<Cid, CidError> {
+        let body = s.strip_prefix('b').ok_or(CidError::Text)?;
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(body.to_ascii_uppercase().as_bytes())
+            .map_err(|_| CidError::Text)?;
+        Cid::from_bytes(&bytes)
+    }
+}
+
 impl fmt::Debug for Cid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Cid({self})")
@@ -222,6 +237,10 @@ mod tests {
             "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
         );
         assert_eq!(Cid::from_bytes(&cid.to_bytes()).unwrap(), cid);
+        assert_eq!(cid.to_string().parse::<Cid>().unwrap(), cid);
+        assert_eq!("Qmfoo".parse::<Cid>(), Err(CidError::Text));
+        assert_eq!("b0189".parse::<Cid>(), Err(CidError::Text));
+        assert_eq!("bafkq".parse::<Cid>(), Err(CidError::Truncated));
         assert_eq!(cid.prefix(), vec![0x01, 0x55, 0x12, 0x20]);
         assert!(cid.verifies(b""));
         assert!(!cid.verifies(b"x"));

@@ -1063,7 +1063,24 @@ impl Tree {
                 return Ok(buf);
             }
             return match rec.content() {
-                Some(Content::Link(link)) => self.read_sealed(&link, offset, len).await,
+                Some(Content::Link(link)) => {
+                    let read = self.read_sealed(&link, offset, len).await;
+                    match &read {
+                        // Name the link (its root, never its key); the error names the block.
+                        Err(e) if e.errno() == libc::EIO => {
+                            let root = link.parse::<Link>().map(|l| l.root.to_string());
+                            tracing::warn!(
+                                ino,
+                                offset,
+                                link = root.as_deref().unwrap_or("?"),
+                                error = %e,
+                                "cannot read a file's content: a block is missing here and no peer sent it"
+                            );
+                        }
+                        _ => {}
+                    }
+                    read
+                }
                 Some(Content::Data(d)) => Ok(slice(&d, offset, len).to_vec()),
                 _ => Ok(Vec::new()),
             };

@@ -2,7 +2,9 @@
 # Sets up everything on a fresh machine and runs the main job on the embedded default repository:
 # builds noisefs and its FUSE driver (release), stores a sample folder, lists it, gets it back and checks it
 # byte for byte, syncs it through the tree into a mirror folder, then mounts the repository on
-# $NOISEFS_MOUNT (default ~/NoiseFS), copies the sample in with cp -a, checks it, and leaves it mounted.
+# $NOISEFS_MOUNT (default ~/NoiseFS), copies the sample in with cp -a, checks it, has a second
+# (temporary) repository fetch the sample's link from the mount's node over 127.0.0.1, and leaves the
+# mount up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +72,13 @@ echo "== noisefs mount ${NOISEFS_MOUNT:=$HOME/NoiseFS}"
 if grep -qs " $NOISEFS_MOUNT fuse" /proc/mounts; then
   "$BIN" unmount "$NOISEFS_MOUNT"
 fi
+# The mount runs the repository's network node. If the network is off, it is turned on for this
+# run on loopback only (no peers, nothing announced beyond this machine) and off again afterwards.
+net_was_off=0
+if "$BIN" status | grep -q '^network: *off'; then
+  net_was_off=1
+  "$BIN" -q net on --listen /ip4/127.0.0.1/tcp/0 --dht server
+fi
 mkdir -p "$NOISEFS_MOUNT"
 "$BIN" mount "$NOISEFS_MOUNT"
 dest="$NOISEFS_MOUNT/setup-sample-$(date +%Y%m%d-%H%M%S)"
@@ -81,4 +90,18 @@ echo "== noisefs search (through the mount process) and $NOISEFS_MOUNT/.search/"
 hits=$(ls "$NOISEFS_MOUNT/.search/ext:md/" | grep -c . || true)
 echo "ls $NOISEFS_MOUNT/.search/ext:md/ lists $hits entries (hits as symlinks, plus .results)"
 [ "$hits" -gt 1 ] || { echo "search in the mount found nothing" >&2; exit 1; }
+echo "== the network: a second repository gets the sample link from this one over 127.0.0.1"
+addr=$("$BIN" id | grep -m1 '^/ip4/127\.0\.0\.1/')
+echo "this repository's node (run by the mount): $addr"
+second="$work/second"
+NOISEFS_HOME="$second" "$BIN" -q init
+NOISEFS_HOME="$second" "$BIN" -q net on --listen /ip4/127.0.0.1/tcp/0 --peer "$addr"
+NOISEFS_HOME="$second" "$BIN" get "$link" -o "$work/from-network"
+diff -r "$sample" "$work/from-network"
+NOISEFS_HOME="$second" "$BIN" repo stats | grep -m2 -i 'blocks'
+echo "network OK: the second repository fetched the folder's blocks from the first, byte for byte"
+if [ "$net_was_off" = 1 ]; then
+  "$BIN" -q net off
+  echo "(the network was off here: it is off again from the next start; the running mount keeps its loopback-only node)"
+fi
 echo "mount OK: $NOISEFS_MOUNT is NoiseFS (the sample is in $dest); \`$BIN unmount $NOISEFS_MOUNT\` ends it"

@@ -10,7 +10,8 @@ B=${NOISEFS_BIN:-target/release/noisefs}
   for c in "" init put get cat ls stat pin "pin ls" unpin gc "repo stats" "repo verify" \
     "tree ls" "tree mkdir" "tree rm" "tree mv" "tree import" "tree export" \
     "sync add" "sync list" "sync status" "sync pause" "sync resume" "sync remove" "sync versions" "sync restore" "sync run" \
-    share receive search "tag add" "tag rm" "tag ls" status mount unmount daemon "daemon stop" completions man; do
+    share receive search "tag add" "tag rm" "tag ls" status mount unmount daemon "daemon stop" \
+    "net on" "net off" "net status" id peers "swarm connect" "swarm disconnect" discover providers completions man; do
     echo "## noisefs $c"; echo; echo '```'
     # shellcheck disable=SC2086
     $B $c --help

@@ -78,6 +78,8 @@ net_was_off=0
 if "$BIN" status | grep -q '^network: *off'; then
   net_was_off=1
   "$BIN" -q net on --listen /ip4/127.0.0.1/tcp/0 --dht server
+  # Off again however this script ends.
+  trap 'rm -rf "$work"; "$BIN" -q net off || true' EXIT
 fi
 mkdir -p "$NOISEFS_MOUNT"
 "$BIN" mount "$NOISEFS_MOUNT"
@@ -101,7 +103,6 @@ diff -r "$sample" "$work/from-network"
 NOISEFS_HOME="$second" "$BIN" repo stats | grep -m2 -i 'blocks'
 echo "network OK: the second repository fetched the folder's blocks from the first, byte for byte"
 if [ "$net_was_off" = 1 ]; then
-  "$BIN" -q net off
   echo "(the network was off here: it is off again from the next start; the running mount keeps its loopback-only node)"
 fi
 echo "mount OK: $NOISEFS_MOUNT is NoiseFS (the sample is in $dest); \`$BIN unmount $NOISEFS_MOUNT\` ends it"

@@ -19,7 +19,7 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bitswap::io::{self as bio, ServeLimits, TaskEvent};
-use crate::bitswap::message::{Entry, Message, Presence};
+use crate::bitswap::message::{Entry, Message, Presence, MAX_ITEMS};
 use crate::bitswap::wants::{Action, Ended, Wants};
 use crate::cid::Cid;
 use crate::config::{Config, DhtMode};
@@ -34,8 +34,22 @@ const BAD_MESSAGES: u32 = 3;
 const BAN: Duration = Duration::from_secs(600);
 /// Completed wants remembered, so a late duplicate is not taken for a lie.
 const RECENT: usize = 4096;
-/// Messages queued to one peer's writer or server before more are dropped.
-const QUEUE: usize = 256;
+/// Messages queued to one peer's writer before more are dropped. With the server's replies of at most
+/// 1 MiB of blocks each, a peer that stops reading holds at most this many MiB of ours.
+const WRITER_QUEUE: usize = 32;
+/// Want lists queued to one peer's server before more are dropped (each at most 8,192 entries, about
+/// 0.5 MB decoded): a peer that floods want lists costs at most a few MB besides its ledger.
+const SERVER_QUEUE: usize = 8;
+
+/// Keeps the first `cap` want-list entries of `msg`; returns how many were cut (and says so once).
+fn cap_entries(msg: &mut Message, cap: usize, peer: &PeerId, what: &str) -> usize {
+    let cut = msg.wantlist.len().saturating_sub(cap);
+    if cut > 0 {
+        msg.wantlist.truncate(cap);
+        tracing::warn!(%peer, cut, "{what} is over {cap} entries; the rest is dropped");
+    }
+    cut
+}
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -79,6 +93,12 @@ struct State {
     want_started: HashMap<Cid, Instant>,
     writers: HashMap<PeerId, mpsc::Sender<Message>>,
     servers: HashMap<PeerId, mpsc::Sender<Message>>,
+    /// Our messages to peers whose writer queue was full, merged into one per peer, sent as soon as
+    /// there is room (at most `MAX_ITEMS` entries each; a want left out is asked again after patience).
+    outbox: HashMap<PeerId, Message>,
+    /// Peers' want lists their server had no room for, merged into one per peer (at most the ledger
+    /// cap of entries; more are refused and counted), handed over as soon as there is room.
+    backlog: HashMap<PeerId, Message>,
     peers: HashMap<PeerId, Peer>,
     no_bitswap: HashSet<PeerId>,
     banned: HashMap<PeerId, Instant>,
@@ -196,6 +216,8 @@ pub(crate) async fn spawn(
         want_started: HashMap::new(),
         writers: HashMap::new(),
         servers: HashMap::new(),
+        outbox: HashMap::new(),
+        backlog: HashMap::new(),
         peers: HashMap::new(),
         no_bitswap: HashSet::new(),
         banned: HashMap::new(),
@@ -313,6 +335,7 @@ impl State {
                 Some(ev) = events.recv() => self.on_task_event(ev, &control),
                 _ = tick.tick() => self.on_tick(&control),
             }
+            self.flush(&control);
         }
         self.close();
     }
@@ -366,8 +389,42 @@ impl State {
 
     fn send(&mut self, peer: PeerId, msg: Message, control: &libp2p_stream::Control) {
         let tx = self.writer(peer, control);
-        if tx.try_send(msg).is_err() {
-            tracing::debug!(%peer, "writer queue full; message dropped");
+        if let Some(waiting) = self.outbox.get_mut(&peer) {
+            waiting.merge(msg);
+            cap_entries(waiting, MAX_ITEMS, &peer, "our want list to a slow peer");
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+            self.outbox.insert(peer, msg);
+        }
+    }
+
+    /// Hands merged messages to writers and servers that have room again.
+    fn flush(&mut self, control: &libp2p_stream::Control) {
+        if !self.outbox.is_empty() {
+            let peers: Vec<PeerId> = self.outbox.keys().copied().collect();
+            for peer in peers {
+                let tx = self.writer(peer, control);
+                if let Some(msg) = self.outbox.remove(&peer) {
+                    if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                        self.outbox.insert(peer, msg);
+                    }
+                }
+            }
+        }
+        if !self.backlog.is_empty() {
+            let peers: Vec<PeerId> = self.backlog.keys().copied().collect();
+            for peer in peers {
+                let Some(tx) = self.servers.get(&peer).filter(|tx| !tx.is_closed()).cloned() else {
+                    self.backlog.remove(&peer);
+                    continue;
+                };
+                if let Some(msg) = self.backlog.remove(&peer) {
+                    if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                        self.backlog.insert(peer, msg);
+                    }
+                }
+            }
         }
     }
 
@@ -377,7 +434,7 @@ impl State {
                 return tx.clone();
             }
         }
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         tokio::spawn(bio::writer(peer, control.clone(), rx, self.events_tx.clone()));
         self.writers.insert(peer, tx.clone());
         tx
@@ -490,7 +547,7 @@ impl State {
             Some(tx) if !tx.is_closed() => tx.clone(),
             _ => {
                 let out = self.writer(peer, control);
-                let (tx, rx) = mpsc::channel(QUEUE);
+                let (tx, rx) = mpsc::channel(SERVER_QUEUE);
                 tokio::spawn(bio::server(
                     peer,
                     self.blocks.clone(),
@@ -503,9 +560,19 @@ impl State {
                 tx
             }
         };
-        if tx.try_send(wl).is_err() {
-            Stats::add(&self.stats.refused_wants, 1);
-            tracing::warn!(%peer, "peer sends want lists faster than they are answered; one dropped");
+        if let Some(waiting) = self.backlog.get_mut(&peer) {
+            waiting.merge(wl);
+            let cut = cap_entries(
+                waiting,
+                self.limits.ledger_cap,
+                &peer,
+                "a peer's want lists waiting to be served",
+            );
+            Stats::add(&self.stats.refused_wants, cut as u64);
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(wl)) = tx.try_send(wl) {
+            self.backlog.insert(peer, wl);
         }
     }
 
@@ -514,6 +581,7 @@ impl State {
             TaskEvent::WriterFailed(peer, reason) => {
                 tracing::debug!(%peer, %reason, "bitswap stream failed");
                 self.writers.remove(&peer);
+                self.outbox.remove(&peer);
                 if reason.contains("does not support") {
                     self.no_bitswap.insert(peer);
                 }
@@ -748,6 +816,8 @@ impl State {
                     tracing::debug!(peer = %peer_id, "disconnected");
                     self.writers.remove(&peer_id);
                     self.servers.remove(&peer_id);
+                    self.outbox.remove(&peer_id);
+                    self.backlog.remove(&peer_id);
                     let connected = self.bitswap_peers();
                     let acts = self.wants.gone(peer_id, Instant::now(), &connected);
                     self.apply(acts, control);

@@ -257,6 +257,26 @@ async fn a_holder_that_dies_mid_transfer_leaves_the_rest_to_another() {
     }
 }
 
+/// A burst of 1,000 wants at once from one peer to one holder (each want is its own message): none is
+/// dropped on the way, though both sides' queues are far shorter than the burst (before the want lists
+/// were merged while a queue was full, wants past the queue were lost and timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_wants_larger_than_the_queues_is_answered_in_full() {
+    let a_blocks = Arc::new(Mem::default());
+    let cids: Vec<Cid> = (0..1000u32)
+        .map(|i| a_blocks.put(&[i.to_le_bytes().to_vec(), vec![3u8; 4096]].concat()))
+        .collect();
+    let a = node(a_blocks, vec![]).await;
+    let me = node(Arc::new(Mem::default()), vec![addr(&a).await]).await;
+    wait_for(|| async { me.peers().await.unwrap().len() == 1 }).await;
+    let got = futures::future::join_all(cids.iter().map(|cid| me.want(*cid, Duration::from_secs(20)))).await;
+    let failed = got.iter().filter(|r| r.is_err()).count();
+    assert_eq!(failed, 0, "{failed} of 1000 wants were not answered");
+    for (cid, data) in cids.iter().zip(got) {
+        assert!(cid.verifies(&data.unwrap()));
+    }
+}
+
 /// Polls `check` until it holds, for at most 20 s.
 async fn wait_for<F, Fut>(check: F)
 where

@@ -102,6 +102,18 @@ pub enum DecodeError {
 }
 
 impl Message {
+    /// Adds a later message's want list (and anything else it carries) to this one, as if both had
+    /// been sent in order: a later full want list replaces what came before it.
+    pub fn merge(&mut self, later: Message) {
+        if later.full {
+            self.wantlist.clear();
+            self.full = true;
+        }
+        self.wantlist.extend(later.wantlist);
+        self.blocks.extend(later.blocks);
+        self.presences.extend(later.presences);
+    }
+
     /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
         self.wantlist.is_empty() && self.blocks.is_empty() && self.presences.is_empty() && !self.full
@@ -340,6 +352,32 @@ mod tests {
 
     fn raw(data: &[u8]) -> Cid {
         Cid::v1_of(0x55, data)
+    }
+
+    #[test]
+    fn merged_want_lists_keep_their_order_and_a_full_list_resets() {
+        let (a, b, c) = (
+            Cid::v1_of(0x55, b"a"),
+            Cid::v1_of(0x55, b"b"),
+            Cid::v1_of(0x55, b"c"),
+        );
+        let mut m = Message {
+            wantlist: vec![Entry::want(a, WantType::Block)],
+            ..Message::default()
+        };
+        m.merge(Message {
+            wantlist: vec![Entry::cancel(a), Entry::want(b, WantType::Have)],
+            ..Message::default()
+        });
+        assert_eq!(m.wantlist.len(), 3);
+        assert!(!m.full);
+        m.merge(Message {
+            wantlist: vec![Entry::want(c, WantType::Block)],
+            full: true,
+            ..Message::default()
+        });
+        assert!(m.full);
+        assert_eq!(m.wantlist, vec![Entry::want(c, WantType::Block)]);
     }
 
     #[test]

@@ -11,6 +11,11 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Progress, PARALLEL_BLOCKS};
+
+/// Tuples being opened at once, in order: enough that blocks coming from peers (a round trip each)
+/// keep arriving while earlier ones are written; for local blocks it costs only memory (16 tuples of
+/// 128 KiB blocks: about 8 MiB, within the 150 MiB peak of a 4 GiB `cat`).
+const OPEN_AHEAD: usize = 16;
 use crate::block::{self, BlockId};
 use crate::crypto::{ContentCipher, Key};
 use crate::descriptor::node::{check_name, join_time, FileContent};
@@ -242,7 +247,7 @@ pub async fn read_to(
                 Ok(bytes::Bytes::from(data))
             }
         })
-        .buffered(PARALLEL_BLOCKS));
+        .buffered(OPEN_AHEAD));
     let mut written = 0u64;
     let mut failure = None;
     while let Some(item) = opened_blocks.next().await {
@@ -380,7 +385,7 @@ pub async fn read_blocks(
                     .map(|d| (index, d))
             }
         })
-        .buffered(PARALLEL_BLOCKS);
+        .buffered(OPEN_AHEAD);
     blocks.try_collect().await
 }
 

@@ -348,7 +348,7 @@ mod tests {
         // While open, calls are refused without reaching the backend.
         let err = store.list().await.unwrap_err();
         assert!(matches!(err, Error::Unavailable { .. }), "{err}");
-        assert_eq!(err.errno(), libc::EAGAIN);
+        assert_eq!(err.errno(), libc::EIO);
         assert_eq!(faulty.calls(), calls);
         // After the open period one probe goes through; it fails, so the breaker opens again.
         tokio::time::sleep(Duration::from_millis(60)).await;

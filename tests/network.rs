@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{pseudo_random, wait_until, Env};
+use common::{pseudo_random, wait_until, Daemon, Env};
 
 /// Turns the network on for `env`, listening on a free loopback port, answering DHT queries.
 fn net_on(env: &Env, peers: &[&str]) {
@@ -23,6 +23,15 @@ fn net_on(env: &Env, peers: &[&str]) {
         text.replace("fetch_timeout_ms = 30000", "fetch_timeout_ms = 5000"),
     )
     .unwrap();
+}
+
+/// Turns the network on for `env` (knowing `peers`), starts its daemon (which runs the node) and
+/// returns it with the node's first full address.
+fn serve(env: &Env, peers: &[&str]) -> (Daemon, String) {
+    net_on(env, peers);
+    let daemon = env.daemon();
+    let addr = address(env);
+    (daemon, addr)
 }
 
 /// The first full address `noisefs id` prints.
@@ -54,12 +63,8 @@ fn a_link_resolves_across_three_nodes_through_the_dht() {
     std::fs::write(a.path("f.bin"), &data).unwrap();
     let link = a.put(&a.path("f.bin"));
 
-    net_on(&a, &[]);
-    let _da = a.daemon();
-    let a_addr = address(&a);
-    net_on(&b, &[&a_addr]);
-    let _db = b.daemon();
-    let b_addr = address(&b);
+    let (_da, a_addr) = serve(&a, &[]);
+    let (_db, b_addr) = serve(&b, &[&a_addr]);
     assert!(b.ok(&["peers"]).contains(a_addr.rsplit("/p2p/").next().unwrap()));
 
     // A provides its pinned root once B (its one peer) is there to hold the record.
@@ -108,9 +113,7 @@ fn a_mounted_link_reads_from_its_only_holder_and_fails_with_eio_once_it_is_gone(
     std::fs::write(a.path("share/one.bin"), &one).unwrap();
     std::fs::write(a.path("share/two.bin"), &two).unwrap();
     let link = a.put(&a.path("share"));
-    net_on(&a, &[]);
-    let da = a.daemon();
-    let a_addr = address(&a);
+    let (da, a_addr) = serve(&a, &[]);
 
     // B holds none of it and knows only A; the mount runs B's node.
     net_on(&b, &[&a_addr]);

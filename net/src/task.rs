@@ -41,14 +41,39 @@ const WRITER_QUEUE: usize = 32;
 /// 0.5 MB decoded): a peer that floods want lists costs at most a few MB besides its ledger.
 const SERVER_QUEUE: usize = 8;
 
-/// Keeps the first `cap` want-list entries of `msg`; returns how many were cut (and says so once).
-fn cap_entries(msg: &mut Message, cap: usize, peer: &PeerId, what: &str) -> usize {
-    let cut = msg.wantlist.len().saturating_sub(cap);
+/// Queues `msg` for `peer` on `tx`, or, when that queue is full (or already has messages parked
+/// behind it), merges it into the one message parked for `peer` in `parked`, keeping at most `cap`
+/// want-list entries. Returns how many entries were cut (and says so).
+fn send_or_park(
+    parked: &mut HashMap<PeerId, Message>,
+    peer: PeerId,
+    tx: &mpsc::Sender<Message>,
+    msg: Message,
+    cap: usize,
+    what: &str,
+) -> usize {
+    let Some(waiting) = parked.get_mut(&peer) else {
+        if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+            parked.insert(peer, msg);
+        }
+        return 0;
+    };
+    waiting.merge(msg);
+    let cut = waiting.wantlist.len().saturating_sub(cap);
     if cut > 0 {
-        msg.wantlist.truncate(cap);
+        waiting.wantlist.truncate(cap);
         tracing::warn!(%peer, cut, "{what} is over {cap} entries; the rest is dropped");
     }
     cut
+}
+
+/// Hands the message parked for `peer` to `tx` if its queue has room again.
+fn unpark(parked: &mut HashMap<PeerId, Message>, peer: PeerId, tx: &mpsc::Sender<Message>) {
+    if let Some(msg) = parked.remove(&peer) {
+        if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+            parked.insert(peer, msg);
+        }
+    }
 }
 
 #[derive(NetworkBehaviour)]
@@ -389,40 +414,29 @@ impl State {
 
     fn send(&mut self, peer: PeerId, msg: Message, control: &libp2p_stream::Control) {
         let tx = self.writer(peer, control);
-        if let Some(waiting) = self.outbox.get_mut(&peer) {
-            waiting.merge(msg);
-            cap_entries(waiting, MAX_ITEMS, &peer, "our want list to a slow peer");
-            return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
-            self.outbox.insert(peer, msg);
-        }
+        send_or_park(
+            &mut self.outbox,
+            peer,
+            &tx,
+            msg,
+            MAX_ITEMS,
+            "our want list to a slow peer",
+        );
     }
 
     /// Hands merged messages to writers and servers that have room again.
     fn flush(&mut self, control: &libp2p_stream::Control) {
-        if !self.outbox.is_empty() {
-            let peers: Vec<PeerId> = self.outbox.keys().copied().collect();
-            for peer in peers {
-                let tx = self.writer(peer, control);
-                if let Some(msg) = self.outbox.remove(&peer) {
-                    if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
-                        self.outbox.insert(peer, msg);
-                    }
-                }
-            }
+        let peers: Vec<PeerId> = self.outbox.keys().copied().collect();
+        for peer in peers {
+            let tx = self.writer(peer, control);
+            unpark(&mut self.outbox, peer, &tx);
         }
-        if !self.backlog.is_empty() {
-            let peers: Vec<PeerId> = self.backlog.keys().copied().collect();
-            for peer in peers {
-                let Some(tx) = self.servers.get(&peer).filter(|tx| !tx.is_closed()).cloned() else {
+        let peers: Vec<PeerId> = self.backlog.keys().copied().collect();
+        for peer in peers {
+            match self.servers.get(&peer).filter(|tx| !tx.is_closed()) {
+                Some(tx) => unpark(&mut self.backlog, peer, tx),
+                None => {
                     self.backlog.remove(&peer);
-                    continue;
-                };
-                if let Some(msg) = self.backlog.remove(&peer) {
-                    if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
-                        self.backlog.insert(peer, msg);
-                    }
                 }
             }
         }
@@ -560,20 +574,15 @@ impl State {
                 tx
             }
         };
-        if let Some(waiting) = self.backlog.get_mut(&peer) {
-            waiting.merge(wl);
-            let cut = cap_entries(
-                waiting,
-                self.limits.ledger_cap,
-                &peer,
-                "a peer's want lists waiting to be served",
-            );
-            Stats::add(&self.stats.refused_wants, cut as u64);
-            return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(wl)) = tx.try_send(wl) {
-            self.backlog.insert(peer, wl);
-        }
+        let cut = send_or_park(
+            &mut self.backlog,
+            peer,
+            &tx,
+            wl,
+            self.limits.ledger_cap,
+            "a peer's want lists waiting to be served",
+        );
+        Stats::add(&self.stats.refused_wants, cut as u64);
     }
 
     fn on_task_event(&mut self, ev: TaskEvent, control: &libp2p_stream::Control) {

@@ -11,11 +11,6 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Progress, PARALLEL_BLOCKS};
-
-/// Tuples being opened at once, in order: enough that blocks coming from peers (a round trip each)
-/// keep arriving while earlier ones are written; for local blocks it costs only memory (16 tuples of
-/// 128 KiB blocks: about 8 MiB, within the 150 MiB peak of a 4 GiB `cat`).
-const OPEN_AHEAD: usize = 16;
 use crate::block::{self, BlockId};
 use crate::crypto::{ContentCipher, Key};
 use crate::descriptor::node::{check_name, join_time, FileContent};
@@ -24,6 +19,11 @@ use crate::error::IoContext;
 use crate::place::TempSibling;
 use crate::store::BlockSource;
 use crate::{Error, Result};
+
+/// Tuples being opened at once, in order: enough that blocks coming from peers (a round trip each)
+/// keep arriving while earlier ones are written; for local blocks it costs only memory (16 tuples of
+/// 128 KiB blocks: about 8 MiB, within the 150 MiB peak of a 4 GiB `cat`).
+const OPEN_AHEAD: usize = 16;
 
 /// Deepest folder nesting `get` materializes.
 pub const MAX_FOLDER_DEPTH: usize = 256;

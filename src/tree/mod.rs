@@ -1074,7 +1074,7 @@ impl Tree {
                                 offset,
                                 link = root.as_deref().unwrap_or("?"),
                                 error = %e,
-                                "cannot read a file's content: a block is missing here and no peer sent it"
+                                "cannot read a file's content"
                             );
                         }
                         _ => {}

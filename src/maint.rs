@@ -16,7 +16,7 @@ use crate::block::BlockId;
 use crate::descriptor::{Link, Meta};
 use crate::hold::Hold;
 use crate::repo::Repo;
-use crate::state::PinRecord;
+use crate::state::{BlockKind, PinRecord};
 use crate::store::LocalStore;
 use crate::transfer::{self, Marks, Opened};
 use crate::tree::Tree;
@@ -28,6 +28,8 @@ pub struct GcReport {
     pub dry_run: bool,
     pub pins: usize,
     pub kept_blocks: usize,
+    /// Fetched blocks nothing reaches, kept for `[network] keep_fetched_days`.
+    pub kept_fetched_blocks: usize,
     pub removed_blocks: u64,
     pub freed_bytes: u64,
 }
@@ -61,20 +63,29 @@ pub async fn gc(tree: &Tree, dry_run: bool, waiting: &(dyn Fn(usize) + Sync)) ->
             .await
             .map_err(|e| walk_failed(format!("pinned {root} ({})", pin.name), e))?;
     }
+    // Blocks fetched from peers that nothing reaches stay for `keep_fetched_days` after they arrived.
+    repo.record_fetched()?;
+    let keep_secs = i64::from(repo.config().network.keep_fetched_days) * 86_400;
+    let now = crate::clock::now_secs();
+    let records = repo.state().blocks()?;
+    let retained: HashSet<BlockId> = records
+        .iter()
+        .filter(|(_, r)| r.kind == BlockKind::Fetched && keep_secs > 0 && now - r.since < keep_secs)
+        .map(|(id, _)| *id)
+        .collect();
+    let needed = |id: &BlockId| marks.refs.contains_key(id) || retained.contains(id);
     let on_disk = repo.stack().list().await?;
     let on_disk_set: HashSet<BlockId> = on_disk.iter().copied().collect();
-    let mut removed: Vec<BlockId> = on_disk
-        .into_iter()
-        .filter(|id| !marks.refs.contains_key(id))
-        .collect();
+    let mut removed: Vec<BlockId> = on_disk.into_iter().filter(|id| !needed(id)).collect();
     let mut stale_records = 0u64;
-    for (id, _) in repo.state().blocks()? {
-        if !on_disk_set.contains(&id) && !marks.refs.contains_key(&id) {
-            removed.push(id);
+    for (id, _) in &records {
+        if !on_disk_set.contains(id) && !marks.refs.contains_key(id) {
+            removed.push(*id);
             stale_records += 1;
         }
     }
     let removed_blocks = removed.len() as u64 - stale_records;
+    let kept_fetched = retained.iter().filter(|id| !marks.refs.contains_key(id)).count();
     if !dry_run {
         for id in &removed {
             repo.stack().delete(id).await?;
@@ -87,12 +98,14 @@ pub async fn gc(tree: &Tree, dry_run: bool, waiting: &(dyn Fn(usize) + Sync)) ->
         dry_run,
         removed = removed_blocks,
         kept = marks.refs.len(),
+        kept_fetched,
         "gc done"
     );
     Ok(GcReport {
         dry_run,
         pins: pins.len(),
         kept_blocks: marks.refs.len(),
+        kept_fetched_blocks: kept_fetched,
         removed_blocks,
         freed_bytes: removed_blocks * repo.block_size() as u64,
     })
@@ -237,10 +250,12 @@ pub struct Stats {
     pub data_blocks: u64,
     pub random_blocks: u64,
     pub descriptor_blocks: u64,
+    pub fetched_blocks: u64,
     /// Bytes of the blocks of each kind (blocks are all one size).
     pub data_bytes: u64,
     pub random_bytes: u64,
     pub descriptor_bytes: u64,
+    pub fetched_bytes: u64,
     /// Bytes the block store holds on disk.
     pub stored_bytes: u64,
     /// Bytes the state database (tree records with the small files kept in them, block index,
@@ -300,9 +315,11 @@ pub async fn stats(tree: &Tree) -> Result<Stats> {
         data_blocks: totals.data_blocks,
         random_blocks: totals.random_blocks,
         descriptor_blocks: totals.descriptor_blocks,
+        fetched_blocks: totals.fetched_blocks,
         data_bytes: totals.data_blocks * bs,
         random_bytes: totals.random_blocks * bs,
         descriptor_bytes: totals.descriptor_blocks * bs,
+        fetched_bytes: totals.fetched_blocks * bs,
         stored_bytes: store.bytes,
         state_bytes,
         tree_inline_files: held.inline_files,

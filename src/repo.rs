@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::block::BlockSize;
 use crate::error::IoContext;
 use crate::pool::Pool;
-use crate::state::State;
+use crate::state::{FetchedLog, State};
 use crate::store::{BlockSource, BreakerStatus, DiskStore, LocalStore, MemoryStore, Stack, StackBuilder};
 use crate::{Error, Result};
 
@@ -111,7 +111,8 @@ impl std::fmt::Debug for Repo {
 pub struct Repo {
     root: PathBuf,
     config: Config,
-    state: State,
+    state: Arc<State>,
+    fetched: Arc<FetchedLog>,
     local: Arc<dyn LocalStore>,
     stack: Arc<Stack>,
     reader: Arc<dyn BlockSource>,
@@ -242,12 +243,14 @@ impl Repo {
         backend: impl FnOnce(Arc<DiskStore>) -> Arc<dyn LocalStore>,
     ) -> Result<Repo> {
         tighten(root)?;
-        let state = State::open(&root.join("state"))?;
+        let state = Arc::new(State::open(&root.join("state"))?);
+        let fetched = Arc::new(FetchedLog::new(state.clone()));
         let local = backend(Arc::new(DiskStore::open(root.join("blocks"))?));
         let stack = Arc::new(
             StackBuilder::new("disk", local.clone())
                 .resilience(config.store.clone())
                 .cache_bytes(config.cache_mib << 20)
+                .on_fetched(fetched.clone())
                 .build(),
         );
         let reader: Arc<dyn BlockSource> = stack.clone();
@@ -255,6 +258,7 @@ impl Repo {
             root: root.to_path_buf(),
             config,
             state,
+            fetched,
             local,
             stack,
             reader,
@@ -334,6 +338,11 @@ impl Repo {
     /// The state databases.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Writes the records of blocks fetched from peers that are still gathered in memory.
+    pub fn record_fetched(&self) -> Result<()> {
+        self.fetched.flush()
     }
 
     /// Where blocks are read from: the cache, then the local store, then remote sources.

@@ -1,6 +1,7 @@
 //! The network end to end, on 127.0.0.1 only: three repositories as three processes. A holds a file;
 //! B knows only A's address; C knows only B's and gets the file (A found through the DHT). A block no
-//! peer holds fails with a clear error within the fetch timeout. A folder mounted with `--root` on a
+//! peer holds fails with a clear error within the fetch timeout; three such misses open the peers'
+//! breaker. What C fetched is recorded as fetched and kept by `gc` for `keep_fetched_days`. A folder mounted with `--root` on a
 //! machine that holds none of it reads from the one peer that does; once that peer is gone a file not
 //! read yet fails with EIO (logged with the link's root) and the mount stays up.
 
@@ -92,6 +93,47 @@ fn a_link_resolves_across_three_nodes_through_the_dht() {
         "bounded by the fetch timeout"
     );
     assert!(!c.path("none.bin").exists());
+
+    // What C fetched is recorded as fetched: `repo stats` counts it, and `gc` keeps it for
+    // `keep_fetched_days` though nothing pins it, then removes it once the rule allows.
+    let stats = |env: &Env| -> serde_json::Value {
+        serde_json::from_str(&env.ok(&["repo", "stats", "--json"])).unwrap()
+    };
+    let on_disk = c.block_files().len() as u64;
+    assert!(on_disk > 0);
+    let s = stats(&c);
+    assert_eq!(s["fetched_blocks"].as_u64(), Some(on_disk), "{s}");
+    assert_eq!(s["data_blocks"].as_u64(), Some(0), "{s}");
+    let gc: serde_json::Value = serde_json::from_str(&c.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(gc["removed_blocks"].as_u64(), Some(0), "{gc}");
+    assert_eq!(gc["kept_fetched_blocks"].as_u64(), Some(on_disk), "{gc}");
+    assert_eq!(c.block_files().len() as u64, on_disk);
+    let cfg = c.repo().join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("keep_fetched_days = 7", "keep_fetched_days = 0"),
+    )
+    .unwrap();
+    let gc: serde_json::Value = serde_json::from_str(&c.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(gc["removed_blocks"].as_u64(), Some(on_disk), "{gc}");
+    assert!(c.block_files().is_empty());
+    assert_eq!(stats(&c)["fetched_blocks"].as_u64(), Some(0));
+
+    // Peers sit behind a breaker of their own: with C's daemon running, three misses in a row open
+    // it, the next read fails at once saying so, and the local store still serves.
+    let (_dc, _) = serve(&c, &[&b_addr]);
+    let own = c.put(&c.path("got.bin"));
+    for _ in 0..3 {
+        let err = c.fails(&["get", &missing, "-o", c.path("none.bin").to_str().unwrap()]);
+        assert!(err.contains("no peer sent block"), "{err}");
+    }
+    let status = c.ok(&["status"]);
+    assert!(status.contains("store peers: breaker open"), "{status}");
+    let err = c.fails(&["get", &missing, "-o", c.path("none.bin").to_str().unwrap()]);
+    assert!(err.contains("circuit breaker open"), "{err}");
+    c.ok(&["get", &own, "-o", c.path("own.bin").to_str().unwrap()]);
+    assert_eq!(std::fs::read(c.path("own.bin")).unwrap(), data);
 }
 
 /// Whether `dir` is a mount point in /proc/mounts.

@@ -25,14 +25,20 @@ pub use libp2p::{Multiaddr, PeerId};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-/// The local blocks a node serves. The node verifies what this returns against the CID before it is
-/// sent, so a corrupt local copy is answered as dont-have.
+/// The local blocks a node serves. Unless [`Blocks::verifies`] says the store checks what it reads
+/// itself, the node verifies what this returns against the CID before it is sent, so a corrupt local
+/// copy is answered as dont-have.
 #[async_trait]
 pub trait Blocks: Send + Sync + 'static {
     /// The block named by `cid`, when held.
     async fn get(&self, cid: &Cid) -> Option<Bytes>;
     /// Whether the block is held.
     async fn has(&self, cid: &Cid) -> bool;
+    /// Whether `get` only ever returns bytes that match their CID (so the node need not hash them
+    /// again before sending).
+    fn verifies(&self) -> bool {
+        false
+    }
 }
 
 /// What went wrong in the network layer.

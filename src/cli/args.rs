@@ -54,7 +54,8 @@ Configuration: config.toml in the repository (edit it, then restart the daemon o
   [sync]                      max_delete_percent = 50 (a pass deleting more waits for --confirm)
   [receive]                   max_size = \"1TiB\" (the most a received share may declare)
   [network]                   enabled (noisefs net on|off), listen, bootstrap, mdns, dht,
-                              max_connections, serve_bytes_per_sec, fetch_timeout_ms
+                              max_connections, serve_bytes_per_sec, fetch_timeout_ms,
+                              keep_fetched_days = 7 (gc keeps unneeded fetched blocks)
   block_size and tuple_size are fixed at init.
 
 {}

@@ -62,6 +62,8 @@ pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
             if let Some(n) = engine.network() {
                 n.shutdown().await;
             }
+            // Blocks fetched from peers are recorded before the command ends (`gc`'s retention).
+            engine.repo().record_fetched()?;
             let code = code?;
             if mutates {
                 // No daemon will do it later: seal and sync what the command queued before exiting.
@@ -725,6 +727,14 @@ async fn gc(engine: &Engine, io: &Io, dry_run: bool, json: bool, quiet: bool) ->
             r.kept_blocks,
             r.pins
         )?;
+        if r.kept_fetched_blocks > 0 {
+            writeln!(
+                io.out.clone(),
+                "kept {} blocks fetched from peers in the last {} days (`[network] keep_fetched_days`)",
+                r.kept_fetched_blocks,
+                engine.repo().config().network.keep_fetched_days
+            )?;
+        }
     }
     Ok(())
 }
@@ -740,16 +750,17 @@ async fn repo_stats(tree: &Tree, io: &Io, json: bool) -> anyhow::Result<()> {
     writeln!(out, "block size:   {}", tree.repo().config().block_size)?;
     writeln!(
         out,
-        "blocks:       {} ({} data, {} random, {} descriptor)",
-        s.blocks, s.data_blocks, s.random_blocks, s.descriptor_blocks
+        "blocks:       {} ({} data, {} random, {} descriptor, {} fetched)",
+        s.blocks, s.data_blocks, s.random_blocks, s.descriptor_blocks, s.fetched_blocks
     )?;
     writeln!(
         out,
-        "stored:       {} in blocks: {} data, {} randomizers, {} descriptors",
+        "stored:       {} in blocks: {} data, {} randomizers, {} descriptors, {} fetched from peers",
         human_bytes(s.stored_bytes),
         human_bytes(s.data_bytes),
         human_bytes(s.random_bytes),
-        human_bytes(s.descriptor_bytes)
+        human_bytes(s.descriptor_bytes),
+        human_bytes(s.fetched_bytes)
     )?;
     writeln!(
         out,

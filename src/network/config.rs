@@ -38,6 +38,9 @@ pub struct NetworkConfig {
     pub serve_bytes_per_sec: u64,
     /// How long a block is waited for from peers before the read fails, in ms.
     pub fetch_timeout_ms: u64,
+    /// Days a block fetched from peers stays after it arrived when no pin, tree record or kept
+    /// version needs it; `gc` removes it after that (0: at the next `gc`).
+    pub keep_fetched_days: u32,
 }
 
 impl Default for NetworkConfig {
@@ -54,6 +57,7 @@ impl Default for NetworkConfig {
             max_connections: 256,
             serve_bytes_per_sec: 0,
             fetch_timeout_ms: 30_000,
+            keep_fetched_days: 7,
         }
     }
 }

@@ -73,6 +73,11 @@ impl noisefs_net::Blocks for LocalBlocks {
         }
     }
 
+    /// The local store hashes every block it reads and fails on a mismatch.
+    fn verifies(&self) -> bool {
+        true
+    }
+
     async fn has(&self, cid: &noisefs_net::Cid) -> bool {
         match id_of(cid) {
             Some(id) => self.0.has(&id).await.unwrap_or(false),

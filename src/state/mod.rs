@@ -1,8 +1,10 @@
 //! Repository state in LMDB (heed): block records (references, popularity, role), the randomizer sets
 //! already used, pins, and the schema version. Every change is one small write transaction.
 
+mod fetched;
 mod record;
 
+pub use fetched::FetchedLog;
 pub use record::{BlockKind, BlockRecord, PinRecord};
 
 use std::path::{Path, PathBuf};
@@ -49,6 +51,7 @@ pub struct BlockTotals {
     pub data_blocks: u64,
     pub random_blocks: u64,
     pub descriptor_blocks: u64,
+    pub fetched_blocks: u64,
     pub references: u64,
     pub randomizer_uses: u64,
 }
@@ -157,13 +160,20 @@ impl State {
         let mut wtxn = self.env.write_txn()?;
         for (id, kind) in &batch.new_blocks {
             let key = id.to_bytes();
-            if self.blocks.get(&wtxn, &key)?.is_none() {
-                let rec = BlockRecord {
+            // A block fetched before and now written here takes the role it was written for.
+            let rec = match self.blocks.get(&wtxn, &key)?.map(BlockRecord::decode) {
+                None => BlockRecord {
                     kind: *kind,
                     ..BlockRecord::default()
-                };
-                self.blocks.put(&mut wtxn, &key, &rec.encode())?;
-            }
+                },
+                Some(r) if r.kind == BlockKind::Fetched => BlockRecord {
+                    kind: *kind,
+                    since: 0,
+                    ..r
+                },
+                Some(_) => continue,
+            };
+            self.blocks.put(&mut wtxn, &key, &rec.encode())?;
         }
         let mut bump = |id: &BlockId, refs: u64, uses: u64| -> Result<()> {
             let key = id.to_bytes();
@@ -225,9 +235,32 @@ impl State {
                 BlockKind::Data => t.data_blocks += 1,
                 BlockKind::Random => t.random_blocks += 1,
                 BlockKind::Descriptor => t.descriptor_blocks += 1,
+                BlockKind::Fetched => t.fetched_blocks += 1,
             }
         }
         Ok(t)
+    }
+
+    /// Records blocks fetched from peers as [`BlockKind::Fetched`], arrived at `now` (Unix seconds), in
+    /// one transaction. A block that already has a record (written or fetched here before) keeps it.
+    pub fn record_fetched(&self, ids: &[BlockId], now: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut wtxn = self.env.write_txn()?;
+        for id in ids {
+            let key = id.to_bytes();
+            if self.blocks.get(&wtxn, &key)?.is_none() {
+                let rec = BlockRecord {
+                    kind: BlockKind::Fetched,
+                    since: now,
+                    ..BlockRecord::default()
+                };
+                self.blocks.put(&mut wtxn, &key, &rec.encode())?;
+            }
+        }
+        wtxn.commit()?;
+        Ok(())
     }
 
     /// Forgets blocks (after the store deleted them) and sets the reference counts of the others to the
@@ -331,8 +364,28 @@ mod tests {
         assert!(state.unpin(&a).unwrap());
         assert!(!state.unpin(&a).unwrap());
 
+        // Fetched blocks: recorded once with their arrival time; a block with a record keeps it; a
+        // fetched block written here later takes its written role.
+        let (f, g) = (BlockId::of(b"f"), BlockId::of(b"g"));
+        state.record_fetched(&[f, g, a], 1_000).unwrap();
+        state.record_fetched(&[f], 2_000).unwrap();
+        state.record_fetched(&[], 3_000).unwrap();
+        let rf = state.block(&f).unwrap().unwrap();
+        assert_eq!((rf.kind, rf.since, rf.refs), (BlockKind::Fetched, 1_000, 0));
+        assert_eq!(state.block(&a).unwrap().unwrap().kind, BlockKind::Data);
+        assert_eq!(state.totals().unwrap().fetched_blocks, 2);
+        state
+            .apply(&Batch {
+                new_blocks: vec![(g, BlockKind::Descriptor)],
+                ..Batch::default()
+            })
+            .unwrap();
+        let rg = state.block(&g).unwrap().unwrap();
+        assert_eq!((rg.kind, rg.since), (BlockKind::Descriptor, 0));
+        assert_eq!(state.totals().unwrap().fetched_blocks, 1);
+
         let refs = [(b, 5u64)].into_iter().collect();
-        state.reconcile(&[a], &refs).unwrap();
+        state.reconcile(&[a, f, g], &refs).unwrap();
         assert!(state.block(&a).unwrap().is_none());
         assert_eq!(state.block(&b).unwrap().unwrap().refs, 5);
     }

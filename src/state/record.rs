@@ -13,9 +13,14 @@ pub enum BlockKind {
     Random,
     /// An encrypted descriptor or manifest node.
     Descriptor,
+    /// A block fetched from a peer (not written here); `gc` keeps it `[network] keep_fetched_days`
+    /// after it arrived unless something reaches it.
+    Fetched,
 }
 
-/// What the state knows of one block: `refs(u64 le) | popularity(u64 le) | kind(u8)`.
+/// What the state knows of one block: `refs(u64 le) | popularity(u64 le) | kind(u8) | since(i64 le)`
+/// (`since`: when a fetched block arrived, in Unix seconds; 0 for the others; absent in records written
+/// before fetched blocks were recorded, which decode with 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BlockRecord {
     /// References from tuples and descriptor trees written here (recounted exactly by `gc`).
@@ -23,19 +28,23 @@ pub struct BlockRecord {
     /// Times the block was chosen as a randomizer.
     pub popularity: u64,
     pub kind: BlockKind,
+    /// When a fetched block arrived (Unix seconds); 0 for blocks written here.
+    pub since: i64,
 }
 
 impl BlockRecord {
-    /// The 17-byte encoding.
-    pub fn encode(&self) -> [u8; 17] {
-        let mut out = [0u8; 17];
+    /// The 25-byte encoding.
+    pub fn encode(&self) -> [u8; 25] {
+        let mut out = [0u8; 25];
         out[..8].copy_from_slice(&self.refs.to_le_bytes());
         out[8..16].copy_from_slice(&self.popularity.to_le_bytes());
         out[16] = match self.kind {
             BlockKind::Data => 0,
             BlockKind::Random => 1,
             BlockKind::Descriptor => 2,
+            BlockKind::Fetched => 3,
         };
+        out[17..].copy_from_slice(&self.since.to_le_bytes());
         out
     }
 
@@ -53,8 +62,10 @@ impl BlockRecord {
             kind: match b.get(16) {
                 Some(1) => BlockKind::Random,
                 Some(2) => BlockKind::Descriptor,
+                Some(3) => BlockKind::Fetched,
                 _ => BlockKind::Data,
             },
+            since: word(17..25) as i64,
         }
     }
 }
@@ -88,14 +99,33 @@ mod tests {
 
     #[test]
     fn record_round_trip() {
-        for kind in [BlockKind::Data, BlockKind::Random, BlockKind::Descriptor] {
+        for kind in [
+            BlockKind::Data,
+            BlockKind::Random,
+            BlockKind::Descriptor,
+            BlockKind::Fetched,
+        ] {
             let r = BlockRecord {
                 refs: 3,
                 popularity: u64::MAX,
                 kind,
+                since: -5,
             };
             assert_eq!(BlockRecord::decode(&r.encode()), r);
         }
+        // A fixed vector: a fetched block with one reference, arrived at 1,700,000,000.
+        let fetched = BlockRecord {
+            refs: 1,
+            popularity: 0,
+            kind: BlockKind::Fetched,
+            since: 1_700_000_000,
+        };
+        let mut want = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+        want.extend_from_slice(&[0x00, 0xf1, 0x53, 0x65, 0, 0, 0, 0]);
+        assert_eq!(fetched.encode().to_vec(), want);
+        // A record of the 17-byte form (before fetched blocks were recorded) decodes with since 0.
+        let old = BlockRecord::decode(&want[..17]);
+        assert_eq!((old.refs, old.kind, old.since), (1, BlockKind::Fetched, 0));
         assert_eq!(BlockRecord::decode(b"short"), BlockRecord::default());
         assert!(PinRecord::decode(b"\xff").is_none());
     }

@@ -51,6 +51,13 @@ pub trait BlockSource: Send + Sync + 'static {
     async fn has(&self, id: &BlockId) -> Result<bool>;
 }
 
+/// Told of each block a remote source served that the local store now keeps, so the repository can
+/// record it as fetched (the store knows nothing of the state above it).
+pub trait FetchObserver: Send + Sync + 'static {
+    /// `id` was fetched and stored locally.
+    fn fetched(&self, id: &BlockId);
+}
+
 /// The repository's own storage: a source that also keeps what is written to it.
 #[async_trait]
 pub trait LocalStore: BlockSource {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    BlockSource, BreakerStatus, CachedStore, LocalStore, Resilience, ResilientStore, StoreStats, TieredStore,
+    BlockSource, BreakerStatus, CachedStore, FetchObserver, LocalStore, Resilience, ResilientStore,
+    StoreStats, TieredStore,
 };
 use crate::block::{Block, BlockId};
 use crate::Result;
@@ -19,6 +20,7 @@ pub struct StackBuilder {
     local_name: String,
     resilience: Resilience,
     cache_bytes: u64,
+    observer: Option<Arc<dyn FetchObserver>>,
 }
 
 impl StackBuilder {
@@ -29,7 +31,14 @@ impl StackBuilder {
             local_name: local_name.to_string(),
             resilience: Resilience::default(),
             cache_bytes: 64 << 20,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every block a remote source served and the local store kept.
+    pub fn on_fetched(mut self, observer: Arc<dyn FetchObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Timeouts, retries and breaker settings for every layer.
@@ -53,7 +62,11 @@ impl StackBuilder {
             self.resilience.clone(),
             false,
         ));
-        let tiered = Arc::new(TieredStore::new(local.clone()));
+        let mut tiered = TieredStore::new(local.clone());
+        if let Some(o) = self.observer {
+            tiered = tiered.with_observer(o);
+        }
+        let tiered = Arc::new(tiered);
         let cache = CachedStore::new(tiered.clone(), self.cache_bytes);
         Stack {
             cache,
@@ -83,7 +96,8 @@ impl Stack {
 
     /// As [`Stack::add_remote`], with timeouts, retries and breaker of its own.
     pub fn add_remote_with(&self, name: &str, source: Arc<dyn BlockSource>, resilience: Resilience) {
-        let layer = Arc::new(ResilientStore::new(name, source, resilience, true));
+        // Not hashed here: the tiered read verifies every remote block before it is used or kept.
+        let layer = Arc::new(ResilientStore::new(name, source, resilience, false));
         self.tiered.add_remote(layer.clone());
         self.remotes.lock().unwrap_or_else(|p| p.into_inner()).push(layer);
     }

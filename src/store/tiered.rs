@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::{BlockSource, LocalStore};
+use super::{BlockSource, FetchObserver, LocalStore};
 use crate::block::{Block, BlockId};
 use crate::{Error, Result};
 
@@ -15,6 +15,7 @@ use crate::{Error, Result};
 pub struct TieredStore {
     local: Arc<dyn LocalStore>,
     remotes: RwLock<Vec<Arc<dyn BlockSource>>>,
+    observer: Option<Arc<dyn FetchObserver>>,
 }
 
 impl TieredStore {
@@ -23,7 +24,14 @@ impl TieredStore {
         TieredStore {
             local,
             remotes: RwLock::new(Vec::new()),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every block kept after a remote source served it.
+    pub fn with_observer(mut self, observer: Arc<dyn FetchObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Adds a remote source, tried after the local store and the sources added before it.
@@ -57,6 +65,9 @@ impl BlockSource for TieredStore {
                         continue;
                     }
                     self.local.put(*id, b.clone()).await?;
+                    if let Some(o) = &self.observer {
+                        o.fetched(id);
+                    }
                     return Ok(b);
                 }
                 Err(e) => {
@@ -86,10 +97,20 @@ mod tests {
     use super::*;
     use crate::store::{FaultyStore, MemoryStore};
 
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<BlockId>>);
+
+    impl FetchObserver for Seen {
+        fn fetched(&self, id: &BlockId) {
+            self.0.lock().unwrap().push(*id);
+        }
+    }
+
     #[tokio::test]
     async fn local_first_then_remotes_in_order_keeping_what_was_fetched() {
         let local = Arc::new(MemoryStore::new());
-        let tiered = TieredStore::new(local.clone());
+        let seen = Arc::new(Seen::default());
+        let tiered = TieredStore::new(local.clone()).with_observer(seen.clone());
         let a = Block::from(vec![1u8; 4096]);
         let ia = BlockId::of(&a);
         assert!(matches!(tiered.get(&ia).await, Err(Error::MissingBlock { .. })));
@@ -108,11 +129,13 @@ mod tests {
         tiered.add_remote(honest.clone());
         assert!(tiered.has(&ia).await.unwrap());
         assert_eq!(tiered.get(&ia).await.unwrap(), a);
-        // Kept locally: the remotes are not asked again.
+        // Kept locally and reported once: the remotes are not asked again.
         assert!(local.has(&ia).await.unwrap());
+        assert_eq!(*seen.0.lock().unwrap(), vec![ia]);
         let calls = failing.calls();
         assert_eq!(tiered.get(&ia).await.unwrap(), a);
         assert_eq!(failing.calls(), calls);
+        assert_eq!(seen.0.lock().unwrap().len(), 1);
         // A local error other than "missing" is not hidden by the remotes.
         let broken = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
         let t2 = TieredStore::new(broken.clone());

@@ -239,6 +239,7 @@ impl Tree {
 
     /// Makes every committed change durable, then deletes the staged bytes those changes replaced.
     pub fn sync(&self) -> Result<()> {
+        self.repo.record_fetched()?;
         self.repo.state().sync()?;
         self.staging.purge_retired()
     }

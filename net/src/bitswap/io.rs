@@ -135,6 +135,7 @@ pub async fn server(
     limits: ServeLimits,
 ) {
     let mut ledger = Ledger::new(limits.ledger_cap);
+    let verified = blocks.verifies();
     let started = Instant::now();
     let mut sent: u64 = 0;
     loop {
@@ -161,7 +162,7 @@ pub async fn server(
             let Some(req) = ledger.pop() else { break };
             match req.want {
                 WantType::Block => match blocks.get(&req.cid).await {
-                    Some(data) if req.cid.verifies(&data) => {
+                    Some(data) if verified || req.cid.verifies(&data) => {
                         bytes += data.len();
                         ledger.sent(data.len());
                         reply.blocks.push((req.cid, data));

@@ -1,23 +1,25 @@
 //! `noisefs-net`: an IPFS-compatible libp2p node that knows nothing of NoiseFS formats. One task owns
 //! the `Swarm` (TCP and QUIC-v1, noise, yamux, identify, ping, Kademlia as `/ipfs/kad/1.0.0`, mDNS when
-//! asked, bitswap 1.2.0 written here); the rest of the program reaches it through a cheap cloneable
+//! asked, gossipsub for publish/subscribe, bitswap 1.2.0 written here); the rest of the program reaches it through a cheap cloneable
 //! [`Handle`]. Blocks are served from, and only from, what the [`Blocks`] trait gives; every block
 //! received is verified against its CID before a waiter sees it.
 //!
 //! Module map: [`cid`] and [`varint`] (multiformats), [`bitswap`] (message codec, ledgers and wants
-//! without I/O, then stream tasks), [`config`], [`node`] (start-up and the handle), `task` (the event
+//! without I/O, then stream tasks), [`pubsub`] (gossipsub setup and message types), [`config`], [`node`] (start-up and the handle), `task` (the event
 //! loop that owns the swarm).
 
 pub mod bitswap;
 pub mod cid;
 pub mod config;
 pub mod node;
+pub mod pubsub;
 mod task;
 pub mod varint;
 
 pub use cid::Cid;
 pub use config::{Config, DhtMode};
 pub use node::{start, Discovered, Handle, Info, PeerInfo, Stats, StatsSnapshot};
+pub use pubsub::{PubsubMessage, Verdict};
 
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
@@ -56,4 +58,8 @@ pub enum NetError {
     Setup(String),
     #[error("cannot provide {cid} in the DHT: {reason}")]
     Provide { cid: Cid, reason: String },
+    #[error("cannot subscribe to topic {topic:?}: {reason}")]
+    Subscribe { topic: String, reason: String },
+    #[error("cannot publish on topic {topic:?}: {reason}")]
+    Publish { topic: String, reason: String },
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::cid::Cid;
 use crate::config::Config;
+use crate::pubsub::{PubsubMessage, Verdict};
 use crate::{Blocks, NetError};
 
 /// How long [`Handle::connect`] waits for a connection.
@@ -129,6 +130,24 @@ pub(crate) enum Command {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Discovered(oneshot::Sender<Vec<Discovered>>),
     Info(oneshot::Sender<Info>),
+    Subscribe {
+        topic: String,
+        reply: oneshot::Sender<Result<bool, NetError>>,
+    },
+    Unsubscribe {
+        topic: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Judge {
+        id: Vec<u8>,
+        from: PeerId,
+        verdict: Verdict,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -139,6 +158,7 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
     peer: PeerId,
     stats: Arc<Stats>,
+    inbox: broadcast::Sender<PubsubMessage>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -153,8 +173,14 @@ pub async fn start(config: Config, blocks: Arc<dyn Blocks>) -> Result<Handle, Ne
     let peer = config.keypair.public().to_peer_id();
     let stats = Arc::new(Stats::default());
     let (tx, rx) = mpsc::channel(1024);
-    crate::task::spawn(config, blocks, rx, stats.clone()).await?;
-    Ok(Handle { tx, peer, stats })
+    let (inbox, _) = broadcast::channel(crate::pubsub::INBOX);
+    crate::task::spawn(config, blocks, rx, stats.clone(), inbox.clone()).await?;
+    Ok(Handle {
+        tx,
+        peer,
+        stats,
+        inbox,
+    })
 }
 
 impl Handle {
@@ -172,6 +198,42 @@ impl Handle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Joins `topic` (an opaque string: callers hash their names); `false` when already joined.
+    /// Messages arrive through [`Handle::messages`].
+    pub async fn subscribe(&self, topic: &str) -> Result<bool, NetError> {
+        let topic = topic.to_string();
+        self.ask(|reply| Command::Subscribe { topic, reply }).await?
+    }
+
+    /// Leaves `topic`; `false` when it was not joined.
+    pub async fn unsubscribe(&self, topic: &str) -> Result<bool, NetError> {
+        let topic = topic.to_string();
+        self.ask(|reply| Command::Unsubscribe { topic, reply }).await
+    }
+
+    /// Publishes `data` (at most [`crate::pubsub::MAX_MESSAGE`] bytes) on `topic` to the peers that
+    /// joined it; fails when none has, so the caller can retry once peers are connected.
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        let topic = topic.to_string();
+        self.ask(|reply| Command::Publish { topic, data, reply }).await?
+    }
+
+    /// Messages received on joined topics, from now on. Each must be judged ([`Handle::judge`]) by one
+    /// receiver before it is forwarded; with no receiver, messages are dropped unforwarded.
+    pub fn messages(&self) -> broadcast::Receiver<PubsubMessage> {
+        self.inbox.subscribe()
+    }
+
+    /// Gives the verdict on a received message: forwarded to other peers only when accepted.
+    pub async fn judge(&self, msg: &PubsubMessage, verdict: Verdict) -> Result<(), NetError> {
+        let cmd = Command::Judge {
+            id: msg.id.clone(),
+            from: msg.from,
+            verdict,
+        };
+        self.tx.send(cmd).await.map_err(|_| NetError::Stopped)
     }
 
     /// The block `cid` from peers, verified, within `timeout`.

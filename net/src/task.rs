@@ -14,9 +14,10 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    identify, mdns, multiaddr::Protocol, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+    gossipsub, identify, mdns, multiaddr::Protocol, noise, ping, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::bitswap::io::{self as bio, ServeLimits, TaskEvent};
 use crate::bitswap::message::{Entry, Message, Presence, MAX_ITEMS};
@@ -24,6 +25,7 @@ use crate::bitswap::wants::{Action, Ended, Wants};
 use crate::cid::Cid;
 use crate::config::{Config, DhtMode};
 use crate::node::{Command, Discovered, Info, PeerInfo, Stats};
+use crate::pubsub::PubsubMessage;
 use crate::{Blocks, NetError};
 
 /// How many peers are asked want-have besides the one asked for the block.
@@ -83,6 +85,7 @@ struct Behaviour {
     ping: ping::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
+    gossipsub: gossipsub::Behaviour,
     stream: libp2p_stream::Behaviour,
 }
 
@@ -134,6 +137,8 @@ struct State {
     mdns_found: HashMap<PeerId, Vec<Multiaddr>>,
     providing: HashSet<Cid>,
     listen: Vec<Multiaddr>,
+    /// Where received pubsub messages go to be judged.
+    inbox: broadcast::Sender<PubsubMessage>,
 }
 
 /// Builds the swarm, opens the listeners, and spawns the loop; returns once every listener reported
@@ -143,6 +148,7 @@ pub(crate) async fn spawn(
     blocks: Arc<dyn Blocks>,
     commands: mpsc::Receiver<Command>,
     stats: Arc<Stats>,
+    inbox: broadcast::Sender<PubsubMessage>,
 ) -> Result<(), NetError> {
     let mut swarm = build(&config)?;
     let mut control = swarm.behaviour().stream.new_control();
@@ -253,6 +259,7 @@ pub(crate) async fn spawn(
         mdns_found: HashMap::new(),
         providing: HashSet::new(),
         listen,
+        inbox,
     };
     tokio::spawn(state.run(commands, events_rx, inbound_rx, control));
     Ok(())
@@ -306,6 +313,7 @@ fn build(config: &Config) -> Result<Swarm<Behaviour>, NetError> {
                 ping: ping::Behaviour::default(),
                 kad,
                 mdns: mdns.into(),
+                gossipsub: crate::pubsub::behaviour()?,
                 stream: libp2p_stream::Behaviour::new(),
             })
         })
@@ -767,6 +775,54 @@ impl State {
                     dht_server: self.swarm.behaviour().kad.mode() == kad::Mode::Server,
                 });
             }
+            Command::Subscribe { topic, reply } => {
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .subscribe(&gossipsub::IdentTopic::new(topic.clone()))
+                    .map_err(|e| NetError::Subscribe {
+                        topic,
+                        reason: e.to_string(),
+                    });
+                let _ = reply.send(r);
+            }
+            Command::Unsubscribe { topic, reply } => {
+                let left = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .unsubscribe(&gossipsub::IdentTopic::new(topic));
+                let _ = reply.send(left);
+            }
+            Command::Publish { topic, data, reply } => {
+                let r = if data.len() > crate::pubsub::MAX_MESSAGE {
+                    Err(format!(
+                        "the message is {} bytes, more than the {} allowed",
+                        data.len(),
+                        crate::pubsub::MAX_MESSAGE
+                    ))
+                } else {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(gossipsub::IdentTopic::new(topic.clone()), data)
+                        .map(|_| ())
+                        .map_err(|e| match e {
+                            gossipsub::PublishError::NoPeersSubscribedToTopic => {
+                                "no connected peer has joined it yet".to_string()
+                            }
+                            e => e.to_string(),
+                        })
+                };
+                let _ = reply.send(r.map_err(|reason| NetError::Publish { topic, reason }));
+            }
+            Command::Judge { id, from, verdict } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&gossipsub::MessageId(id), &from, verdict.into());
+            }
             Command::Shutdown(done) => {
                 let _ = done.send(());
             }
@@ -949,6 +1005,29 @@ impl State {
                 QueryResult::Bootstrap(Err(e)) => tracing::debug!(error = %e, "DHT bootstrap failed"),
                 _ => {}
             },
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let msg = PubsubMessage {
+                    id: message_id.0.clone(),
+                    from: propagation_source,
+                    topic: message.topic.into_string(),
+                    data: Bytes::from(message.data),
+                };
+                // Nobody to judge it: it goes no further.
+                if self.inbox.send(msg).is_err() {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
+                }
+            }
             _ => {}
         }
     }

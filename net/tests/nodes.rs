@@ -1,6 +1,7 @@
 //! Nodes on 127.0.0.1 in one process: blocks move by bitswap between peers that know each other, are
 //! found through the DHT by a peer that knows only a third one, survive a holder that dies, and are
-//! never taken from a peer that lies.
+//! never taken from a peer that lies. Pubsub messages travel a chain of peers only as far as each
+//! one accepts them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use noisefs_net::{Blocks, Cid, Config, DhtMode, Handle, Keypair, NetError};
+use noisefs_net::{Blocks, Cid, Config, DhtMode, Handle, Keypair, NetError, PubsubMessage, Verdict};
 
 /// Blocks in memory; a liar answers every want with bytes that do not match.
 #[derive(Default)]
@@ -49,11 +50,15 @@ fn logs() {
 }
 
 async fn node(blocks: Arc<Mem>, bootstrap: Vec<noisefs_net::Multiaddr>) -> Handle {
+    node_in(DhtMode::Server, blocks, bootstrap).await
+}
+
+async fn node_in(dht: DhtMode, blocks: Arc<Mem>, bootstrap: Vec<noisefs_net::Multiaddr>) -> Handle {
     logs();
     let mut cfg = Config::new(Keypair::generate_ed25519());
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = bootstrap;
-    cfg.dht = DhtMode::Server;
+    cfg.dht = dht;
     cfg.patience = Duration::from_secs(2);
     noisefs_net::start(cfg, blocks).await.unwrap()
 }
@@ -275,6 +280,92 @@ async fn a_burst_of_wants_larger_than_the_queues_is_answered_in_full() {
     for (cid, data) in cids.iter().zip(got) {
         assert!(cid.verifies(&data.unwrap()));
     }
+}
+
+/// The next pubsub message, within 30 s.
+async fn next_message(rx: &mut tokio::sync::broadcast::Receiver<PubsubMessage>) -> PubsubMessage {
+    match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+        Ok(Ok(m)) => m,
+        other => panic!("no message within 30 s: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_messages_travel_a_chain_only_as_far_as_each_peer_accepts_them() {
+    // A - B - C, each knowing only its neighbour (DHT clients: nobody finds anyone else).
+    let a = node_in(DhtMode::Client, Arc::new(Mem::default()), vec![]).await;
+    let b = node_in(DhtMode::Client, Arc::new(Mem::default()), vec![addr(&a).await]).await;
+    let c = node_in(DhtMode::Client, Arc::new(Mem::default()), vec![addr(&b).await]).await;
+    let topic = "9f86d081884c7d659a2feaa0c55ad015";
+    let (mut rb, mut rc) = (b.messages(), c.messages());
+    for h in [&a, &b, &c] {
+        assert!(h.subscribe(topic).await.unwrap());
+    }
+    assert!(!a.subscribe(topic).await.unwrap(), "joined already");
+
+    // Nobody else joined this one; a message over the cap is refused before it is sent.
+    let err = a.publish("lonely", b"x".to_vec()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no connected peer has joined it"),
+        "{err}"
+    );
+    let err = a
+        .publish(topic, vec![0; noisefs_net::pubsub::MAX_MESSAGE + 1])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Publish { .. }) && err.to_string().contains("more than"),
+        "{err}"
+    );
+
+    // Until C's first message, A publishes probes that B and C accept (the mesh forms on heartbeats).
+    let mut ready = false;
+    for i in 0..30 {
+        if a.publish(topic, format!("probe {i}").into_bytes()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let m = next_message(&mut rb).await;
+        b.judge(&m, Verdict::Accept).await.unwrap();
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), rc.recv()).await {
+            c.judge(&m, Verdict::Accept).await.unwrap();
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "C never received a probe through B");
+
+    // B rejects one message and accepts the next: C gets the second, from B, and never the first.
+    a.publish(topic, b"forged".to_vec()).await.unwrap();
+    let m = loop {
+        let m = next_message(&mut rb).await;
+        if m.data.starts_with(b"probe") {
+            continue;
+        }
+        break m;
+    };
+    assert_eq!(
+        (&m.data[..], m.from, m.topic.as_str()),
+        (&b"forged"[..], a.peer_id(), topic)
+    );
+    assert_eq!(m.id, noisefs_net::pubsub::message_id(topic, b"forged"));
+    b.judge(&m, Verdict::Reject).await.unwrap();
+    a.publish(topic, b"signed".to_vec()).await.unwrap();
+    let m = next_message(&mut rb).await;
+    assert_eq!(&m.data[..], b"signed");
+    b.judge(&m, Verdict::Accept).await.unwrap();
+    let got = loop {
+        let m = next_message(&mut rc).await;
+        assert_ne!(&m.data[..], b"forged", "B rejected it: it must not reach C");
+        if m.data.starts_with(b"probe") {
+            continue;
+        }
+        break m;
+    };
+    assert_eq!((&got.data[..], got.from), (&b"signed"[..], b.peer_id()));
+
+    assert!(c.unsubscribe(topic).await.unwrap());
+    assert!(!c.unsubscribe(topic).await.unwrap());
 }
 
 /// Polls `check` until it holds, for at most 20 s.

@@ -32,6 +32,8 @@ pub struct Stats {
     pub refused_wants: AtomicU64,
     /// Peers dropped for sending wrong blocks or bad messages.
     pub peers_banned: AtomicU64,
+    /// Peers connected now.
+    pub connected: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -45,6 +47,7 @@ pub struct StatsSnapshot {
     pub unwanted_blocks: u64,
     pub refused_wants: u64,
     pub peers_banned: u64,
+    pub connected: u64,
 }
 
 impl Stats {
@@ -64,6 +67,7 @@ impl Stats {
             unwanted_blocks: g(&self.unwanted_blocks),
             refused_wants: g(&self.refused_wants),
             peers_banned: g(&self.peers_banned),
+            connected: g(&self.connected),
         }
     }
 }

@@ -859,6 +859,7 @@ impl State {
                     p.addrs.push(addr);
                 }
                 tracing::debug!(peer = %peer_id, "connected");
+                self.count_connected();
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -879,6 +880,7 @@ impl State {
                 }
                 if num_established == 0 {
                     tracing::debug!(peer = %peer_id, "disconnected");
+                    self.count_connected();
                     self.writers.remove(&peer_id);
                     self.servers.remove(&peer_id);
                     self.outbox.remove(&peer_id);
@@ -914,6 +916,14 @@ impl State {
             SwarmEvent::Behaviour(ev) => self.on_behaviour(ev),
             _ => {}
         }
+    }
+
+    /// Updates the connected-peers gauge.
+    fn count_connected(&self) {
+        let n = self.swarm.connected_peers().count() as u64;
+        self.stats
+            .connected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn on_behaviour(&mut self, ev: BehaviourEvent) {

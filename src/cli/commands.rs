@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::args::{Cli, Command, PinCommand, RepoCommand};
 use super::io::Io;
-use super::progress::{bytes_bar, count_bar, size_of_path};
+use super::progress::{bytes_bar, count_bar, size_of_path, PeerTicker};
 use super::{namespace, net, search};
 use crate::descriptor::{EntryKind, Link, Meta};
 use crate::engine::Engine;
@@ -121,8 +121,10 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
                 _ => 0,
             };
             let (bar, progress) = bytes_bar(total, quiet || !io.bars, "getting");
+            let ticker = PeerTicker::start(&bar, engine.network(), "getting");
             let began = std::time::Instant::now();
             let n = transfer::get_to(repo.store(), &opened, &target, force, &progress).await;
+            drop(ticker);
             bar.finish_and_clear();
             let n = n?;
             log_transfer(&repo, "retrieved", opened.root, n, began);

@@ -104,6 +104,14 @@ impl Network {
         self.handle.initialized()
     }
 
+    /// Peers connected now and block bytes received from peers since the node started, when it runs.
+    pub fn traffic(&self) -> Option<(u64, u64)> {
+        self.handle.get().map(|h| {
+            let s = h.stats();
+            (s.connected, s.bytes_received)
+        })
+    }
+
     /// The running node, started now if it is not yet.
     pub async fn handle(&self) -> Result<&noisefs_net::Handle> {
         self.handle

@@ -17,13 +17,19 @@ fn net_on(env: &Env, peers: &[&str]) {
     }
     env.ok(&args);
     // Short fetch timeout, so a miss fails fast.
+    edit_config(env, "fetch_timeout_ms = 30000", "fetch_timeout_ms = 5000");
+}
+
+/// Replaces the line `from` of `env`'s config.toml with `to` (one of the two must be there: editing
+/// twice is editing once).
+fn edit_config(env: &Env, from: &str, to: &str) {
     let cfg = env.repo().join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("fetch_timeout_ms = 30000", "fetch_timeout_ms = 5000"),
-    )
-    .unwrap();
+    assert!(
+        text.contains(from) || text.contains(to),
+        "neither {from:?} nor {to:?} is in {text}"
+    );
+    std::fs::write(&cfg, text.replace(from, to)).unwrap();
 }
 
 /// Turns the network on for `env` (knowing `peers`), starts its daemon (which runs the node) and
@@ -108,13 +114,7 @@ fn a_link_resolves_across_three_nodes_through_the_dht() {
     assert_eq!(gc["removed_blocks"].as_u64(), Some(0), "{gc}");
     assert_eq!(gc["kept_fetched_blocks"].as_u64(), Some(on_disk), "{gc}");
     assert_eq!(c.block_files().len() as u64, on_disk);
-    let cfg = c.repo().join("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("keep_fetched_days = 7", "keep_fetched_days = 0"),
-    )
-    .unwrap();
+    edit_config(&c, "keep_fetched_days = 7", "keep_fetched_days = 0");
     let gc: serde_json::Value = serde_json::from_str(&c.ok(&["gc", "--json"])).unwrap();
     assert_eq!(gc["removed_blocks"].as_u64(), Some(on_disk), "{gc}");
     assert!(c.block_files().is_empty());

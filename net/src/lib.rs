@@ -1,12 +1,12 @@
 //! `noisefs-net`: an IPFS-compatible libp2p node that knows nothing of NoiseFS formats. One task owns
 //! the `Swarm` (TCP and QUIC-v1, noise, yamux, identify, ping, Kademlia as `/ipfs/kad/1.0.0`, mDNS when
-//! asked, gossipsub for publish/subscribe, bitswap 1.2.0 written here); the rest of the program reaches it through a cheap cloneable
-//! [`Handle`]. Blocks are served from, and only from, what the [`Blocks`] trait gives; every block
-//! received is verified against its CID before a waiter sees it.
+//! asked, gossipsub for publish/subscribe, bitswap 1.2.0 written here); the rest of the program
+//! reaches it through a cheap cloneable [`Handle`]. Blocks are served from, and only from, what the
+//! [`Blocks`] trait gives; every block received is verified against its CID before a waiter sees it.
 //!
 //! Module map: [`cid`] and [`varint`] (multiformats), [`bitswap`] (message codec, ledgers and wants
-//! without I/O, then stream tasks), [`pubsub`] (gossipsub setup and message types), [`config`], [`node`] (start-up and the handle), `task` (the event
-//! loop that owns the swarm).
+//! without I/O, then stream tasks), [`pubsub`] (gossipsub setup and message types), [`config`],
+//! [`node`] (start-up and the handle), `task` (the event loop that owns the swarm).
 
 pub mod bitswap;
 pub mod cid;

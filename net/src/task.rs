@@ -1034,7 +1034,7 @@ impl State {
                         .report_message_validation_result(
                             &message_id,
                             &propagation_source,
-                            gossipsub::MessageAcceptance::Ignore,
+                            crate::pubsub::Verdict::Ignore.into(),
                         );
                 }
             }

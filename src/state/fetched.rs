@@ -33,6 +33,13 @@ impl FetchedLog {
         let ids = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         self.state.record_fetched(&ids, crate::clock::now_secs())
     }
+
+    /// [`FetchedLog::flush`] where no caller can take the error: it is logged.
+    fn flush_or_warn(&self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "could not record fetched blocks (gc may remove them sooner)");
+        }
+    }
 }
 
 impl FetchObserver for FetchedLog {
@@ -43,18 +50,14 @@ impl FetchObserver for FetchedLog {
             pending.len() >= GROUP
         };
         if full {
-            if let Err(e) = self.flush() {
-                tracing::warn!(error = %e, "could not record fetched blocks (gc may remove them sooner)");
-            }
+            self.flush_or_warn();
         }
     }
 }
 
 impl Drop for FetchedLog {
     fn drop(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::warn!(error = %e, "could not record fetched blocks (gc may remove them sooner)");
-        }
+        self.flush_or_warn();
     }
 }
 

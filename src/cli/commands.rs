@@ -62,9 +62,11 @@ pub async fn run(cli: Cli, io: &Io) -> anyhow::Result<u8> {
             if let Some(n) = engine.network() {
                 n.shutdown().await;
             }
-            // Blocks fetched from peers are recorded before the command ends (`gc`'s retention).
-            engine.repo().record_fetched()?;
+            // Blocks fetched from peers are recorded before the command ends (`gc`'s retention); the
+            // command's own error, if any, is the one reported.
+            let recorded = engine.repo().record_fetched();
             let code = code?;
+            recorded?;
             if mutates {
                 // No daemon will do it later: seal and sync what the command queued before exiting.
                 engine.drain().await?;

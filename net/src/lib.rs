@@ -5,7 +5,8 @@
 //! [`Blocks`] trait gives; every block received is verified against its CID before a waiter sees it.
 //!
 //! Module map: [`cid`] and [`varint`] (multiformats), [`bitswap`] (message codec, ledgers and wants
-//! without I/O, then stream tasks), [`pubsub`] (gossipsub setup and message types), [`config`],
+//! without I/O, then stream tasks), [`pubsub`] (gossipsub setup and message types), [`request`] (one-shot request and response on a
+//! stream), [`config`],
 //! [`node`] (start-up and the handle), `task` (the event loop that owns the swarm).
 
 pub mod bitswap;
@@ -13,6 +14,7 @@ pub mod cid;
 pub mod config;
 pub mod node;
 pub mod pubsub;
+pub mod request;
 mod task;
 pub mod varint;
 
@@ -20,6 +22,7 @@ pub use cid::Cid;
 pub use config::{Config, DhtMode};
 pub use node::{start, Discovered, Handle, Info, PeerInfo, Stats, StatsSnapshot};
 pub use pubsub::{PubsubMessage, Verdict};
+pub use request::Inbound;
 
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
@@ -62,4 +65,10 @@ pub enum NetError {
     Subscribe { topic: String, reason: String },
     #[error("cannot publish on topic {topic:?}: {reason}")]
     Publish { topic: String, reason: String },
+    #[error("{protocol} request to {peer} failed: {reason}")]
+    Request {
+        protocol: String,
+        peer: String,
+        reason: String,
+    },
 }

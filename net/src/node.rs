@@ -163,6 +163,7 @@ pub struct Handle {
     peer: PeerId,
     stats: Arc<Stats>,
     inbox: broadcast::Sender<PubsubMessage>,
+    control: libp2p_stream::Control,
 }
 
 impl std::fmt::Debug for Handle {
@@ -178,12 +179,13 @@ pub async fn start(config: Config, blocks: Arc<dyn Blocks>) -> Result<Handle, Ne
     let stats = Arc::new(Stats::default());
     let (tx, rx) = mpsc::channel(1024);
     let (inbox, _) = broadcast::channel(crate::pubsub::INBOX);
-    crate::task::spawn(config, blocks, rx, stats.clone(), inbox.clone()).await?;
+    let control = crate::task::spawn(config, blocks, rx, stats.clone(), inbox.clone()).await?;
     Ok(Handle {
         tx,
         peer,
         stats,
         inbox,
+        control,
     })
 }
 
@@ -238,6 +240,30 @@ impl Handle {
             verdict,
         };
         self.tx.send(cmd).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Asks connected `peer` on `protocol` (a request of its own stream, see [`crate::request`]):
+    /// sends `data`, returns the answer, at most `max_response` bytes, within `timeout`.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        protocol: &'static str,
+        data: Vec<u8>,
+        max_response: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        crate::request::ask(self.control.clone(), peer, protocol, data, max_response, timeout).await
+    }
+
+    /// Serves requests on `protocol` (at most `max_request` bytes each, answers at most
+    /// `max_response`): each arrives on the returned channel to be answered. One server per protocol.
+    pub fn serve_requests(
+        &self,
+        protocol: &'static str,
+        max_request: usize,
+        max_response: usize,
+    ) -> Result<mpsc::Receiver<crate::Inbound>, NetError> {
+        crate::request::serve(self.control.clone(), protocol, max_request, max_response)
     }
 
     /// The block `cid` from peers, verified, within `timeout`.

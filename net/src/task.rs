@@ -142,14 +142,14 @@ struct State {
 }
 
 /// Builds the swarm, opens the listeners, and spawns the loop; returns once every listener reported
-/// its addresses (or the first one failed).
+/// its addresses (or the first one failed); returns a control for streams of other protocols.
 pub(crate) async fn spawn(
     config: Config,
     blocks: Arc<dyn Blocks>,
     commands: mpsc::Receiver<Command>,
     stats: Arc<Stats>,
     inbox: broadcast::Sender<PubsubMessage>,
-) -> Result<(), NetError> {
+) -> Result<libp2p_stream::Control, NetError> {
     let mut swarm = build(&config)?;
     let mut control = swarm.behaviour().stream.new_control();
     let mut incoming = Vec::new();
@@ -261,8 +261,9 @@ pub(crate) async fn spawn(
         listen,
         inbox,
     };
+    let handle_control = control.clone();
     tokio::spawn(state.run(commands, events_rx, inbound_rx, control));
-    Ok(())
+    Ok(handle_control)
 }
 
 fn build(config: &Config) -> Result<Swarm<Behaviour>, NetError> {

@@ -382,3 +382,61 @@ where
     }
     panic!("condition not met within 20 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_answered_once_capped_and_bounded_in_time() {
+    let a = node_in(DhtMode::Client, Arc::new(Mem::default()), vec![]).await;
+    let b = node_in(DhtMode::Client, Arc::new(Mem::default()), vec![addr(&a).await]).await;
+    wait_for(|| async { a.peers().await.unwrap().len() == 1 }).await;
+    const ECHO: &str = "/noisefs-test/echo/1.0.0";
+    const SILENT: &str = "/noisefs-test/silent/1.0.0";
+    let mut inbox = a.serve_requests(ECHO, 64, 1024).unwrap();
+    assert!(
+        a.serve_requests(ECHO, 64, 1024).is_err(),
+        "one server per protocol"
+    );
+    tokio::spawn(async move {
+        while let Some(req) = inbox.recv().await {
+            let mut answer = b"echo ".to_vec();
+            answer.extend_from_slice(&req.data);
+            if req.data == b"big" {
+                answer = vec![7; 2048]; // over the server's own cap: sent empty
+            }
+            req.respond(answer);
+        }
+    });
+    let t = Duration::from_secs(10);
+    let got = b
+        .request(a.peer_id(), ECHO, b"hi".to_vec(), 1024, t)
+        .await
+        .unwrap();
+    assert_eq!(got, b"echo hi");
+    let got = b
+        .request(a.peer_id(), ECHO, b"big".to_vec(), 1024, t)
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    // An answer over the asker's cap is refused; a request over the server's cap goes unanswered.
+    let err = b
+        .request(a.peer_id(), ECHO, b"hello".to_vec(), 4, t)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cap"), "{err}");
+    let err = b
+        .request(a.peer_id(), ECHO, vec![1; 100], 1024, t)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::Request { .. }), "{err}");
+    // A protocol nobody serves, and one whose server never answers within the asker's time.
+    let err = b
+        .request(a.peer_id(), SILENT, b"x".to_vec(), 1024, t)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(SILENT), "{err}");
+    let _held = a.serve_requests(SILENT, 64, 64).unwrap();
+    let err = b
+        .request(a.peer_id(), SILENT, b"x".to_vec(), 64, Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no answer within 0.5 s"), "{err}");
+}

@@ -21,14 +21,23 @@ use crate::Blocks;
 pub enum FrameError {
     #[error("stream: {0}")]
     Io(#[from] std::io::Error),
-    #[error("frame of {0} bytes is over the {MAX_MESSAGE}-byte cap")]
-    TooLarge(u64),
+    #[error("frame of {0} bytes is over the {1}-byte cap")]
+    TooLarge(u64, usize),
     #[error("malformed frame length")]
     Length,
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of stream.
+/// Reads one frame of at most [`MAX_MESSAGE`] bytes; `Ok(None)` at a clean end of stream.
 pub async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R) -> Result<Option<Bytes>, FrameError> {
+    read_frame_capped(r, MAX_MESSAGE).await
+}
+
+/// Reads one frame of at most `cap` bytes (refused before anything is allocated); `Ok(None)` at a
+/// clean end of stream.
+pub async fn read_frame_capped<R: futures::AsyncRead + Unpin>(
+    r: &mut R,
+    cap: usize,
+) -> Result<Option<Bytes>, FrameError> {
     let mut len_buf = Vec::with_capacity(10);
     loop {
         let mut b = [0u8; 1];
@@ -45,8 +54,8 @@ pub async fn read_frame<R: futures::AsyncRead + Unpin>(r: &mut R) -> Result<Opti
         }
     }
     let (len, _) = varint::decode(&len_buf).ok_or(FrameError::Length)?;
-    if len > MAX_MESSAGE as u64 {
-        return Err(FrameError::TooLarge(len));
+    if len > cap as u64 {
+        return Err(FrameError::TooLarge(len, cap));
     }
     let mut buf = vec![0u8; len as usize];
     r.read_exact(&mut buf).await?;

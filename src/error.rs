@@ -70,6 +70,10 @@ pub enum Error {
     Index { path: PathBuf, reason: String },
     #[error("{root} is not pinned (see `noisefs pin ls`)")]
     NotPinned { root: BlockId },
+    #[error("invalid topic {input:?}: {reason}")]
+    Topic { input: String, reason: String },
+    #[error("announcement refused: {0}")]
+    Announcement(String),
     #[error("store {store} is unavailable ({reason})")]
     Unavailable { store: String, reason: String },
 }

@@ -5,6 +5,7 @@
 //! `block` / `crypto` / `pool` -> `store` and `state` -> disk. Each module owns one concern and says so in
 //! its doc comment; docs/architecture.md has the map, the lock order and gc's rule.
 
+pub mod announce;
 pub mod block;
 pub mod cli;
 pub mod clock;

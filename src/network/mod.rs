@@ -7,6 +7,10 @@ pub mod config;
 mod source;
 
 pub use config::{NetworkConfig, KEY_FILE, PUBLIC_BOOTSTRAP};
+/// A pub/sub message received, as [`Network::inbox`] gives it.
+pub use noisefs_net::PubsubMessage as Received;
+/// A one-shot request received, as [`Network::serve`] gives it.
+pub use noisefs_net::{Inbound as Request, Verdict};
 pub use source::{cid_of, id_of, LocalBlocks, PeerSource};
 
 use std::collections::HashSet;
@@ -237,6 +241,64 @@ impl Network {
             }
         }
         Ok(new)
+    }
+
+    /// Joins pub/sub `topic`; false when joined already.
+    pub async fn join(&self, topic: &str) -> Result<bool> {
+        self.handle().await?.subscribe(topic).await.map_err(net_err)
+    }
+
+    /// Leaves pub/sub `topic`; false when it was not joined.
+    pub async fn leave(&self, topic: &str) -> Result<bool> {
+        self.handle().await?.unsubscribe(topic).await.map_err(net_err)
+    }
+
+    /// Publishes `data` on `topic`; fails while no connected peer has joined it.
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<()> {
+        self.handle().await?.publish(topic, data).await.map_err(net_err)
+    }
+
+    /// Messages received on joined topics from now on, each to be judged with [`Network::judge`].
+    pub async fn inbox(&self) -> Result<tokio::sync::broadcast::Receiver<Received>> {
+        Ok(self.handle().await?.messages())
+    }
+
+    /// Gives the verdict on a received message (forwarded only when accepted).
+    pub async fn judge(&self, msg: &Received, verdict: Verdict) -> Result<()> {
+        self.handle().await?.judge(msg, verdict).await.map_err(net_err)
+    }
+
+    /// Serves one-shot requests on `protocol`.
+    pub async fn serve(
+        &self,
+        protocol: &'static str,
+        max_request: usize,
+        max_response: usize,
+    ) -> Result<tokio::sync::mpsc::Receiver<Request>> {
+        self.handle()
+            .await?
+            .serve_requests(protocol, max_request, max_response)
+            .map_err(net_err)
+    }
+
+    /// Asks connected peer `peer` (a peer id as text) on `protocol`.
+    pub async fn ask(
+        &self,
+        peer: &str,
+        protocol: &'static str,
+        data: Vec<u8>,
+        max_response: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let id: noisefs_net::PeerId = peer.parse().map_err(|_| Error::Unsupported {
+            what: format!("peer {peer:?}"),
+            reason: "not a peer id".into(),
+        })?;
+        self.handle()
+            .await?
+            .request(id, protocol, data, max_response, timeout)
+            .await
+            .map_err(net_err)
     }
 
     /// Stops the node, when it runs.

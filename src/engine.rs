@@ -45,6 +45,8 @@ pub struct Engine {
     search: Mutex<Option<Arc<Search>>>,
     /// The repository's network when it is on (its node starts on first use).
     network: Option<Arc<Network>>,
+    /// Announcements and subscriptions, opened on first use.
+    announcements: std::sync::OnceLock<Arc<crate::announce::Announcements>>,
 }
 
 impl Engine {
@@ -68,6 +70,7 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             search: Mutex::new(None),
             network,
+            announcements: std::sync::OnceLock::new(),
         })
     }
 
@@ -82,7 +85,21 @@ impl Engine {
         Ok(s)
     }
 
-    /// The network, when `[network] enabled`.
+    /// Announcements and subscriptions (their service starts with the owner's node).
+    pub fn announcements(&self) -> Result<Arc<crate::announce::Announcements>> {
+        if let Some(a) = self.announcements.get() {
+            return Ok(a.clone());
+        }
+        let repo = &self.cx.repo;
+        let a = Arc::new(crate::announce::Announcements::open(
+            repo.root().to_path_buf(),
+            repo.state(),
+            self.network.clone(),
+        )?);
+        Ok(self.announcements.get_or_init(|| a).clone())
+    }
+
+    /// The repository's network, when it is on.
     pub fn network(&self) -> Option<&Arc<Network>> {
         self.network.as_ref()
     }

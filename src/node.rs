@@ -98,13 +98,15 @@ impl Node {
     }
 
     /// Starts the node when the network is on, and a task that provides pinned roots as they appear
-    /// (checked every few seconds; Kademlia republishes what it provides on its own interval).
+    /// (checked every few seconds; Kademlia republishes what it provides on its own interval), and the
+    /// announcements' service.
     async fn start_network(&self) -> Result<Option<tokio::task::JoinHandle<()>>> {
         let Some(net) = self.engine.network().cloned() else {
             return Ok(None);
         };
         let info = net.info().await?;
         tracing::info!(peer = %info.peer, addrs = ?info.addrs, "the network is on");
+        self.engine.announcements()?.start().await?;
         Ok(Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(PROVIDE_CHECK);
             loop {

@@ -337,12 +337,108 @@ pub enum Command {
     /// Connect to or disconnect from a peer
     #[command(subcommand)]
     Swarm(SwarmCommand),
-    /// Peers found on the local network (mDNS, when on) and in the DHT's routing table
-    #[command(after_help = "Example:\n  noisefs discover --peers")]
+    /// Search the announcements received (or, with --peers, list peers found by mDNS and the DHT)
+    #[command(
+        after_help = "Examples:\n  noisefs discover --topic 'media/**' --tags scifi\n  noisefs discover dune --since 24h --json\n  noisefs discover --peers"
+    )]
     Discover {
-        /// List peers (the one kind of discovery there is until announcements land)
-        #[arg(long, required = true)]
+        /// Words the title must contain
+        words: Vec<String>,
+        /// List peers found on the local network (mDNS, when on) and in the DHT's routing table instead
+        #[arg(long, conflicts_with_all = ["topic", "tags", "category", "since", "publisher"])]
         peers: bool,
+        /// Topic pattern (media/books, media/*, media/**); repeat for several
+        #[arg(long)]
+        topic: Vec<String>,
+        /// Tags, comma-separated: announcements with more of them rank first
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// video, audio, document, image, software, data or other
+        #[arg(long)]
+        category: Option<crate::announce::Category>,
+        /// Only announcements made within this long (24h, 7d)
+        #[arg(long, value_parser = crate::fmt::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only this publisher's (a key as `noisefs publishers` prints it)
+        #[arg(long)]
+        publisher: Option<String>,
+        /// Only content at least this large (e.g. 10M)
+        #[arg(long, value_name = "SIZE", value_parser = crate::fmt::parse_size)]
+        min_size: Option<u64>,
+        /// Only content at most this large
+        #[arg(long, value_name = "SIZE", value_parser = crate::fmt::parse_size)]
+        max_size: Option<u64>,
+        /// Most results shown
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Announce a link (or a tree path, shared first) under a topic for subscribers to find
+    #[command(
+        after_help = "Examples:\n  noisefs announce 'noisefs://bafk…#key' --topic media/books --tags scifi,classic --title Dune\n  noisefs announce /papers/thesis.pdf --topic docs/papers --ttl 30d\n  noisefs announce --private 'noisefs://bafk…#key' --topic media/video --as alias2"
+    )]
+    Announce {
+        /// A `noisefs://` link, or a path in the tree (shared now)
+        target: String,
+        /// The topic (levels separated by `/`, e.g. media/books)
+        #[arg(long)]
+        topic: String,
+        /// Tags, comma-separated (sent hashed in a filter: only who knows a tag can test for it)
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// The title shown [default: the file or folder's name]
+        #[arg(long)]
+        title: Option<String>,
+        /// How long subscribers keep it (1m to 30d)
+        #[arg(long, default_value = "7d", value_parser = crate::fmt::parse_duration)]
+        ttl: std::time::Duration,
+        /// Leave the key out: only the root block is announced, the key is given out of band
+        #[arg(long)]
+        private: bool,
+        /// The publisher pseudonym to sign as (its key is made on first use)
+        #[arg(long = "as", value_name = "NAME", default_value = crate::announce::keys::DEFAULT)]
+        publisher: String,
+        /// The category [default: from the media type]
+        #[arg(long)]
+        category: Option<crate::announce::Category>,
+        /// How long to wait for a peer that follows the topic
+        #[arg(long, default_value = "10s", value_parser = crate::fmt::parse_duration)]
+        wait: std::time::Duration,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Follow a topic pattern: its announcements are kept, live and by catching up from peers
+    #[command(
+        after_help = "Examples:\n  noisefs subscribe 'media/**'\n  noisefs subscribe --list\n  noisefs subscribe --follow --json"
+    )]
+    Subscribe {
+        /// A topic or pattern: media/books, media/* (one level), media/** (any depth)
+        #[arg(required_unless_present_any = ["list", "follow"])]
+        pattern: Option<String>,
+        /// List the subscriptions
+        #[arg(long, conflicts_with = "follow")]
+        list: bool,
+        /// Print announcements as they arrive, until interrupted (one per line, or JSON lines)
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Stop following a topic pattern (what was received stays until it expires)
+    #[command(after_help = "Example:\n  noisefs unsubscribe 'media/**'")]
+    Unsubscribe {
+        pattern: String,
+    },
+    /// Publishers whose announcements were received, and trusting or blocking one
+    #[command(after_help = "Examples:\n  noisefs publishers\n  noisefs publishers --block np…")]
+    Publishers {
+        /// Mark this publisher trusted
+        #[arg(long, value_name = "KEY", conflicts_with = "block")]
+        trust: Option<String>,
+        /// Block this publisher: its announcements are removed and refused from now on
+        #[arg(long, value_name = "KEY")]
+        block: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },

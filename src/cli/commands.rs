@@ -11,7 +11,7 @@ use serde_json::json;
 use super::args::{Cli, Command, PinCommand, RepoCommand};
 use super::io::Io;
 use super::progress::{bytes_bar, count_bar, size_of_path, PeerTicker};
-use super::{namespace, net, search};
+use super::{announce, namespace, net, search};
 use crate::descriptor::{EntryKind, Link, Meta};
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes, json_mode, mode_string};
@@ -224,7 +224,70 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
         Command::Id { out } => return net::id(engine, io, out.json).await,
         Command::Peers { out } => return net::peers(engine, io, out.json).await,
         Command::Swarm(cmd) => return net::swarm(engine, io, cmd).await,
-        Command::Discover { peers: _, out } => return net::discover(engine, io, out.json).await,
+        Command::Discover { peers: true, out, .. } => return net::discover(engine, io, out.json).await,
+        Command::Discover {
+            words,
+            topic,
+            tags,
+            category,
+            since,
+            publisher,
+            min_size,
+            max_size,
+            limit,
+            out,
+            ..
+        } => {
+            let args = announce::DiscoverArgs {
+                words,
+                topic,
+                tags,
+                category,
+                since,
+                publisher,
+                min_size,
+                max_size,
+                limit,
+                json: out.json,
+            };
+            return announce::discover(engine, io, args);
+        }
+        Command::Announce {
+            target,
+            topic,
+            tags,
+            title,
+            ttl,
+            private,
+            publisher,
+            category,
+            wait,
+            out,
+        } => {
+            let args = announce::AnnounceArgs {
+                target,
+                topic,
+                tags,
+                title,
+                ttl,
+                private,
+                publisher,
+                category,
+                wait,
+                json: out.json,
+            };
+            return announce::announce(engine, io, args).await;
+        }
+        Command::Subscribe {
+            pattern,
+            list,
+            follow,
+            out,
+        } => return announce::subscribe(engine, io, pattern, list, follow, out.json).await,
+        Command::Unsubscribe { pattern } => return announce::unsubscribe(engine, io, &pattern),
+        Command::Publishers { trust, block, out } => {
+            return announce::publishers(engine, io, trust, block, out.json)
+        }
         Command::Providers { link, timeout, out } => {
             return net::providers(engine, io, &link, timeout, out.json).await
         }

@@ -2,6 +2,7 @@
 //! through the daemon when one owns the repository, else in this process. Also the daemon's side: the
 //! handler that runs a client's command inside the daemon.
 
+mod announce;
 mod args;
 mod commands;
 pub mod exit;

@@ -539,6 +539,7 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
             "sessions": sessions.iter().map(|s| json!({"session": session_json(s), "state": state_of(s)})).collect::<Vec<_>>(),
             "stores": breakers,
             "network": super::net::status_json(engine).await,
+            "announcements": engine.announcements()?.status()?,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
@@ -562,6 +563,15 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
     }
     writeln!(out, "repository: {}", engine.repo().root().display())?;
     writeln!(out, "network:    {}", super::net::status_line(engine).await)?;
+    let a = engine.announcements()?.status()?;
+    let refused: Vec<String> = a.refused.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+    writeln!(
+        out,
+        "announce:   {} kept, {} subscription(s); refused: {}",
+        a.stored,
+        a.subscriptions,
+        if refused.is_empty() { "none".to_string() } else { refused.join(", ") }
+    )?;
     let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     writeln!(
         out,

@@ -50,10 +50,16 @@ pub async fn announce(engine: &Arc<Engine>, io: &Io, a: AnnounceArgs) -> anyhow:
         .with_context(|| format!("cannot open {} to announce it", link.root))?;
     let (name, folder, size, media_type) = match &opened.meta {
         Meta::File {
-            name, size, media_type, ..
+            name,
+            size,
+            media_type,
+            ..
         } => (name.clone(), false, *size, media_type.clone()),
         Meta::Dir { name, .. } => (name.clone(), true, 0, "inode/directory".to_string()),
-        Meta::Wrapped { .. } => bail!("{} is a password link's wrapper; announce the link inside", link.root),
+        Meta::Wrapped { .. } => bail!(
+            "{} is a password link's wrapper; announce the link inside",
+            link.root
+        ),
     };
     let title = a.title.clone().unwrap_or_else(|| {
         if name.is_empty() {
@@ -87,7 +93,11 @@ pub async fn announce(engine: &Arc<Engine>, io: &Io, a: AnnounceArgs) -> anyhow:
         v["published"] = json!(published);
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        writeln!(out, "announced {:?} on {} as {}", hit.title, hit.topic, hit.publisher)?;
+        writeln!(
+            out,
+            "announced {:?} on {} as {}",
+            hit.title, hit.topic, hit.publisher
+        )?;
         let note = if published {
             "sent to the peers that follow the topic".to_string()
         } else if engine.network().is_none() {
@@ -109,7 +119,11 @@ fn line(h: &Hit) -> String {
         h.topic,
         h.title,
         what,
-        if h.folder { String::new() } else { format!("<{}", human_bytes(h.size_below)) },
+        if h.folder {
+            String::new()
+        } else {
+            format!("<{}", human_bytes(h.size_below))
+        },
         &h.publisher[..12.min(h.publisher.len())],
         target
     )
@@ -129,10 +143,16 @@ pub async fn subscribe(
     if list {
         let subs = ann.store().subscriptions()?;
         if json {
-            let v: Vec<_> = subs.iter().map(|(p, t)| json!({"pattern": p, "since": t})).collect();
+            let v: Vec<_> = subs
+                .iter()
+                .map(|(p, t)| json!({"pattern": p, "since": t}))
+                .collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         } else if subs.is_empty() {
-            writeln!(io.err.clone(), "no subscriptions (`noisefs subscribe 'media/**'` adds one)")?;
+            writeln!(
+                io.err.clone(),
+                "no subscriptions (`noisefs subscribe 'media/**'` adds one)"
+            )?;
         } else {
             for (p, t) in subs {
                 writeln!(out, "{p}\t(since {})", format_time(t / 1000))?;
@@ -147,11 +167,14 @@ pub async fn subscribe(
         } else {
             format!("already subscribed to {p}")
         };
-        if !follow || !json {
+        if !follow {
             writeln!(io.err.clone(), "{msg}")?;
         }
         if !follow && engine.network().is_none() {
-            writeln!(io.err.clone(), "the network is off: announcements arrive once it is on (`noisefs net on`)")?;
+            writeln!(
+                io.err.clone(),
+                "the network is off: announcements arrive once it is on (`noisefs net on`)"
+            )?;
         }
     }
     if !follow {
@@ -161,7 +184,12 @@ pub async fn subscribe(
 }
 
 /// Prints announcements as they are stored, until the client goes away.
-async fn follow_live(engine: &Arc<Engine>, ann: &Arc<Announcements>, io: &Io, json: bool) -> anyhow::Result<u8> {
+async fn follow_live(
+    engine: &Arc<Engine>,
+    ann: &Arc<Announcements>,
+    io: &Io,
+    json: bool,
+) -> anyhow::Result<u8> {
     if ann.patterns()?.is_empty() {
         bail!("no subscriptions to follow; give a pattern: `noisefs subscribe --follow 'media/**'`");
     }
@@ -170,6 +198,10 @@ async fn follow_live(engine: &Arc<Engine>, ann: &Arc<Announcements>, io: &Io, js
         bail!("the network is off in this repository; turn it on with `noisefs net on --peer MULTIADDR` to follow announcements");
     }
     let _ = engine;
+    let patterns: Vec<String> = ann.patterns()?.iter().map(|p| p.to_string()).collect();
+    let mut err = io.err.clone();
+    writeln!(err, "following {} (Ctrl-C stops)", patterns.join(", "))?;
+    err.flush()?;
     let mut out = io.out.clone();
     loop {
         let id = match arrivals.recv().await {
@@ -224,7 +256,12 @@ pub fn discover(engine: &Arc<Engine>, io: &Io, d: DiscoverArgs) -> anyhow::Resul
     }
     let q = Query {
         topics,
-        tags: d.tags.iter().map(|t| format::normalize_tag(t)).filter(|t| !t.is_empty()).collect(),
+        tags: d
+            .tags
+            .iter()
+            .map(|t| format::normalize_tag(t))
+            .filter(|t| !t.is_empty())
+            .collect(),
         category: d.category,
         since: d
             .since
@@ -269,12 +306,15 @@ pub fn publishers(
     let ann = engine.announcements()?;
     let mut err = io.err.clone();
     if let Some(k) = &trust {
-        ann.store().set_trust(&format::parse_publisher(k)?, Trust::Trusted)?;
+        ann.store()
+            .set_trust(&format::parse_publisher(k)?, Trust::Trusted)?;
         writeln!(err, "trusted {k}")?;
         return Ok(0);
     }
     if let Some(k) = &block {
-        let removed = ann.store().set_trust(&format::parse_publisher(k)?, Trust::Blocked)?;
+        let removed = ann
+            .store()
+            .set_trust(&format::parse_publisher(k)?, Trust::Blocked)?;
         writeln!(err, "blocked {k}; {removed} of its announcements removed")?;
         return Ok(0);
     }

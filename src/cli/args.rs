@@ -427,9 +427,7 @@ pub enum Command {
     },
     /// Stop following a topic pattern (what was received stays until it expires)
     #[command(after_help = "Example:\n  noisefs unsubscribe 'media/**'")]
-    Unsubscribe {
-        pattern: String,
-    },
+    Unsubscribe { pattern: String },
     /// Publishers whose announcements were received, and trusting or blocking one
     #[command(after_help = "Examples:\n  noisefs publishers\n  noisefs publishers --block np…")]
     Publishers {

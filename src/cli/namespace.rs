@@ -564,13 +564,22 @@ pub async fn status(engine: &Arc<Engine>, io: &Io, json: bool) -> anyhow::Result
     writeln!(out, "repository: {}", engine.repo().root().display())?;
     writeln!(out, "network:    {}", super::net::status_line(engine).await)?;
     let a = engine.announcements()?.status()?;
-    let refused: Vec<String> = a.refused.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+    let refused: Vec<String> = a
+        .refused
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
     writeln!(
         out,
         "announce:   {} kept, {} subscription(s); refused: {}",
         a.stored,
         a.subscriptions,
-        if refused.is_empty() { "none".to_string() } else { refused.join(", ") }
+        if refused.is_empty() {
+            "none".to_string()
+        } else {
+            refused.join(", ")
+        }
     )?;
     let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     writeln!(

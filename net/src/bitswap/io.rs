@@ -236,7 +236,10 @@ mod tests {
         let mut big = Vec::new();
         varint::encode(5 << 20, &mut big);
         let mut r = futures::io::Cursor::new(big);
-        assert!(matches!(read_frame(&mut r).await, Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(FrameError::TooLarge(_, _))
+        ));
         let mut r = futures::io::Cursor::new(vec![0xffu8; 12]);
         assert!(matches!(read_frame(&mut r).await, Err(FrameError::Length)));
     }

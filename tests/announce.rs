@@ -1,6 +1,6 @@
 //! Announcements end to end, on 127.0.0.1 only: A announces a file on `media/books`; B, subscribed
-//! to `media/**`, sees it live through `subscribe --follow`, finds it with `discover` and reads its
-//! content from A; C subscribes and starts later, and catches up from its peer. A flood of forged
+//! to `media/**`, sees it live through `subscribe --follow`, finds it with `discover`, and reads its
+//! content from A as a file of its mount's `/.announce` (where mkdir subscribes and rmdir unsubscribes); C subscribes and starts later, and catches up from its peer. A flood of forged
 //! and replayed announcements from one peer leaves B's store unchanged and B responsive.
 
 mod common;
@@ -60,7 +60,18 @@ fn an_announcement_reaches_subscribers_live_and_late_and_opens() {
             .next(),
         Some("media/**")
     );
-    let (db, _addr_b) = serve(&b, &[&addr_a]);
+    // B's owner is its mount, which runs its node.
+    net_on(&b, &[&addr_a]);
+    let mnt = b.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    b.ok(&["mount", mnt.to_str().unwrap()]);
+    let _unmount = Unmount(&b, &mnt);
+    let announce_dir = mnt.join(".announce");
+    let mut names: Vec<String> = std::fs::read_dir(&announce_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["media:**"], "a subscription shows at once");
     // B follows; its first line is the announcement.
     let mut follow = b
         .cmd(&["subscribe", "--follow", "--json"])
@@ -104,7 +115,7 @@ fn an_announcement_reaches_subscribers_live_and_late_and_opens() {
             "B's follow printed nothing: {} {}\n{}",
             b.ok(&["status"]),
             b.ok(&["discover"]),
-            db.log_text()
+            std::fs::read_to_string(b.repo().join("mount.log")).unwrap_or_default()
         )
     });
     let seen: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -137,7 +148,54 @@ fn an_announcement_reaches_subscribers_live_and_late_and_opens() {
         publishers.contains(made["publisher"].as_str().unwrap()),
         "{publishers}"
     );
-    // And the content opens on B, from A.
+    // In B's mount: the pattern's folder and the topic's hold it as a file whose content comes from A.
+    names = std::fs::read_dir(&announce_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["media:**", "media:books"]);
+    let file = announce_dir.join("media:**").join("Dune");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), content.len() as u64);
+    assert_eq!(std::fs::read(&file).unwrap(), content);
+    assert_eq!(
+        std::fs::read(announce_dir.join("media:books/Dune")).unwrap(),
+        content
+    );
+    let feed = std::fs::read_to_string(announce_dir.join("media:**/.feed")).unwrap();
+    assert!(
+        feed.contains("\tmedia/books\tDune\t") && feed.contains(&link),
+        "{feed}"
+    );
+    assert!(
+        std::fs::write(announce_dir.join("media:**/new"), b"x").is_err(),
+        "read-only"
+    );
+    // A folder announcement is a folder, browsed through its link (small files inline, big ones not).
+    std::fs::create_dir_all(a.path("series/sub")).unwrap();
+    std::fs::write(a.path("series/one.txt"), b"first").unwrap();
+    let big = pseudo_random(200_000, 12);
+    std::fs::write(a.path("series/sub/two.bin"), &big).unwrap();
+    let folder = a.put(&a.path("series"));
+    a.ok(&["announce", &folder, "--topic", "media/books", "--title", "Series"]);
+    wait_until("B kept the folder", || discover(&b, &[]).len() == 2);
+    let series = announce_dir.join("media:books/Series");
+    assert!(std::fs::metadata(&series).unwrap().is_dir());
+    assert_eq!(std::fs::read(series.join("one.txt")).unwrap(), b"first");
+    assert_eq!(std::fs::read(series.join("sub/two.bin")).unwrap(), big);
+    let mut inside: Vec<String> = std::fs::read_dir(&series)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    inside.sort();
+    assert_eq!(inside, ["one.txt", "sub"]);
+    // mkdir subscribes, rmdir unsubscribes; a bad pattern is refused.
+    std::fs::create_dir(announce_dir.join("docs:*")).unwrap();
+    assert!(b.ok(&["subscribe", "--list"]).contains("docs/*"));
+    assert!(std::fs::create_dir(announce_dir.join("a b")).is_err());
+    std::fs::remove_dir(announce_dir.join("docs:*")).unwrap();
+    assert!(!b.ok(&["subscribe", "--list"]).contains("docs/*"));
+    // And `get` opens it too.
     let got = b.path("got.epub");
     b.ok(&["get", &link, "-o", got.to_str().unwrap()]);
     assert_eq!(std::fs::read(&got).unwrap(), content);
@@ -146,15 +204,29 @@ fn an_announcement_reaches_subscribers_live_and_late_and_opens() {
     c.ok(&["subscribe", "media/books"]);
     assert!(discover(&c, &[]).is_empty());
     let (_dc, _) = serve(&c, &[&addr_a]);
-    wait_until("C caught up", || discover(&c, &[]).len() == 1);
-    assert_eq!(discover(&c, &[])[0]["title"], "Dune");
+    wait_until("C caught up", || discover(&c, &[]).len() == 2);
+    let mut titles: Vec<String> = discover(&c, &[])
+        .iter()
+        .map(|h| h["title"].as_str().unwrap().to_string())
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["Dune", "Series"]);
     let status = c.ok(&["status"]);
     assert!(
-        status.contains("announce:   1 kept, 1 subscription(s); refused: none"),
+        status.contains("announce:   2 kept, 1 subscription(s); refused: none"),
         "{status}"
     );
     b.ok(&["unsubscribe", "media/**"]);
     assert!(b.fails(&["unsubscribe", "media/**"]).contains("not subscribed"));
+}
+
+/// Unmounts when dropped, so a failed assertion leaves no mount behind.
+struct Unmount<'a>(&'a Env, &'a std::path::Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["unmount", self.1.to_str().unwrap()]);
+    }
 }
 
 #[test]

@@ -23,8 +23,7 @@ use fuser::{
 };
 use noisefs::tree::{Attr, Cursor, Kind, RenameMode, SetAttr, Tree};
 
-use crate::search::SearchDirs;
-use crate::virt::{Router, VNode, SEARCH};
+use crate::virt::{Router, VNode};
 
 /// How long the kernel may cache attributes and entries. Changes made through the mount are seen at
 /// once; changes made by sync or the CLI meanwhile show up within this time.
@@ -89,22 +88,18 @@ fn errno(e: &noisefs::Error) -> Errno {
 }
 
 impl NoiseFs {
-    /// Serves `tree` from inode `root` (the tree's root for a whole mount), with `/.search` over
-    /// `search` when given.
+    /// Serves `tree` from inode `root` (the tree's root for a whole mount), with the virtual folders
+    /// of `virt`.
     pub fn new(
         tree: Arc<Tree>,
         rt: tokio::runtime::Handle,
         root: u64,
         read_only: bool,
-        search: Option<Arc<noisefs::search::Search>>,
+        virt: Router,
         show: Show,
     ) -> NoiseFs {
-        let prefix = tree.path_of(root).unwrap_or_else(|_| "/".into());
         NoiseFs(Arc::new(Inner {
-            virt: match search {
-                Some(s) => Router::default().with(SEARCH, Box::new(SearchDirs::new(s, rt.clone(), prefix))),
-                None => Router::default(),
-            },
+            virt,
             tree,
             rt,
             root,
@@ -190,7 +185,7 @@ impl Inner {
     fn virtual_readdir(&self, ino: u64, offset: u64, mut reply: ReplyDirectory) {
         let mut all = vec![
             (ino, FileType::Directory, ".".to_string()),
-            (Router::parent(ino), FileType::Directory, "..".to_string()),
+            (self.virt.parent(ino), FileType::Directory, "..".to_string()),
         ];
         match self.virt.list(ino) {
             Ok(entries) => all.extend(entries.into_iter().map(|(i, name, node)| {
@@ -263,7 +258,11 @@ impl Inner {
             ctime: UNIX_EPOCH,
             crtime: UNIX_EPOCH,
             kind: FileType::Directory,
-            perm: 0o555,
+            perm: if self.virt.accepts_mkdir(ino) {
+                0o755
+            } else {
+                0o555
+            },
             nlink: 2,
             uid: root.as_ref().map_or(0, |r| r.uid),
             gid: root.as_ref().map_or(0, |r| r.gid),
@@ -538,6 +537,15 @@ impl Filesystem for NoiseFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        if Router::is_virtual(parent.0) && !self.read_only {
+            let Ok(name) = name_of(name) else {
+                return reply.error(Errno::EINVAL);
+            };
+            return match self.virt.mkdir(parent.0, name) {
+                Ok((ino, node)) => reply.entry(&NO_TTL, &self.virtual_attr(ino, &node), Generation(0)),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
         let (p, name) = match self.adding(parent, name) {
             Ok(v) => v,
             Err(e) => return reply.error(e),
@@ -555,6 +563,15 @@ impl Filesystem for NoiseFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if Router::is_virtual(parent.0) && !self.read_only {
+            let Ok(name) = name_of(name) else {
+                return reply.error(Errno::ENOENT);
+            };
+            return match self.virt.rmdir(parent.0, name) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
         let (p, name) = match self.removing(parent, name) {
             Ok(v) => v,
             Err(e) => return reply.error(e),

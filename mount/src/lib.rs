@@ -2,6 +2,7 @@
 //! mount's life: the repository, the engine and control socket (the mount process is the repository's
 //! owner, so the CLI keeps working), mounting, and a clean unmount on a signal or when the kernel ends it.
 
+pub mod announce;
 pub mod fs;
 pub mod run;
 pub mod search;

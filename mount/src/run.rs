@@ -10,7 +10,10 @@ use noisefs::engine::Engine;
 use noisefs::node::Node;
 use noisefs::{share, tree};
 
+use crate::announce::AnnounceDirs;
 use crate::fs::{NoiseFs, Show};
+use crate::search::SearchDirs;
+use crate::virt::{Router, ANNOUNCE, SEARCH};
 
 /// What to mount and how.
 #[derive(Debug, Clone)]
@@ -144,12 +147,30 @@ pub fn run(opts: Options, ready: &mut dyn FnMut(Result<(), String>)) -> anyhow::
             None
         }
     };
+    let mut virt = Router::default();
+    if let Some(s) = search {
+        let prefix = engine.tree().path_of(root).unwrap_or_else(|_| "/".into());
+        virt = virt.with(SEARCH, Box::new(SearchDirs::new(s, rt.handle().clone(), prefix)));
+    }
+    // A mounted link has no /.announce either: subscriptions are the repository's.
+    if shown.scratch.is_none() {
+        match engine.announcements() {
+            Ok(a) => {
+                let store = engine.repo().store().clone();
+                virt = virt.with(
+                    ANNOUNCE,
+                    Box::new(AnnounceDirs::new(a, store, rt.handle().clone())),
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "announcements unavailable: /.announce stays empty"),
+        }
+    }
     let fs = NoiseFs::new(
         engine.tree().clone(),
         rt.handle().clone(),
         root,
         read_only,
-        search,
+        virt,
         opts.show,
     );
     let mut config = Config::default();

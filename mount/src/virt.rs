@@ -26,6 +26,22 @@ pub trait Folder: Send + Sync {
     fn list(&self, dir: u64) -> Result<Vec<(u64, String, VNode)>, i32>;
     /// Bytes of file `ino`.
     fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32>;
+    /// The folder that holds `ino`, for folders nested deeper than one level.
+    fn parent(&self, _ino: u64) -> Option<u64> {
+        None
+    }
+    /// Makes folder `name` in `dir` (what that means is the folder's: `/.announce` subscribes).
+    fn mkdir(&self, _dir: u64, _name: &str) -> Result<(u64, VNode), i32> {
+        Err(libc::EROFS)
+    }
+    /// Removes folder `name` from `dir`.
+    fn rmdir(&self, _dir: u64, _name: &str) -> Result<(), i32> {
+        Err(libc::EROFS)
+    }
+    /// Whether `mkdir` works in `dir` (its mode then lets the owner write).
+    fn accepts_mkdir(&self, _dir: u64) -> bool {
+        false
+    }
 }
 
 /// A root-level name reserved for a virtual folder.
@@ -91,13 +107,31 @@ impl Router {
         TABLE.iter().any(|r| r.root == ino)
     }
 
-    /// The folder `..` of virtual folder `dir` refers to: the mount's root for a reserved root, else the
-    /// reserved root (virtual folders are one level deep).
-    pub fn parent(dir: u64) -> u64 {
+    /// The folder `..` of virtual folder `dir` refers to: the mount's root for a reserved root, else
+    /// what the folder says, else the reserved root.
+    pub fn parent(&self, dir: u64) -> u64 {
         match Router::owner(dir) {
-            Some(i) if TABLE[i].root != dir => TABLE[i].root,
+            Some(i) if TABLE[i].root != dir => self
+                .folder(dir)
+                .and_then(|f| f.parent(dir))
+                .unwrap_or(TABLE[i].root),
             _ => 1,
         }
+    }
+
+    /// Makes folder `name` in virtual folder `dir`.
+    pub fn mkdir(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
+        self.folder(dir).ok_or(libc::EROFS)?.mkdir(dir, name)
+    }
+
+    /// Removes folder `name` from virtual folder `dir`.
+    pub fn rmdir(&self, dir: u64, name: &str) -> Result<(), i32> {
+        self.folder(dir).ok_or(libc::EROFS)?.rmdir(dir, name)
+    }
+
+    /// Whether `mkdir` works in virtual folder `dir`.
+    pub fn accepts_mkdir(&self, dir: u64) -> bool {
+        self.folder(dir).is_some_and(|f| f.accepts_mkdir(dir))
     }
 
     fn folder(&self, ino: u64) -> Option<&dyn Folder> {
@@ -200,7 +234,11 @@ mod tests {
         assert_eq!(r.readlink(first + 7), Err(libc::ENOENT));
         assert_eq!(r.read(first, 0, 10), Ok(b"abc".to_vec()));
         assert_eq!(r.list(search).unwrap().len(), 2);
-        assert_eq!((Router::parent(search), Router::parent(first)), (1, search));
+        assert_eq!((r.parent(search), r.parent(first)), (1, search));
+        assert_eq!(r.mkdir(search, "x"), Err(libc::EROFS));
+        assert_eq!(r.rmdir(search, "x"), Err(libc::EROFS));
+        assert_eq!(r.mkdir(announce, "x"), Err(libc::EROFS));
+        assert!(!r.accepts_mkdir(search) && !r.accepts_mkdir(announce));
         // A reserved name without a folder is an empty folder; its content does not exist.
         assert_eq!(r.node(announce), Some(VNode::Dir));
         assert_eq!(r.list(announce), Ok(Vec::new()));

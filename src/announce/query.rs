@@ -99,7 +99,6 @@ pub struct Query {
 /// One announcement found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
-    #[serde(with = "serde_bytes")]
     #[serde(skip)]
     pub id: [u8; 32],
     pub title: String,
@@ -117,6 +116,9 @@ pub struct Hit {
     pub expires: u64,
     /// How many asked tags it has.
     pub tags_matched: usize,
+    /// The topic's level hashes (for matching patterns).
+    #[serde(skip)]
+    pub levels: Vec<LevelHash>,
 }
 
 impl Hit {
@@ -137,6 +139,7 @@ impl Hit {
             time: e.time,
             expires: e.expires,
             tags_matched,
+            levels: e.levels.clone(),
         })
     }
 }

@@ -180,13 +180,16 @@ impl Checker {
         r
     }
 
-    /// Checks `bytes` forwarded by `peer` (none for our own) on the topic of first level `wire`
-    /// (none when it came by catch-up), at `now_ms`; `blocked` says whether a publisher is blocked.
+    /// Checks `bytes` forwarded by `peer` (none for our own) on the topic of first level `wire`, at
+    /// `now_ms`; `live` when it came by gossipsub (a publisher's rate applies to what it publishes
+    /// now, not to what a peer kept from the past week); `blocked` says whether a publisher is blocked.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
         bytes: &[u8],
         peer: Option<&[u8]>,
         wire: Option<&LevelHash>,
+        live: bool,
         now_ms: i64,
         blocked: &dyn Fn(&[u8; 32]) -> bool,
     ) -> Result<Announcement, Refusal> {
@@ -222,6 +225,7 @@ impl Checker {
             return Err(self.refuse(Refusal::Blocked));
         }
         if peer.is_some()
+            && live
             && !self.publishers.take(
                 &a.body.publisher,
                 now_ms,
@@ -254,12 +258,15 @@ mod tests {
         let t = (NOW / 1000) as u64;
         let good = body(&k, "media/books", "Dune", 1, t).sign(&k).unwrap();
         let media = prefix_hash("media");
-        assert!(c.admit(&good.bytes, Some(b"p"), Some(&media), NOW, &none).is_ok());
+        assert!(c
+            .admit(&good.bytes, Some(b"p"), Some(&media), true, NOW, &none)
+            .is_ok());
         assert_eq!(
             c.admit(
                 &good.bytes,
                 Some(b"p"),
                 Some(&prefix_hash("software")),
+                true,
                 NOW,
                 &none
             ),
@@ -268,27 +275,39 @@ mod tests {
         let mut forged = good.bytes.clone();
         let n = forged.len();
         forged[n - 1] ^= 1;
-        assert_eq!(c.admit(&forged, None, None, NOW, &none), Err(Refusal::Forged));
-        assert_eq!(c.admit(b"junk", None, None, NOW, &none), Err(Refusal::Malformed));
         assert_eq!(
-            c.admit(&[0; MAX_BYTES + 1], None, None, NOW, &none),
+            c.admit(&forged, None, None, true, NOW, &none),
+            Err(Refusal::Forged)
+        );
+        assert_eq!(
+            c.admit(b"junk", None, None, true, NOW, &none),
+            Err(Refusal::Malformed)
+        );
+        assert_eq!(
+            c.admit(&[0; MAX_BYTES + 1], None, None, true, NOW, &none),
             Err(Refusal::Oversized)
         );
         let future = body(&k, "media", "x", 2, t + 301).sign(&k).unwrap();
         assert_eq!(
-            c.admit(&future.bytes, None, None, NOW, &none),
+            c.admit(&future.bytes, None, None, true, NOW, &none),
             Err(Refusal::Future)
         );
         let skewed = body(&k, "media", "x", 2, t + 299).sign(&k).unwrap();
-        assert!(c.admit(&skewed.bytes, None, None, NOW, &none).is_ok());
+        assert!(c.admit(&skewed.bytes, None, None, true, NOW, &none).is_ok());
         let old = body(&k, "media", "x", 3, t - 3600).sign(&k).unwrap();
-        assert_eq!(c.admit(&old.bytes, None, None, NOW, &none), Err(Refusal::Expired));
+        assert_eq!(
+            c.admit(&old.bytes, None, None, true, NOW, &none),
+            Err(Refusal::Expired)
+        );
         let mut long = body(&k, "media", "x", 4, t);
         long.ttl = 31 * 86_400;
         let long = long.sign(&k).unwrap();
-        assert_eq!(c.admit(&long.bytes, None, None, NOW, &none), Err(Refusal::Ttl));
         assert_eq!(
-            c.admit(&good.bytes, None, None, NOW, &|_| true),
+            c.admit(&long.bytes, None, None, true, NOW, &none),
+            Err(Refusal::Ttl)
+        );
+        assert_eq!(
+            c.admit(&good.bytes, None, None, true, NOW, &|_| true),
             Err(Refusal::Blocked)
         );
         for r in [
@@ -329,7 +348,7 @@ mod tests {
         // One publisher: 3, then refused until a second has passed (1 per second).
         let got: Vec<_> = msgs
             .iter()
-            .map(|m| c.admit(m, Some(b"a"), None, NOW, &none).is_ok())
+            .map(|m| c.admit(m, Some(b"a"), None, true, NOW, &none).is_ok())
             .collect();
         assert_eq!(got, [true, true, true, false, false, false]);
         assert_eq!(
@@ -338,10 +357,16 @@ mod tests {
             "the 6th hit the peer's rate first"
         );
         assert_eq!(c.refused[&Refusal::PeerRate], 1);
-        assert!(c.admit(&msgs[5], Some(b"b"), None, NOW + 1000, &none).is_ok());
+        assert!(c
+            .admit(&msgs[5], Some(b"b"), None, true, NOW + 1000, &none)
+            .is_ok());
+        // What a peer kept from the past (catch-up) is not held to the publisher's live rate.
+        assert!(c
+            .admit(&msgs[3], Some(b"b"), None, false, NOW + 1000, &none)
+            .is_ok());
         // Our own (no peer) are not rate-limited.
         for m in &msgs {
-            assert!(c.admit(m, None, None, NOW, &none).is_ok());
+            assert!(c.admit(m, None, None, true, NOW, &none).is_ok());
         }
         // The bucket table stays bounded: a full table forgets idle keys.
         let mut b = Buckets::default();

@@ -133,19 +133,20 @@ impl Announcements {
         Ok(patterns.iter().any(|p| names.matcher(p).matches(levels)))
     }
 
-    /// Checks and stores `bytes` forwarded by `peer` on the topic of first level `wire`; the verdict
-    /// says whether to forward it.
+    /// Checks and stores `bytes` forwarded by `peer` on the topic of first level `wire` (`live` by
+    /// gossipsub, else by catch-up); the verdict says whether to forward it.
     pub fn receive(
         &self,
         bytes: &[u8],
         peer: Option<&str>,
         wire: Option<&topic::LevelHash>,
+        live: bool,
     ) -> Result<crate::network::Verdict> {
         use crate::network::Verdict;
         let blocked = |k: &[u8; 32]| matches!(self.store.trust(k), Ok(Trust::Blocked));
         let admitted = self
             .checker()
-            .admit(bytes, peer.map(str::as_bytes), wire, now_ms(), &blocked);
+            .admit(bytes, peer.map(str::as_bytes), wire, live, now_ms(), &blocked);
         let a = match admitted {
             Ok(a) => a,
             Err(r) if r.is_invalid() => return Ok(Verdict::Reject),

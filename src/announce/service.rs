@@ -140,7 +140,7 @@ async fn catch_up(me: &Announcements, net: &Network, peer: &str, topics: &[Level
             .ok()
             .and_then(|a| a.body.levels().first().copied());
         let wire = first.filter(|f| asked.contains(f)).unwrap_or([0; 16]);
-        me.receive(item, Some(peer), Some(&wire))?;
+        me.receive(item, Some(peer), Some(&wire), false)?;
     }
     Ok(me.store().len()?.saturating_sub(before) as usize)
 }
@@ -162,7 +162,7 @@ pub async fn spawn(me: Arc<Announcements>, net: Arc<Network>) -> Result<()> {
                         let wire = first_of(&m.topic);
                         let from = m.from.to_string();
                         let verdict = match wire {
-                            Some(w) => me.receive(&m.data, Some(&from), Some(&w)).unwrap_or_else(|e| {
+                            Some(w) => me.receive(&m.data, Some(&from), Some(&w), true).unwrap_or_else(|e| {
                                 tracing::warn!(error = %e, "cannot store an announcement");
                                 Verdict::Ignore
                             }),
@@ -275,7 +275,7 @@ mod tests {
             let a = body(&k, t, &format!("t{i}"), i as u8, now - 10 + i as u64)
                 .sign(&k)
                 .unwrap();
-            assert_eq!(me.receive(&a.bytes, None, None).unwrap(), Verdict::Accept);
+            assert_eq!(me.receive(&a.bytes, None, None, true).unwrap(), Verdict::Accept);
         }
         let ask = |topics: Vec<LevelHash>| {
             let req = CatchupRequest {

@@ -25,7 +25,7 @@ pub const MAX_TAGS: usize = 16;
 /// Size of the tag filter, in bytes.
 pub const BLOOM_BYTES: usize = 64;
 /// Bits set per tag.
-const BLOOM_K: usize = 4;
+pub const BLOOM_K: usize = 4;
 const DOMAIN: &[u8] = b"noisefs-announce-v1\0";
 
 /// What kind of content an announcement points at.
@@ -122,7 +122,8 @@ pub fn normalize_tag(tag: &str) -> String {
     tag.trim().to_lowercase()
 }
 
-fn bits(tag: &str) -> [usize; BLOOM_K] {
+/// The filter bits of `tag`.
+pub fn tag_bits(tag: &str) -> [usize; BLOOM_K] {
     let d = Sha256::digest([b"noisefs-tag-v1\0".as_slice(), normalize_tag(tag).as_bytes()].concat());
     std::array::from_fn(|i| u16::from_le_bytes([d[2 * i], d[2 * i + 1]]) as usize % (BLOOM_BYTES * 8))
 }
@@ -132,7 +133,7 @@ impl Tags {
     pub fn of<S: AsRef<str>>(tags: &[S]) -> Tags {
         let mut t = Tags::default();
         for tag in tags {
-            for b in bits(tag.as_ref()) {
+            for b in tag_bits(tag.as_ref()) {
                 t.0[b / 8] |= 1 << (b % 8);
             }
         }
@@ -141,7 +142,7 @@ impl Tags {
 
     /// Whether `tag` may be in the filter (false positives are rare; no false negatives).
     pub fn contains(&self, tag: &str) -> bool {
-        bits(tag).iter().all(|b| self.0[b / 8] & (1 << (b % 8)) != 0)
+        tag_bits(tag).iter().all(|b| self.0[b / 8] & (1 << (b % 8)) != 0)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::format::{publisher_text, Announcement, Category, Tags};
+use super::format::{publisher_text, Announcement, Category};
 use super::store::{AnnounceStore, Entry};
 use super::topic::{display, prefix_hash, LevelHash, Pattern, KNOWN};
 use crate::Result;
@@ -145,47 +145,80 @@ impl Hit {
 }
 
 /// The announcements `q` asks for, best first, at most `q.limit` (0: no limit); expired ones
-/// (at `now`, seconds) are left out.
+/// (at `now`, seconds) are left out. One pass over the records' fixed fields; only the best
+/// `limit` are copied and decoded.
 pub fn discover(store: &AnnounceStore, names: &Names, q: &Query, now: u64) -> Result<Vec<Hit>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     let matchers: Vec<Matcher> = q.topics.iter().map(|p| names.matcher(p)).collect();
     let words: Vec<String> = q.words.iter().map(|w| w.to_lowercase()).collect();
-    let mut found: Vec<(usize, u64, Entry)> = Vec::new();
-    store.each(&mut |e| {
+    let tag_bits: Vec<[usize; super::format::BLOOM_K]> =
+        q.tags.iter().map(|t| super::format::tag_bits(t)).collect();
+    let publisher = q.publisher.as_ref().map(|p| p.as_slice());
+    // The best so far, worst on top: (tags matched, time, id), with the entry.
+    let mut best: BinaryHeap<Reverse<(usize, u64, Reverse<Vec<u8>>)>> = BinaryHeap::new();
+    let mut levels = [[0u8; 16]; super::topic::MAX_DEPTH];
+    store.each_view(&mut |e| {
         if e.expires <= now
             || q.since.is_some_and(|s| e.time < s)
             || q.category.is_some_and(|c| c != e.category)
-            || q.publisher.is_some_and(|p| p != e.publisher)
+            || publisher.is_some_and(|p| p != e.publisher)
             || q.size_classes
                 .is_some_and(|(lo, hi)| e.size_class < lo || e.size_class > hi)
-            || (!matchers.is_empty() && !matchers.iter().any(|m| m.matches(&e.levels)))
         {
-            return true;
+            return Ok(true);
+        }
+        if !matchers.is_empty() {
+            let mut n = 0;
+            for l in e.level_hashes().take(levels.len()) {
+                levels[n] = l;
+                n += 1;
+            }
+            if !matchers.iter().any(|m| m.matches(&levels[..n])) {
+                return Ok(true);
+            }
         }
         if !words.is_empty() {
             let title = e.title.to_lowercase();
             if !words.iter().all(|w| title.contains(w.as_str())) {
-                return true;
+                return Ok(true);
             }
         }
-        let tags = Tags(e.tags);
-        let matched = q.tags.iter().filter(|t| tags.contains(t)).count();
-        if !q.tags.is_empty() && matched == 0 {
-            return true;
+        let matched = tag_bits
+            .iter()
+            .filter(|b| b.iter().all(|b| e.tags[b / 8] & (1 << (b % 8)) != 0))
+            .count();
+        if !tag_bits.is_empty() && matched == 0 {
+            return Ok(true);
         }
-        found.push((matched, e.time, e));
-        true
+        let rank = (matched, e.time, Reverse(e.id.to_vec()));
+        if q.limit > 0 && best.len() >= q.limit {
+            match best.peek() {
+                Some(Reverse(worst)) if rank <= *worst => return Ok(true),
+                _ => {}
+            }
+            best.pop();
+        }
+        best.push(Reverse(rank));
+        Ok(true)
     })?;
-    found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.id.cmp(&b.2.id)));
-    if q.limit > 0 {
-        found.truncate(q.limit);
+    let mut ranked: Vec<(usize, u64, Reverse<Vec<u8>>)> = best.into_iter().map(|Reverse(r)| r).collect();
+    ranked.sort_by(|a, b| b.cmp(a));
+    let mut out = Vec::with_capacity(ranked.len());
+    for (m, _, Reverse(id)) in ranked {
+        let id: [u8; 32] = id.as_slice().try_into().unwrap_or([0; 32]);
+        if let Some(e) = store.get(&id)? {
+            out.push(Hit::of(&e, names, m));
+        }
     }
-    found.iter().map(|(m, _, e)| Hit::of(e, names, *m)).collect()
+    out.into_iter().collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::announce::format::tests::{body, key};
+    use crate::announce::format::Tags;
     use crate::state::State;
 
     #[test]

@@ -1,6 +1,6 @@
 //! Announcements, subscriptions, publishers and known topic names in the repository's LMDB state.
 //! An announcement is kept under its id (publisher key and nonce) as a fixed-layout record of the
-//! fields queries filter on, followed by the announcement's own bytes; indexes by topic and time
+//! fields queries filter on (its bytes in a database apart, so a scan reads little); indexes by topic and time
 //! (the per-topic cap evicts the oldest) and by expiry (expired ones are removed), and a replay guard
 //! that outlives eviction until the announcement would have expired. Every change is one transaction.
 
@@ -79,7 +79,6 @@ fn encode(a: &Announcement, received_ms: i64) -> Vec<u8> {
     v.extend_from_slice(&b.publisher);
     v.extend_from_slice(&(b.title.len() as u16).to_le_bytes());
     v.extend_from_slice(b.title.as_bytes());
-    v.extend_from_slice(&a.bytes);
     v
 }
 
@@ -100,7 +99,7 @@ fn u64_at(v: &[u8], at: &mut usize) -> Result<u64> {
     ))
 }
 
-fn decode(id: &[u8], v: &[u8]) -> Result<Entry> {
+fn decode(id: &[u8], v: &[u8], bytes: &[u8]) -> Result<Entry> {
     let mut at = 0;
     let time = u64_at(v, &mut at)?;
     let expires = u64_at(v, &mut at)?;
@@ -127,7 +126,62 @@ fn decode(id: &[u8], v: &[u8]) -> Result<Entry> {
         tags,
         publisher,
         title,
-        bytes: v[at..].to_vec(),
+        bytes: bytes.to_vec(),
+    })
+}
+
+/// A stored announcement's fixed fields, borrowed from the record (what a scan filters on without
+/// copying anything).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub id: &'a [u8],
+    pub time: u64,
+    pub expires: u64,
+    pub category: Category,
+    pub size_class: u8,
+    /// The level hashes, 16 bytes each.
+    pub levels: &'a [u8],
+    pub tags: &'a [u8],
+    pub publisher: &'a [u8],
+    pub title: &'a str,
+}
+
+impl View<'_> {
+    /// The level hashes, at most [`super::topic::MAX_DEPTH`] of them.
+    pub fn level_hashes(&self) -> impl Iterator<Item = LevelHash> + '_ {
+        self.levels
+            .chunks_exact(16)
+            .map(|c| c.try_into().unwrap_or([0; 16]))
+    }
+
+    /// The announcement's id.
+    pub fn id(&self) -> Result<[u8; 32]> {
+        self.id.try_into().map_err(|_| corrupt())
+    }
+}
+
+fn view<'a>(id: &'a [u8], v: &'a [u8]) -> Result<View<'a>> {
+    let mut at = 0;
+    let time = u64_at(v, &mut at)?;
+    let expires = u64_at(v, &mut at)?;
+    at += 8;
+    let head = take(v, &mut at, 4)?;
+    let category = *Category::ALL.get(head[0] as usize).ok_or_else(corrupt)?;
+    let levels = take(v, &mut at, 16 * head[3] as usize)?;
+    let tags = take(v, &mut at, BLOOM_BYTES)?;
+    let publisher = take(v, &mut at, 32)?;
+    let n = u16::from_le_bytes(take(v, &mut at, 2)?.try_into().map_err(|_| corrupt())?) as usize;
+    let title = std::str::from_utf8(take(v, &mut at, n)?).map_err(|_| corrupt())?;
+    Ok(View {
+        id,
+        time,
+        expires,
+        category,
+        size_class: head[1],
+        levels,
+        tags,
+        publisher,
+        title,
     })
 }
 
@@ -143,6 +197,7 @@ fn expiry_key(expires: u64, id: &[u8; 32]) -> Vec<u8> {
 pub struct AnnounceStore {
     env: Env,
     ann: Database<Bytes, Bytes>,
+    raw: Database<Bytes, Bytes>,
     by_topic: Database<Bytes, Unit>,
     by_expiry: Database<Bytes, Unit>,
     seen: Database<Bytes, Bytes>,
@@ -159,6 +214,7 @@ impl AnnounceStore {
         Ok(AnnounceStore {
             env: state.env().clone(),
             ann: state.database("announcements")?,
+            raw: state.database("announcements_raw")?,
             by_topic: state.database("announcements_by_topic")?,
             by_expiry: state.database("announcements_by_expiry")?,
             seen: state.database("announcements_seen")?,
@@ -182,6 +238,7 @@ impl AnnounceStore {
         let last = *levels.last().ok_or_else(corrupt)?;
         self.seen.put(&mut w, &id, &a.expires().to_be_bytes())?;
         self.ann.put(&mut w, &id, &encode(a, received_ms))?;
+        self.raw.put(&mut w, &id, &a.bytes)?;
         self.by_topic
             .put(&mut w, &topic_key(&last, a.body.time, &id), &())?;
         self.by_expiry.put(&mut w, &expiry_key(a.expires(), &id), &())?;
@@ -219,9 +276,10 @@ impl AnnounceStore {
         let Some(v) = self.ann.get(w, id)? else {
             return Ok(false);
         };
-        let e = decode(id, v)?;
+        let e = decode(id, v, &[])?;
         let last = *e.levels.last().ok_or_else(corrupt)?;
         self.ann.delete(w, id)?;
+        self.raw.delete(w, id)?;
         self.by_topic.delete(w, &topic_key(&last, e.time, id))?;
         self.by_expiry.delete(w, &expiry_key(e.expires, id))?;
         if let Some(c) = self
@@ -271,7 +329,11 @@ impl AnnounceStore {
     /// The announcement `id`.
     pub fn get(&self, id: &[u8; 32]) -> Result<Option<Entry>> {
         let r = self.env.read_txn()?;
-        self.ann.get(&r, id)?.map(|v| decode(id, v)).transpose()
+        let Some(v) = self.ann.get(&r, id)? else {
+            return Ok(None);
+        };
+        let bytes = self.raw.get(&r, id)?.ok_or_else(corrupt)?;
+        decode(id, v, bytes).map(Some)
     }
 
     /// Calls `f` with every stored announcement (in id order), stopping when it returns false.
@@ -279,7 +341,21 @@ impl AnnounceStore {
         let r = self.env.read_txn()?;
         for item in self.ann.iter(&r)? {
             let (k, v) = item?;
-            if !f(decode(k, v)?) {
+            let bytes = self.raw.get(&r, k)?.ok_or_else(corrupt)?;
+            if !f(decode(k, v, bytes)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with a view of every stored announcement (in id order), stopping when it returns
+    /// false; nothing is copied unless `f` copies it.
+    pub fn each_view(&self, f: &mut dyn FnMut(View) -> Result<bool>) -> Result<()> {
+        let r = self.env.read_txn()?;
+        for item in self.ann.iter(&r)? {
+            let (k, v) = item?;
+            if !f(view(k, v)?)? {
                 break;
             }
         }
@@ -371,7 +447,7 @@ impl AnnounceStore {
                 .ann
                 .iter(&w)?
                 .filter_map(|r| r.ok())
-                .filter_map(|(k, v)| decode(k, v).ok())
+                .filter_map(|(k, v)| decode(k, v, &[]).ok())
                 .filter(|e| e.publisher == *key)
                 .map(|e| e.id)
                 .collect();

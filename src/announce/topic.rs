@@ -143,6 +143,8 @@ enum Part {
 pub struct Pattern {
     text: String,
     parts: Vec<Part>,
+    /// The hash of each literal prefix before the first wildcard.
+    hashes: Vec<LevelHash>,
 }
 
 impl std::fmt::Display for Pattern {
@@ -180,10 +182,13 @@ impl std::str::FromStr for Pattern {
                 "the first level must be a name (media/**, not **)",
             ));
         }
-        Ok(Pattern {
+        let mut p = Pattern {
             text: levels.join("/"),
             parts,
-        })
+            hashes: Vec::new(),
+        };
+        p.hashes = p.known_prefixes().iter().map(|n| prefix_hash(n)).collect();
+        Ok(p)
     }
 }
 
@@ -247,7 +252,6 @@ impl Pattern {
     /// Whether a topic known only by its level hashes matches: each literal level is checked
     /// against its prefix hash; a literal after a `*` cannot be checked and does not match.
     pub fn matches_levels(&self, levels: &[LevelHash]) -> bool {
-        let mut prefix = String::new();
         let mut blind = false;
         for (i, p) in self.parts.iter().enumerate() {
             match p {
@@ -255,12 +259,8 @@ impl Pattern {
                 _ if i >= levels.len() => return false,
                 Part::One => blind = true,
                 Part::Name(_) if blind => return false,
-                Part::Name(n) => {
-                    if !prefix.is_empty() {
-                        prefix.push('/');
-                    }
-                    prefix.push_str(n);
-                    if prefix_hash(&prefix) != levels[i] {
+                Part::Name(_) => {
+                    if self.hashes.get(i) != Some(&levels[i]) {
                         return false;
                     }
                 }

@@ -144,6 +144,9 @@ impl Hit {
     }
 }
 
+/// How a hit ranks: tags matched, then time, then (lowest first) id.
+type Rank = (usize, u64, std::cmp::Reverse<Vec<u8>>);
+
 /// The announcements `q` asks for, best first, at most `q.limit` (0: no limit); expired ones
 /// (at `now`, seconds) are left out. One pass over the records' fixed fields; only the best
 /// `limit` are copied and decoded.
@@ -155,8 +158,8 @@ pub fn discover(store: &AnnounceStore, names: &Names, q: &Query, now: u64) -> Re
     let tag_bits: Vec<[usize; super::format::BLOOM_K]> =
         q.tags.iter().map(|t| super::format::tag_bits(t)).collect();
     let publisher = q.publisher.as_ref().map(|p| p.as_slice());
-    // The best so far, worst on top: (tags matched, time, id), with the entry.
-    let mut best: BinaryHeap<Reverse<(usize, u64, Reverse<Vec<u8>>)>> = BinaryHeap::new();
+    // The best so far, worst on top.
+    let mut best: BinaryHeap<Reverse<Rank>> = BinaryHeap::new();
     let mut levels = [[0u8; 16]; super::topic::MAX_DEPTH];
     store.each_view(&mut |e| {
         if e.expires <= now
@@ -202,7 +205,7 @@ pub fn discover(store: &AnnounceStore, names: &Names, q: &Query, now: u64) -> Re
         best.push(Reverse(rank));
         Ok(true)
     })?;
-    let mut ranked: Vec<(usize, u64, Reverse<Vec<u8>>)> = best.into_iter().map(|Reverse(r)| r).collect();
+    let mut ranked: Vec<Rank> = best.into_iter().map(|Reverse(r)| r).collect();
     ranked.sort_by(|a, b| b.cmp(a));
     let mut out = Vec::with_capacity(ranked.len());
     for (m, _, Reverse(id)) in ranked {

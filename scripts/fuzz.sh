@@ -10,7 +10,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
   -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
   -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions"
 cargo build --release --bins --target "$target"
-for t in link descriptor manifest records; do
+for t in link descriptor manifest records announcement; do
   mkdir -p "corpus/$t"
   echo "== $t ($secs s)"
   "./target/$target/release/$t" "corpus/$t" -max_total_time="$secs" -max_len=8192 2>&1 | grep -E '^Done|ERROR|panicked' || true

@@ -240,6 +240,8 @@ async fn refresh(
         Ok(p) => p,
         Err(_) => return,
     };
+    // A peer that went away is asked again when it comes back (it may have more by then).
+    asked.retain(|a| peers.iter().any(|p| p.peer == *a));
     let topics: Vec<LevelHash> = want.into_iter().collect();
     for p in peers {
         if !asked.insert(p.peer.clone()) {

@@ -159,7 +159,11 @@ impl Announcements {
         let cap = self.checker().limits.per_topic;
         match self.store.insert(&a, now_ms(), cap)? {
             Inserted::Replay => {
-                self.checker().refuse(Refusal::Replay);
+                // Catch-up answers overlap (several peers, asked again after a reconnect): only a
+                // replay on the live topic is a refusal.
+                if live {
+                    self.checker().refuse(Refusal::Replay);
+                }
                 Ok(Verdict::Ignore)
             }
             Inserted::New { .. } => {

@@ -65,6 +65,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             let status = p
                 .status()
                 .with_context(|| format!("cannot run {}", helper.display()))?;
+            if status.success() && !*foreground {
+                // The mount is up; its node serves commands a moment later (once its network is
+                // started): return when it does, so the next command goes through it.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while crate::daemon::connect(&root).is_none() {
+                    if std::time::Instant::now() > deadline {
+                        eprintln!(
+                            "warning: {} is mounted, but its control socket does not answer after a minute (see mount.log)",
+                            dir.display()
+                        );
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
             if status.success() && !*foreground && !cli.quiet {
                 eprintln!(
                     "mounted {} on {}; `noisefs unmount {}` ends it",

@@ -92,6 +92,24 @@ fn folder_name(topic: &str) -> String {
     topic.replace('/', ":")
 }
 
+/// The `.feed` of `hits`, newest first: one line each, tab-separated.
+fn feed_text(hits: &[Hit]) -> Vec<u8> {
+    let mut text = String::new();
+    for h in hits {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            noisefs::fmt::format_time(h.time as i64),
+            h.topic,
+            h.title,
+            if h.folder { "folder" } else { h.category.name() },
+            h.publisher,
+            h.link.as_deref().unwrap_or("(private)"),
+            h.root,
+        ));
+    }
+    text.into_bytes()
+}
+
 /// A title as an entry name: no `/` or NUL, not `.`/`..`, not empty.
 fn entry_name(title: &str) -> String {
     let n: String = title
@@ -187,7 +205,7 @@ impl AnnounceDirs {
         let feed = self
             .lock()
             .ino(format!("feed:{dir}"), dir, || Node::Feed(f.clone()));
-        out.push((feed, FEED.to_string(), VNode::File(self.feed(f)?.len() as u64)));
+        out.push((feed, FEED.to_string(), VNode::File(feed_text(&hits).len() as u64)));
         let mut used: HashMap<String, usize> = HashMap::new();
         for h in hits {
             let Some(link) = h.link.as_ref().and_then(|l| l.parse::<Link>().ok()) else {
@@ -221,20 +239,7 @@ impl AnnounceDirs {
 
     /// The text of a topic folder's `.feed`.
     fn feed(&self, f: &Filter) -> Result<Vec<u8>, i32> {
-        let mut text = String::new();
-        for h in self.hits(f)? {
-            text.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                noisefs::fmt::format_time(h.time as i64),
-                h.topic,
-                h.title,
-                if h.folder { "folder" } else { h.category.name() },
-                h.publisher,
-                h.link.as_deref().unwrap_or("(private)"),
-                h.root,
-            ));
-        }
-        Ok(text.into_bytes())
+        Ok(feed_text(&self.hits(f)?))
     }
 
     /// Opens a link-backed file (fetching its descriptor) and returns its size.
@@ -344,14 +349,6 @@ impl AnnounceDirs {
 }
 
 impl Folder for AnnounceDirs {
-    fn lookup(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
-        self.list(dir)?
-            .into_iter()
-            .find(|(_, n, _)| n == name)
-            .map(|(i, _, v)| (i, v))
-            .ok_or(libc::ENOENT)
-    }
-
     fn node(&self, ino: u64) -> Option<VNode> {
         self.vnode(ino)
     }

@@ -18,8 +18,15 @@ pub enum VNode {
 
 /// The content of one virtual folder, numbered within its [`Reserved::range`].
 pub trait Folder: Send + Sync {
-    /// The entry `name` in folder `dir` (the folder's root inode or a folder it made).
-    fn lookup(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32>;
+    /// The entry `name` in folder `dir` (the folder's root inode or a folder it made); by default the
+    /// entry of that name in [`Folder::list`].
+    fn lookup(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
+        self.list(dir)?
+            .into_iter()
+            .find(|(_, n, _)| n == name)
+            .map(|(i, _, v)| (i, v))
+            .ok_or(libc::ENOENT)
+    }
     /// What `ino` (made by this folder) is, if it still exists.
     fn node(&self, ino: u64) -> Option<VNode>;
     /// The entries of folder `dir`, without `.` and `..`.
@@ -183,13 +190,6 @@ mod tests {
     struct Fixed(u64);
 
     impl Folder for Fixed {
-        fn lookup(&self, dir: u64, name: &str) -> Result<(u64, VNode), i32> {
-            self.list(dir)?
-                .into_iter()
-                .find(|(_, n, _)| n == name)
-                .map(|(i, _, v)| (i, v))
-                .ok_or(libc::ENOENT)
-        }
         fn node(&self, ino: u64) -> Option<VNode> {
             self.list(TABLE[SEARCH].root)
                 .ok()?

@@ -256,7 +256,8 @@ impl Body {
     }
 }
 
-fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+/// `v` as CBOR.
+pub(crate) fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     ciborium::into_writer(v, &mut out).map_err(|e| refused(format!("cannot encode: {e}")))?;
     Ok(out)

@@ -47,10 +47,8 @@ struct CatchupAnswer {
 }
 
 fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = Vec::new();
     // Encoding plain structs into a Vec cannot fail.
-    let _ = ciborium::into_writer(v, &mut out);
-    out
+    super::format::cbor(v).unwrap_or_default()
 }
 
 /// The first level a wire topic names, when it is one of ours.

@@ -8,25 +8,14 @@ mod common;
 use std::io::BufRead;
 use std::time::Duration;
 
-use common::{pseudo_random, wait_until, Daemon, Env};
+use common::{net_on_loopback, node_address, pseudo_random, wait_until, Daemon, Env};
 
-/// Turns the network on for `env` (listening on a free loopback port, knowing `peers`), starts its
-/// daemon and returns it with the node's first full address.
+/// Turns the network on for `env` on loopback (knowing `peers`), starts its daemon and returns it with
+/// the node's first full address.
 fn serve(env: &Env, peers: &[&str]) -> (Daemon, String) {
-    net_on(env, peers);
+    net_on_loopback(env, peers);
     let daemon = env.daemon();
-    let out = env.ok(&["id"]);
-    let addr = out.lines().nth(1).expect("an address line").to_string();
-    assert!(addr.contains("/p2p/"), "{out}");
-    (daemon, addr)
-}
-
-fn net_on(env: &Env, peers: &[&str]) {
-    let mut args = vec!["net", "on", "--listen", "/ip4/127.0.0.1/tcp/0", "--dht", "server"];
-    for p in peers {
-        args.extend(["--peer", p]);
-    }
-    env.ok(&args);
+    (daemon, node_address(env))
 }
 
 fn discover(env: &Env, args: &[&str]) -> Vec<serde_json::Value> {
@@ -61,7 +50,7 @@ fn an_announcement_reaches_subscribers_live_and_late_and_opens() {
         Some("media/**")
     );
     // B's owner is its mount, which runs its node.
-    net_on(&b, &[&addr_a]);
+    net_on_loopback(&b, &[&addr_a]);
     let mnt = b.path("mnt");
     std::fs::create_dir(&mnt).unwrap();
     b.ok(&["mount", mnt.to_str().unwrap()]);

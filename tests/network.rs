@@ -7,16 +7,11 @@
 
 mod common;
 
-use common::{pseudo_random, wait_until, Daemon, Env};
+use common::{net_on_loopback, node_address, pseudo_random, wait_until, Daemon, Env};
 
-/// Turns the network on for `env`, listening on a free loopback port, answering DHT queries.
+/// Turns the network on for `env` on loopback, with a short fetch timeout so a miss fails fast.
 fn net_on(env: &Env, peers: &[&str]) {
-    let mut args = vec!["net", "on", "--listen", "/ip4/127.0.0.1/tcp/0", "--dht", "server"];
-    for p in peers {
-        args.extend(["--peer", p]);
-    }
-    env.ok(&args);
-    // Short fetch timeout, so a miss fails fast.
+    net_on_loopback(env, peers);
     edit_config(env, "fetch_timeout_ms = 30000", "fetch_timeout_ms = 5000");
 }
 
@@ -37,19 +32,8 @@ fn edit_config(env: &Env, from: &str, to: &str) {
 fn serve(env: &Env, peers: &[&str]) -> (Daemon, String) {
     net_on(env, peers);
     let daemon = env.daemon();
-    let addr = address(env);
+    let addr = node_address(env);
     (daemon, addr)
-}
-
-/// The first full address `noisefs id` prints.
-fn address(env: &Env) -> String {
-    let out = env.ok(&["id"]);
-    let addr = out.lines().nth(1).expect("an address line").to_string();
-    assert!(
-        addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"),
-        "{out}"
-    );
-    addr
 }
 
 #[test]

@@ -212,3 +212,24 @@ fn rand_suffix() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
 }
+
+/// Turns the network on for `env`: listening on a free loopback port, a DHT server, knowing `peers`
+/// (full addresses).
+pub fn net_on_loopback(env: &Env, peers: &[&str]) {
+    let mut args = vec!["net", "on", "--listen", "/ip4/127.0.0.1/tcp/0", "--dht", "server"];
+    for p in peers {
+        args.extend(["--peer", p]);
+    }
+    env.ok(&args);
+}
+
+/// The first full address `noisefs id` prints for `env`'s node.
+pub fn node_address(env: &Env) -> String {
+    let out = env.ok(&["id"]);
+    let addr = out.lines().nth(1).expect("an address line").to_string();
+    assert!(
+        addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"),
+        "{out}"
+    );
+    addr
+}

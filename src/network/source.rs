@@ -1,7 +1,7 @@
 //! The two places NoiseFS blocks meet the network: [`PeerSource`], the remote read of the store stack
-//! (a local miss becomes a bitswap want; the node verifies what arrives, and the stack verifies again
-//! and keeps it), and [`LocalBlocks`], what the node serves: the repository's own store, never the
-//! stack, so serving a peer never fetches from another.
+//! (a local miss becomes a bitswap want; the node verifies what arrives, and the stack keeps it
+//! without hashing it again), and [`LocalBlocks`], what the node serves: the repository's own
+//! store, never the stack, so serving a peer never fetches from another.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,11 @@ impl BlockSource for PeerSource {
     /// Only a fetch says whether peers have a block; asking is left to `get`.
     async fn has(&self, _id: &BlockId) -> Result<bool> {
         Ok(false)
+    }
+
+    /// The node hands on a block only when its bytes hash to the CID that was wanted.
+    fn verifies(&self) -> bool {
+        true
     }
 }
 

@@ -49,6 +49,12 @@ pub trait BlockSource: Send + Sync + 'static {
     async fn get(&self, id: &BlockId) -> Result<Block>;
     /// Whether a block with this id is held (without reading or verifying it).
     async fn has(&self, id: &BlockId) -> Result<bool>;
+    /// Whether `get` itself hashes what it returns against the id (a peer network whose node checks
+    /// every block on receipt), so a reader above need not hash the bytes again. Test doubles and
+    /// sources that only pass bytes on say no, and the tiered read checks their blocks.
+    fn verifies(&self) -> bool {
+        false
+    }
 }
 
 /// Told of each block a remote source served that the local store now keeps, so the repository can

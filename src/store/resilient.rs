@@ -261,6 +261,10 @@ impl<S: BlockSource + ?Sized> BlockSource for ResilientStore<S> {
     async fn has(&self, id: &BlockId) -> Result<bool> {
         self.call("has", || self.inner.has(id)).await
     }
+
+    fn verifies(&self) -> bool {
+        self.verify || self.inner.verifies()
+    }
 }
 
 #[async_trait]

@@ -96,7 +96,8 @@ impl Stack {
 
     /// As [`Stack::add_remote`], with timeouts, retries and breaker of its own.
     pub fn add_remote_with(&self, name: &str, source: Arc<dyn BlockSource>, resilience: Resilience) {
-        // Not hashed here: the tiered read verifies every remote block before it is used or kept.
+        // Not hashed here: the tiered read verifies every remote block before it is used or kept,
+        // unless the source hashed it itself (peers: the node checks each block on receipt).
         let layer = Arc::new(ResilientStore::new(name, source, resilience, false));
         self.tiered.add_remote(layer.clone());
         self.remotes.lock().unwrap_or_else(|p| p.into_inner()).push(layer);

@@ -58,11 +58,14 @@ impl BlockSource for TieredStore {
         for remote in self.remotes() {
             match remote.get(id).await {
                 Ok(b) => {
-                    // Remote bytes are checked before they are kept or used.
-                    let actual = BlockId::of(&b);
-                    if actual != *id {
-                        last = Error::CorruptBlock { id: *id, actual };
-                        continue;
+                    // Remote bytes are checked before they are kept or used (here, unless the
+                    // source hashed them itself).
+                    if !remote.verifies() {
+                        let actual = BlockId::of(&b);
+                        if actual != *id {
+                            last = Error::CorruptBlock { id: *id, actual };
+                            continue;
+                        }
                     }
                     self.local.put(*id, b.clone()).await?;
                     if let Some(o) = &self.observer {
@@ -142,5 +145,44 @@ mod tests {
         t2.add_remote(honest);
         broken.set_failing(true);
         assert!(matches!(t2.get(&ia).await, Err(Error::Io { .. })));
+    }
+
+    /// A source that says it checks ids itself (as the peer network does).
+    struct Vouching(MemoryStore);
+
+    #[async_trait]
+    impl BlockSource for Vouching {
+        async fn get(&self, id: &BlockId) -> Result<Block> {
+            self.0.get(id).await
+        }
+        async fn has(&self, id: &BlockId) -> Result<bool> {
+            self.0.has(id).await
+        }
+        fn verifies(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_that_verifies_is_not_hashed_again() {
+        let a = Block::from(vec![1u8; 4096]);
+        let ia = BlockId::of(&a);
+        // The peer layer says it verifies (through its breaker), so its blocks are kept as given.
+        let vouching = Vouching(MemoryStore::new());
+        vouching.0.put(ia, a.clone()).await.unwrap();
+        let local = Arc::new(MemoryStore::new());
+        let tiered = TieredStore::new(local.clone());
+        let layer = crate::store::ResilientStore::new("peers", Arc::new(vouching), Default::default(), false);
+        assert!(layer.verifies());
+        tiered.add_remote(Arc::new(layer));
+        assert_eq!(tiered.get(&ia).await.unwrap(), a);
+        assert!(local.has(&ia).await.unwrap());
+        // A source that does not verify has its bytes checked here.
+        let plain = Arc::new(MemoryStore::new());
+        plain.tamper(ia, Block::from(vec![2u8; 4096]));
+        assert!(!plain.verifies());
+        let t2 = TieredStore::new(Arc::new(MemoryStore::new()));
+        t2.add_remote(plain);
+        assert!(matches!(t2.get(&ia).await, Err(Error::CorruptBlock { .. })));
     }
 }

@@ -64,13 +64,22 @@ pub async fn read_frame_capped<R: futures::AsyncRead + Unpin>(
 
 /// Writes one message as a frame.
 pub async fn write_frame<W: futures::AsyncWrite + Unpin>(w: &mut W, msg: &Message) -> std::io::Result<()> {
-    let body = msg.encode();
-    let mut frame = Vec::with_capacity(body.len() + 10);
-    varint::encode(body.len() as u64, &mut frame);
-    frame.extend_from_slice(&body);
-    w.write_all(&frame).await?;
+    write_frames(w, std::slice::from_ref(msg)).await
+}
+
+/// Writes messages as frames, one after the other, and flushes once.
+pub async fn write_frames<W: futures::AsyncWrite + Unpin>(
+    w: &mut W,
+    msgs: &[Message],
+) -> std::io::Result<()> {
+    for msg in msgs {
+        w.write_all(&msg.frame()).await?;
+    }
     w.flush().await
 }
+
+/// At most this many queued messages are written before one flush.
+const WRITE_BATCH: usize = 64;
 
 /// What a writer or server task tells the node.
 #[derive(Debug)]
@@ -91,7 +100,17 @@ pub async fn writer(
 ) {
     let protocol = StreamProtocol::new(super::PROTOCOLS[0]);
     let mut stream = None;
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     while let Some(msg) = rx.recv().await {
+        // Whatever else is queued goes out with it, behind one flush.
+        batch.clear();
+        batch.push(msg);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
         let mut tries = 0;
         loop {
             if stream.is_none() {
@@ -104,7 +123,7 @@ pub async fn writer(
                 }
             }
             let Some(s) = stream.as_mut() else { break };
-            match write_frame(s, &msg).await {
+            match write_frames(s, &batch).await {
                 Ok(()) => break,
                 Err(e) => {
                     stream = None;

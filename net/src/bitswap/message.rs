@@ -129,6 +129,27 @@ impl Message {
     /// The protobuf bytes (no length prefix).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.size_hint() + 16);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The message as one frame: its length as a varint, then the protobuf bytes. Built in one buffer
+    /// (the body is written after room for the longest length, which is filled in from the end), so a
+    /// block's bytes are copied once.
+    pub fn frame(&self) -> Vec<u8> {
+        const ROOM: usize = 10;
+        let mut out = Vec::with_capacity(ROOM + self.size_hint() + 16);
+        out.resize(ROOM, 0);
+        self.encode_into(&mut out);
+        let mut len = Vec::with_capacity(ROOM);
+        varint::encode((out.len() - ROOM) as u64, &mut len);
+        let start = ROOM - len.len();
+        out[start..ROOM].copy_from_slice(&len);
+        out.drain(..start);
+        out
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
         if !self.wantlist.is_empty() || self.full {
             let mut wl = Vec::new();
             for e in &self.wantlist {
@@ -151,13 +172,19 @@ impl Message {
             if self.full {
                 put_varint(&mut wl, 2, 1);
             }
-            put_bytes(&mut out, 1, &wl);
+            put_bytes(out, 1, &wl);
         }
         for (cid, data) in &self.blocks {
-            let mut block = Vec::with_capacity(data.len() + 16);
-            put_bytes(&mut block, 1, &cid.prefix());
-            put_bytes(&mut block, 2, data);
-            put_bytes(&mut out, 3, &block);
+            // The block field's header (prefix field and the data field's tag and length) is built
+            // apart; the data goes straight into `out`.
+            let mut head = Vec::with_capacity(24);
+            put_bytes(&mut head, 1, &cid.prefix());
+            varint::encode((2 << 3) | 2, &mut head);
+            varint::encode(data.len() as u64, &mut head);
+            varint::encode((3 << 3) | 2, out);
+            varint::encode((head.len() + data.len()) as u64, out);
+            out.extend_from_slice(&head);
+            out.extend_from_slice(data);
         }
         for (cid, p) in &self.presences {
             let mut bp = Vec::with_capacity(44);
@@ -165,12 +192,11 @@ impl Message {
             if *p == Presence::DontHave {
                 put_varint(&mut bp, 2, 1);
             }
-            put_bytes(&mut out, 4, &bp);
+            put_bytes(out, 4, &bp);
         }
         if self.pending_bytes != 0 {
-            put_varint(&mut out, 5, self.pending_bytes as i64 as u64);
+            put_varint(out, 5, self.pending_bytes as i64 as u64);
         }
-        out
     }
 
     /// Decodes a message; block data is shared with `bytes`, not copied.
@@ -409,6 +435,24 @@ mod tests {
         expected.extend_from_slice(&[0x10, 1]);
         assert_eq!(msg.encode(), expected);
         assert_eq!(Message::decode(&Bytes::from(expected)).unwrap(), msg);
+    }
+
+    #[test]
+    fn a_frame_is_the_length_then_the_body() {
+        for size in [0usize, 5, 127, 128, 200_000, 1 << 20] {
+            let data = Bytes::from(vec![7u8; size]);
+            let msg = Message {
+                blocks: vec![(raw(&data), data)],
+                ..Message::default()
+            };
+            let body = msg.encode();
+            let mut expected = Vec::new();
+            varint::encode(body.len() as u64, &mut expected);
+            expected.extend_from_slice(&body);
+            assert_eq!(msg.frame(), expected, "{size}");
+            assert_eq!(Message::decode(&Bytes::from(body)).unwrap(), msg);
+        }
+        assert_eq!(Message::default().frame(), vec![0]);
     }
 
     #[test]

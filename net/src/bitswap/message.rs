@@ -136,7 +136,7 @@ impl Message {
     /// The message as one frame: its length as a varint, then the protobuf bytes. Built in one buffer
     /// (the body is written after room for the longest length, which is filled in from the end), so a
     /// block's bytes are copied once.
-    pub fn frame(&self) -> Vec<u8> {
+    pub fn frame(&self) -> Bytes {
         const ROOM: usize = 10;
         let mut out = Vec::with_capacity(ROOM + self.size_hint() + 16);
         out.resize(ROOM, 0);
@@ -145,8 +145,8 @@ impl Message {
         varint::encode((out.len() - ROOM) as u64, &mut len);
         let start = ROOM - len.len();
         out[start..ROOM].copy_from_slice(&len);
-        out.drain(..start);
-        out
+        // A view from the length on: cutting the unused room off the front would move every byte.
+        Bytes::from(out).slice(start..)
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -179,10 +179,8 @@ impl Message {
             // apart; the data goes straight into `out`.
             let mut head = Vec::with_capacity(24);
             put_bytes(&mut head, 1, &cid.prefix());
-            varint::encode((2 << 3) | 2, &mut head);
-            varint::encode(data.len() as u64, &mut head);
-            varint::encode((3 << 3) | 2, out);
-            varint::encode((head.len() + data.len()) as u64, out);
+            put_len(&mut head, 2, data.len());
+            put_len(out, 3, head.len() + data.len());
             out.extend_from_slice(&head);
             out.extend_from_slice(data);
         }
@@ -297,9 +295,14 @@ fn put_varint(out: &mut Vec<u8>, field: u64, v: u64) {
 }
 
 fn put_bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
-    varint::encode((field << 3) | 2, out);
-    varint::encode(b.len() as u64, out);
+    put_len(out, field, b.len());
     out.extend_from_slice(b);
+}
+
+/// A length-delimited field's tag and length, its `len` bytes to follow.
+fn put_len(out: &mut Vec<u8>, field: u64, len: usize) {
+    varint::encode((field << 3) | 2, out);
+    varint::encode(len as u64, out);
 }
 
 /// A protobuf field value.

@@ -223,15 +223,38 @@ fn size_or_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
     }
 }
 
+/// How one receive runs.
+#[derive(Clone)]
+pub struct ReceiveOptions {
+    /// Read every file's content at once (so missing blocks are found, and fetched from peers, now
+    /// instead of on first read).
+    pub now: bool,
+    /// The most the share may declare in file sizes, for this receive in place of `[receive]
+    /// max_size`.
+    pub max_size: Option<u64>,
+    /// Told the bytes of each file received: as its content is read with `now`, else as its entry is
+    /// added.
+    pub progress: transfer::Progress,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        ReceiveOptions {
+            now: false,
+            max_size: None,
+            progress: no_progress(),
+        }
+    }
+}
+
 /// Adds what `opened` (from `link`, with its key) names at tree path `path`: inside it when it is a
-/// folder, else under that name. With `now`, reads every file's content at once (so missing blocks are
-/// found now instead of on first read). See [`receive_into`].
+/// folder, else under that name. See [`receive_into`] and [`ReceiveOptions`].
 pub async fn receive(
     engine: &Engine,
     hold: &Hold,
     opened: Opened,
     path: Option<&str>,
-    now: bool,
+    opts: &ReceiveOptions,
 ) -> Result<Report> {
     let t = engine.tree().clone();
     let name = match opened.name() {
@@ -256,14 +279,14 @@ pub async fn receive(
         Err(e) => return Err(e),
     };
     let target = join(&t.path_of(parent)?, &name);
-    receive_into(engine, hold, opened, parent, &name, &target, now).await
+    receive_into(engine, hold, opened, parent, &name, &target, opts).await
 }
 
 /// Adds what `opened` names as entry `name` of tree folder `parent` (`target` names it in messages).
 ///
 /// A folder is built in the tree's scratch folder and renamed into place when complete, so a receive
-/// that fails (a hostile or broken share, missing blocks, a share larger than `[receive] max_size` or,
-/// with `now`, than the free space) leaves nothing behind, and one cut short by a crash is removed when
+/// that fails (a hostile or broken share, missing blocks, a share larger than `[receive] max_size` (or
+/// the options' `max_size`) or, with `now`, than the free space) leaves nothing behind, and one cut short by a crash is removed when
 /// the tree is next opened. A folder reached twice is refused, and content kept inside a manifest gets a
 /// descriptor over the same blocks instead of a copy.
 pub async fn receive_into(
@@ -273,7 +296,7 @@ pub async fn receive_into(
     parent: u64,
     name: &str,
     target: &str,
-    now: bool,
+    opts: &ReceiveOptions,
 ) -> Result<Report> {
     let t = engine.tree().clone();
     if t.lookup(parent, name).is_ok() {
@@ -282,7 +305,7 @@ pub async fn receive_into(
             format!("{target} already exists in the tree"),
         ));
     }
-    let mut budget = Budget::new(engine, now)?;
+    let mut budget = Budget::new(engine, opts)?;
     let mut report = Report {
         target: target.to_string(),
         files: 0,
@@ -302,8 +325,10 @@ pub async fn receive_into(
     {
         budget.take(*size, target)?;
         let link = Link::new(opened.root, opened.key.clone()).to_string();
-        if now {
-            fetch(&store, &opened).await?;
+        if opts.now {
+            fetch(&store, &opened, &opts.progress).await?;
+        } else {
+            (opts.progress)(*size);
         }
         t.put_link(
             parent,
@@ -331,7 +356,7 @@ pub async fn receive_into(
         hold,
         tree: &t,
         owner: (owner.uid, owner.gid),
-        now,
+        opts,
         target,
     }
     .fill(opened, top, &mut budget, &mut report)
@@ -354,16 +379,23 @@ pub async fn receive_into(
     Ok(report)
 }
 
-/// What a receive may still take: `[receive] max_size`, and with `now` the repository's free space.
+/// What a receive may still take: `[receive] max_size` (or the options' `max_size`), and with `now`
+/// the repository's free space.
 struct Budget {
     left: u64,
     why: &'static str,
 }
 
 impl Budget {
-    fn new(engine: &Engine, now: bool) -> Result<Budget> {
-        let cap = engine.repo().config().receive.max_size;
-        if now {
+    fn new(engine: &Engine, opts: &ReceiveOptions) -> Result<Budget> {
+        let (cap, why) = match opts.max_size {
+            Some(cap) => (cap, "--max-size"),
+            None => (
+                engine.repo().config().receive.max_size,
+                "`[receive] max_size` in the repository's config.toml",
+            ),
+        };
+        if opts.now {
             let st = engine.tree().statfs()?;
             let free = st.blocks_free.saturating_mul(st.block_size);
             if free < cap {
@@ -373,10 +405,7 @@ impl Budget {
                 });
             }
         }
-        Ok(Budget {
-            left: cap,
-            why: "`[receive] max_size` in the repository's config.toml",
-        })
+        Ok(Budget { left: cap, why })
     }
 
     /// Takes `size` declared bytes for `at`, or refuses the share.
@@ -400,7 +429,7 @@ struct Build<'a> {
     hold: &'a Hold,
     tree: &'a crate::tree::Tree,
     owner: (u32, u32),
-    now: bool,
+    opts: &'a ReceiveOptions,
     target: &'a str,
 }
 
@@ -499,23 +528,36 @@ impl Build<'_> {
     ) -> Result<Content> {
         let link = match e.content() {
             Some(FileContent::Link(l)) => {
-                if self.now {
-                    fetch(store, &transfer::open(store, &l, None).await?).await?;
+                if self.opts.now {
+                    fetch(
+                        store,
+                        &transfer::open(store, &l, None).await?,
+                        &self.opts.progress,
+                    )
+                    .await?;
+                } else {
+                    (self.opts.progress)(e.size);
                 }
                 l
             }
             Some(FileContent::Data(bytes)) if bytes.len() as u64 <= self.tree.inline_max() => {
+                (self.opts.progress)(e.size);
                 return Ok(Content::Data(bytes.to_vec()));
             }
-            Some(FileContent::Data(bytes)) => restore(self.engine, self.hold, e, bytes.to_vec()).await?,
+            Some(FileContent::Data(bytes)) => {
+                (self.opts.progress)(e.size);
+                restore(self.engine, self.hold, e, bytes.to_vec()).await?
+            }
             Some(FileContent::Tuples {
                 key,
                 tuples,
                 block_size,
             }) => {
                 let inline = Opened::inline(store, dir.root, key.clone(), e, tuples.to_vec(), block_size);
-                if self.now {
-                    fetch(store, &inline).await?;
+                if self.opts.now {
+                    fetch(store, &inline, &self.opts.progress).await?;
+                } else {
+                    (self.opts.progress)(e.size);
                 }
                 self.engine
                     .sealer()
@@ -552,13 +594,17 @@ async fn restore(engine: &Engine, hold: &Hold, e: &DirEntry, bytes: Vec<u8>) -> 
     Ok(link)
 }
 
-async fn fetch(store: &Arc<dyn crate::store::BlockSource>, opened: &Opened) -> Result<()> {
+async fn fetch(
+    store: &Arc<dyn crate::store::BlockSource>,
+    opened: &Opened,
+    progress: &transfer::Progress,
+) -> Result<()> {
     transfer::read_to(
         store,
         opened,
         Box::new(std::io::sink()),
         "<fetch>".into(),
-        &no_progress(),
+        progress,
     )
     .await?;
     Ok(())
@@ -578,7 +624,31 @@ mod tests {
     /// Opens `link` and receives it at tree path `at`, queued (not sealed now).
     async fn receive_at(engine: &Engine, link: &Link, at: &str) -> Result<Report> {
         let opened = transfer::open(engine.repo().store(), link, None).await?;
-        receive(engine, &engine.repo().hold().await, opened, Some(at), false).await
+        receive(
+            engine,
+            &engine.repo().hold().await,
+            opened,
+            Some(at),
+            &ReceiveOptions::default(),
+        )
+        .await
+    }
+
+    /// Options that add up what the receive reports as it goes.
+    fn counted(now: bool, max_size: Option<u64>) -> (ReceiveOptions, Arc<std::sync::atomic::AtomicU64>) {
+        let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sum = total.clone();
+        let progress: transfer::Progress = Arc::new(move |n| {
+            sum.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        });
+        (
+            ReceiveOptions {
+                now,
+                max_size,
+                progress,
+            },
+            total,
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,10 +701,19 @@ mod tests {
         // Receive the folder elsewhere (into an existing folder, with --now), and the single file.
         t.mkdir(ROOT, "inbox", 0o755, 0, 0).unwrap();
         let opened = transfer::open(repo.store(), &link, None).await.unwrap();
-        let r = receive(&engine, &engine.repo().hold().await, opened, Some("/inbox"), true)
-            .await
-            .unwrap();
+        let (opts, fetched) = counted(true, None);
+        let r = receive(
+            &engine,
+            &engine.repo().hold().await,
+            opened,
+            Some("/inbox"),
+            &opts,
+        )
+        .await
+        .unwrap();
         assert_eq!((r.files, r.folders, r.target.as_str()), (2, 2, "/inbox/d"));
+        // With --now the progress counts the content as it is read: each file's bytes once.
+        assert_eq!(fetched.load(std::sync::atomic::Ordering::Relaxed), 9_000);
         let got = t.resolve("/inbox/d/sub/f").unwrap();
         assert_eq!(t.read(got, 0, 1 << 20).await.unwrap(), vec![3u8; 9_000]);
         assert_eq!(t.getattr(t.resolve("/inbox/d").unwrap()).unwrap().mode, 0o750);
@@ -667,10 +746,13 @@ mod tests {
         let opened = transfer::open(repo.store(), &res.link.parse().unwrap(), None)
             .await
             .unwrap();
-        let r = receive(&engine, &engine.repo().hold().await, opened, None, false)
+        let (opts, counted_bytes) = counted(false, None);
+        let r = receive(&engine, &engine.repo().hold().await, opened, None, &opts)
             .await
             .unwrap();
         assert_eq!((r.files, r.target.as_str()), (2, "/p"));
+        // Without --now each file counts as its entry is added (inline or not).
+        assert_eq!(counted_bytes.load(std::sync::atomic::Ordering::Relaxed), 10_004);
         let ino = t.resolve("/p/tiny").unwrap();
         assert_eq!(
             t.inode(ino).unwrap().content(),
@@ -778,6 +860,26 @@ mod tests {
         assert_eq!(root_names(&t), before);
         // Nothing half-built is left where it was built either.
         assert!(t.readdir(SCRATCH).unwrap().is_empty());
+        // A cap given for one receive (`--max-size`) takes the config's place, both ways.
+        let receive_capped = |cap: u64, at: &'static str| {
+            let (engine, big) = (&engine, &big);
+            async move {
+                let opened = transfer::open(engine.repo().store(), big, None).await?;
+                let opts = ReceiveOptions {
+                    max_size: Some(cap),
+                    ..ReceiveOptions::default()
+                };
+                receive(engine, &engine.repo().hold().await, opened, Some(at), &opts).await
+            }
+        };
+        let err = receive_capped(1_000, "/capped").await.unwrap_err();
+        assert_eq!(err.errno(), libc::EFBIG, "{err}");
+        assert!(err.to_string().contains("--max-size"), "{err}");
+        assert!(t.resolve("/capped").is_err());
+        let r = receive_capped(40_000, "/uncapped").await.unwrap();
+        assert_eq!(r.bytes, 30_000);
+        t.remove_all(ROOT, "uncapped").unwrap();
+        assert_eq!(root_names(&t), before);
 
         // One copy fits, and lands under its name with nothing hidden left beside it.
         let one = manifest(&engine, &hold, "one", vec![dir_entry("a", &sub)]).await;

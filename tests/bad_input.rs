@@ -308,3 +308,28 @@ fn gc_keeps_pinned_and_frees_unpinned() {
     );
     env.ok(&["pin", &keep]);
 }
+
+#[test]
+fn receive_refuses_a_share_over_its_max_size_and_keeps_nothing() {
+    let env = Env::new(Some("4K"));
+    let src = env.path("share");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a"), pseudo_random(6_000, 1)).unwrap();
+    std::fs::write(src.join("sub/b"), pseudo_random(6_000, 2)).unwrap();
+    let link = env.put(&src);
+    // 12,000 bytes declared against a cap of 10 KiB: refused, naming the flag, nothing in the tree.
+    let err = env.fails(&["receive", "--max-size", "10K", &link, "/capped"]);
+    assert!(err.contains("declares more than --max-size allows"), "{err}");
+    assert!(env.fails(&["tree", "ls", "/capped"]).contains("/capped"));
+    // Under a cap that fits it lands, whole.
+    env.ok(&["receive", "--max-size", "12000", &link, "/fits"]);
+    env.ok(&["tree", "export", "/fits", "out"]);
+    assert_eq!(
+        std::fs::read(env.path("out/sub/b")).unwrap(),
+        pseudo_random(6_000, 2)
+    );
+    // A size that is not one is refused before anything is read.
+    assert!(env
+        .fails(&["receive", "--max-size", "lots", &link])
+        .contains("lots"));
+}

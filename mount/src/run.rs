@@ -339,9 +339,17 @@ async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<Shown>
     let (ino, name) = if is_dir {
         // The folder itself is the root shown.
         let name = format!("link-{}", link.root);
-        share::receive_into(engine, &hold, opened, tree::SCRATCH, &name, &label, false)
-            .await
-            .context("cannot receive the link")?;
+        share::receive_into(
+            engine,
+            &hold,
+            opened,
+            tree::SCRATCH,
+            &name,
+            &label,
+            &Default::default(),
+        )
+        .await
+        .context("cannot receive the link")?;
         (t.lookup(tree::SCRATCH, &name)?.ino, name)
     } else {
         // A file is shown in a folder of its own.
@@ -350,7 +358,9 @@ async fn find_root(engine: &Engine, root: Option<&str>) -> anyhow::Result<Shown>
             "" => link.root.to_string(),
             n => n.to_string(),
         };
-        if let Err(e) = share::receive_into(engine, &hold, opened, holder, &file, &label, false).await {
+        if let Err(e) =
+            share::receive_into(engine, &hold, opened, holder, &file, &label, &Default::default()).await
+        {
             let _ = t.remove_all(tree::SCRATCH, &name);
             return Err(e).context("cannot receive the link");
         }

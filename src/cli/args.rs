@@ -212,6 +212,10 @@ pub enum Command {
         /// Read every block now instead of on first use
         #[arg(long)]
         now: bool,
+        /// Refuse the share if its files declare more than this in all (e.g. 10GiB) [default: `[receive]
+        /// max_size` in config.toml]
+        #[arg(long, value_name = "SIZE", value_parser = crate::fmt::parse_size)]
+        max_size: Option<u64>,
         #[command(flatten)]
         password: PasswordFlag,
         #[command(flatten)]

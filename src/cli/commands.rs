@@ -213,11 +213,19 @@ pub async fn dispatch(engine: &Arc<Engine>, command: Command, io: &Io, quiet: bo
             link,
             path,
             now,
+            max_size,
             password,
             out,
         } => {
             let opened = open_link(&repo, io, &link, password.password).await?;
-            return namespace::receive(engine, io, opened, path.as_deref(), now, out.json).await;
+            let args = namespace::ReceiveArgs {
+                path,
+                now,
+                max_size,
+                json: out.json,
+                quiet: quiet || !io.bars,
+            };
+            return namespace::receive(engine, io, opened, args).await;
         }
         Command::Status { out } => return namespace::status(engine, io, out.json).await,
         Command::Net(cmd) => return net::net(engine, io, cmd).await,

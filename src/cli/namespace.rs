@@ -10,6 +10,7 @@ use serde_json::json;
 use super::args::{SyncCommand, TreeCommand};
 use super::commands::new_password;
 use super::io::Io;
+use super::progress::{bytes_bar, PeerTicker};
 use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::fmt::{format_time, human_bytes, mode_string};
@@ -481,22 +482,34 @@ pub async fn share(
     Ok(0)
 }
 
+/// What `noisefs receive` was given besides the link.
+pub struct ReceiveArgs {
+    pub path: Option<String>,
+    pub now: bool,
+    pub max_size: Option<u64>,
+    pub json: bool,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
 /// `noisefs receive`.
-pub async fn receive(
-    engine: &Arc<Engine>,
-    io: &Io,
-    opened: Opened,
-    path: Option<&str>,
-    now: bool,
-    json: bool,
-) -> anyhow::Result<u8> {
+pub async fn receive(engine: &Arc<Engine>, io: &Io, opened: Opened, args: ReceiveArgs) -> anyhow::Result<u8> {
     let hold = engine.repo().hold().await;
-    let report = crate::share::receive(engine, &hold, opened, path, now)
-        .await
-        .context("cannot receive")?;
+    // With --now the bar moves as content is read (from peers when the repository lacks it).
+    let (bar, progress) = bytes_bar(0, args.quiet, "receiving");
+    let ticker = PeerTicker::start(&bar, engine.network(), "receiving");
+    let opts = crate::share::ReceiveOptions {
+        now: args.now,
+        max_size: args.max_size,
+        progress,
+    };
+    let report = crate::share::receive(engine, &hold, opened, args.path.as_deref(), &opts).await;
+    drop(ticker);
+    bar.finish_and_clear();
+    let report = report.context("cannot receive")?;
     drop(hold);
     let mut out = io.out.clone();
-    if json {
+    if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         writeln!(

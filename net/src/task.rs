@@ -239,7 +239,7 @@ pub(crate) async fn spawn(
         stats,
         limits: ServeLimits {
             ledger_cap: config.ledger_cap,
-            batch_bytes: 1 << 20,
+            batch_bytes: 256 << 10,
             bytes_per_sec: config.serve_bytes_per_sec,
         },
         events_tx,
